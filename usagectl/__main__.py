@@ -1,0 +1,3 @@
+from usagectl.cli import main
+
+main()

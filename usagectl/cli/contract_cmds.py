@@ -1,0 +1,174 @@
+"""``contracts load | list | show``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app, resolve
+from usagectl.contracts import Contract, parse_as_of, period_containing
+from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.console import Env
+from usagectl.renderers.text import safe
+from usagectl.store import contracts_repo
+from usagectl.store.db import connect
+
+contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
+                            rich_markup_mode="rich")
+app.add_typer(contracts_app, name="contracts")
+
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="The moment taken as now (ISO 8601; default: the current time).")]
+
+
+def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:
+    as_of = parse_as_of(as_of_text)
+    period = period_containing(c, as_of)
+    d = c.to_dict()
+    d["current_period"] = period.to_dict(as_of) if period else None
+    return d
+
+
+@contracts_app.command("load")
+@handle_errors
+def load(
+    file: Annotated[str, typer.Argument(help="Contracts TOML file.", show_default=False)],
+    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+) -> None:
+    """Validate a contracts TOML file and store its contracts.
+
+    The whole file is checked first and every problem is listed; nothing is loaded when any
+    is found. A contract id that is already stored is replaced.
+
+    Example: usagectl contracts load contracts.toml
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    con = connect(db)
+    try:
+        outcome = contracts_repo.load_file(con, file)
+    finally:
+        con.close()
+    if fmt == "json":
+        env.write(jsonout.dumps({"file": file, "contracts": outcome}))
+    elif fmt == "csv":
+        env.write(csvout.render(outcome, ("id", "owner", "action", "meters")))
+    else:
+        table = Table(title=f"Contracts loaded from {safe(file)}", title_justify="left")
+        for col in ("id", "owner", "meters", "action"):
+            table.add_column(col, justify="right" if col == "meters" else "left")
+        for o in outcome:
+            table.add_row(safe(o["id"]), safe(o["owner"]), str(o["meters"]), o["action"])
+        env.out.print(table)
+
+
+def contracts_table(env: Env, rows: list[dict[str, Any]], title: str = "Contracts") -> None:
+    """The contracts list as a Rich table (also used by the demo); compact below 100 columns."""
+    table = Table(title=title, title_justify="left")
+    narrow = env.out.width < 100
+    table.add_column("id", no_wrap=True)
+    table.add_column("owner", overflow="fold")
+    if not narrow:
+        table.add_column("cycle")
+        table.add_column("time zone")
+        table.add_column("tier")
+        table.add_column("meters", justify="right")
+    table.add_column("current period", no_wrap=True)
+    for d in rows:
+        p = d["current_period"]
+        period = f"#{p['index']} {p['start'][:10]} → {p['end'][:10]}" if p else "[dim]none[/]"
+        cells = [safe(d["id"]), safe(d["owner"])]
+        if not narrow:
+            cells += [d["cycle"], safe(d["timezone"]), safe(d["tier"] or ""),
+                      str(len(d["meters"]))]
+        cells += [period]
+        table.add_row(*cells)
+    env.out.print(table)
+
+
+@contracts_app.command("list")
+@handle_errors
+def list_(
+    owner: Annotated[str | None, typer.Option(help="Only this owner's contracts.")] = None,
+    as_of: AsOfOption = None,
+    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+) -> None:
+    """List contracts with their current period.
+
+    Example: usagectl contracts list --as-of 2026-11-20
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    con = connect(db, read_only=True)
+    try:
+        rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con, owner)]
+    finally:
+        con.close()
+    if fmt == "json":
+        env.write(jsonout.dumps(rows))
+    elif fmt == "csv":
+        flat = [{"id": d["id"], "owner": d["owner"], "cycle": d["cycle"], "start": d["start"],
+                 "end": d["end"], "timezone": d["timezone"], "tier": d["tier"],
+                 "meters": len(d["meters"]),
+                 "period_index": (d["current_period"] or {}).get("index"),
+                 "period_start": (d["current_period"] or {}).get("start"),
+                 "period_end": (d["current_period"] or {}).get("end")} for d in rows]
+        env.write(csvout.render(flat, list(flat[0]) if flat else ["id"]))
+    else:
+        contracts_table(env, rows)
+
+
+@contracts_app.command("show")
+@handle_errors
+def show(
+    contract_id: Annotated[str, typer.Argument(metavar="ID", help="Contract id.",
+                                               show_default=False)],
+    as_of: AsOfOption = None,
+    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+) -> None:
+    """Show one contract: terms, meters and the current period.
+
+    Example: usagectl contracts show acme-fields-2026 --format json
+    """
+    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
+    con = connect(db, read_only=True)
+    try:
+        d = _with_period(contracts_repo.get_contract(con, contract_id), as_of)
+    finally:
+        con.close()
+    if fmt == "json":
+        env.write(jsonout.dumps(d))
+        return
+    p = d["current_period"]
+    env.out.print(f"[bold]{safe(d['id'])}[/] · owner {safe(d['owner'])} · {d['cycle']} from "
+                  f"{d['start']}" + (f" to {d['end']}" if d["end"] else "")
+                  + f" · {safe(d['timezone'])}" + (f" · tier {safe(d['tier'])}" if d["tier"] else ""))
+    if p:
+        env.out.print(f"current period #{p['index']}: {p['start']} → {p['end']} (as of {p['as_of']})")
+    else:
+        env.out.print("no current period (the contract has not started or has ended)")
+    table = Table(title="Meters", title_justify="left")
+    for col in ("meter", "aggregate", "what", "billed on", "limit", "included", "overage price"):
+        table.add_column(col, justify="right" if col in ("limit", "included") else "left",
+                         overflow="fold")
+    for m in d["meters"]:
+        what = m.get("unit") or m.get("field") or ", ".join(m.get("fields") or []) or "events"
+        if m.get("products"):
+            what += " of " + ", ".join(m["products"])
+        price = ""
+        if m.get("pricing"):
+            price = f"{m['pricing']} ({len(m.get('price') or [])} tiers)"
+        elif m.get("overage_cents_per_unit") is not None:
+            price = f"{m['overage_cents_per_unit']}¢ per {m.get('overage_unit') or 1}"
+        table.add_row(safe(m["name"]), m["aggregate"], safe(what), m["billed_on"],
+                      _num(m.get("limit")), _num(m.get("included")), safe(price))
+    env.out.print(table)
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "—"
+    try:
+        return f"{float(v):,.10g}"
+    except (TypeError, ValueError):
+        return str(v)

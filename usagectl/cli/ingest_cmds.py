@@ -1,0 +1,224 @@
+"""``ingest``, ``ingests`` and ``rejects``: loading events and the audit trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app, resolve
+from usagectl.errors import ExitCode
+from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.console import Env
+from usagectl.renderers.text import safe
+from usagectl.sources.columns import parse_mapping
+from usagectl.store import audit
+from usagectl.store.db import connect
+from usagectl.store.ingest import FileResult, IngestOptions, ingest_paths
+
+COUNT_KEYS = ("rows_read", "accepted", "duplicates", "rejected", "repaired")
+
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or globs to ingest.",
+                                               show_default=False)],
+    owner: Annotated[str | None, typer.Option(help="Owner of every event (when the file has "
+                                              "no owner column, or to check it).")] = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="Rename a column: canonical=source (repeatable).")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the geometry when the file does not "
+                                            "say (e.g. EPSG:28992).")] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of naive timestamps.")] = "UTC",
+    strict: Annotated[bool, typer.Option(help="Any rejected row fails the whole file.")] = False,
+    source_format: Annotated[str | None, typer.Option(
+        "--source-format", help="Force the input format: csv, tsv, parquet, geojson, jsonl.")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> int:
+    """Load usage events from CSV/TSV, Parquet/GeoParquet, GeoJSON or JSON Lines files.
+
+    Each file is committed whole or not at all, and re-ingesting adds nothing: events are
+    deduplicated on (owner_id, event_id). Every row is accounted for:
+    rows_read = accepted + duplicates + rejected. Rejected rows keep their reason
+    (`usagectl rejects`). Exit 1 when any file failed.
+
+    Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
+                            strict=strict, format=source_format)
+    con = connect(db)
+    try:
+        results = _run_with_progress(con, paths, options, env)
+    finally:
+        con.close()
+    totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
+    totals["files"] = len(results)
+    totals["failed"] = sum(r.status != "ok" for r in results)
+    if fmt == "json":
+        env.write(jsonout.dumps({"files": [r.to_dict() for r in results], "totals": totals}))
+    elif fmt == "csv":
+        cols = ("path", "sha256", "format", *COUNT_KEYS, "seconds", "status", "error")
+        env.write(csvout.render([r.to_dict() for r in results], cols))
+    else:
+        _ingest_table(env, results, totals)
+        _reject_hints(env, con_path=db, results=results)
+    return int(ExitCode.ERROR) if totals["failed"] else 0
+
+
+def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]
+    if env.quiet or not env.stderr_is_tty:
+        return ingest_paths(con, paths, options)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=env.err, transient=True) as bar:
+        def start(path: Path, size: int):  # type: ignore[no-untyped-def]
+            task = bar.add_task(safe(path.name), total=size or 1)
+            return lambda done, total: bar.update(task, completed=done)
+        return ingest_paths(con, paths, options, progress=start)
+
+
+def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  # type: ignore[type-arg]
+    """Per-file counts; below 100 columns the repaired/format/seconds columns are left out."""
+    narrow = env.out.width < 100
+    table = Table(title="Ingest", title_justify="left")
+    table.add_column("file", overflow="fold", min_width=16)
+    heads = ["read", "accepted", "dupes", "rejected"] + ([] if narrow else ["repaired"])
+    for k in heads:
+        table.add_column(k, justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("format")
+        table.add_column("seconds", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    keys = ["rows_read", "accepted", "duplicates", "rejected"] + ([] if narrow else ["repaired"])
+    for r in results:
+        status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
+        row = [safe(r.path)] + [f"{getattr(r, k):,}" for k in keys]
+        if not narrow:
+            row += [safe(r.format or ""), f"{r.seconds:.2f}"]
+        table.add_row(*row, status)
+    if len(results) > 1:
+        row = ["[bold]total[/]"] + [f"{totals[k]:,}" for k in keys]
+        if not narrow:
+            row += ["", ""]
+        table.add_row(*row, "")
+    env.out.print(table)
+    if narrow:
+        env.note("[dim](repaired, format and seconds shown on terminals ≥ 100 columns, "
+                 "or with --format json)[/]")
+    for r in results:
+        if r.error:
+            env.err.print(f"[red]failed[/] {safe(r.path)}: {safe(r.error)}")
+
+
+def _reject_hints(env: Env, con_path: str | None, results: list[FileResult]) -> None:
+    rejected = [r for r in results if r.rejected and r.ingest_id is not None]
+    if not rejected or env.quiet:
+        return
+    con = connect(con_path, read_only=True)
+    try:
+        for r in rejected:
+            rows = audit.list_rejects(con, r.ingest_id, limit=5)
+            env.err.print(f"{r.rejected:,} rejected in {safe(r.path)} (first {len(rows)}):")
+            for row in rows:
+                env.err.print(f"  line {row['line']}: {safe(row['reason'])}")
+            env.err.print(f"  all of them: usagectl rejects --ingest {r.ingest_id}")
+    finally:
+        con.close()
+
+
+@app.command("ingests")
+@handle_errors
+def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
+    """List every ingest: file, SHA-256, times, status and row counts (the audit trail).
+
+    A failed or rolled-back ingest is listed with status failed, its error and accepted = 0.
+
+    Example: usagectl ingests --format json | jq '.[] | select(.status == "failed")'
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    con = connect(db, read_only=True)
+    try:
+        rows = audit.list_ingests(con)
+    finally:
+        con.close()
+    if fmt == "json":
+        env.write(jsonout.dumps(rows))
+        return
+    if fmt == "csv":
+        env.write(csvout.render(rows, audit.INGEST_KEYS + audit.INGEST_EXTRA_KEYS))
+        return
+    table = Table(title="Ingests", title_justify="left")
+    narrow = env.out.width < 100
+    table.add_column("id", justify="right")
+    table.add_column("file", overflow="fold")
+    if not narrow:
+        table.add_column("started (UTC)", no_wrap=True)
+        table.add_column("sha256", no_wrap=True)
+    for k in ("read", "accepted", "dupes", "rejected"):
+        table.add_column(k, justify="right", no_wrap=True)
+    table.add_column("status")
+    for r in rows:
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(r["status"], r["status"])
+        cells = [str(r["id"]), safe(r["path"])]
+        if not narrow:
+            cells += [(r["started_at"] or "")[:19].replace("T", " "), (r["sha256"] or "")[:12]]
+        cells += [f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['duplicates']:,}",
+                  f"{r['rejected']:,}", status]
+        table.add_row(*cells)
+    env.out.print(table)
+    for r in rows:
+        if r["error"]:
+            env.err.print(f"#{r['id']}: {safe(r['error'])}")
+
+
+@app.command("rejects")
+@handle_errors
+def rejects_cmd(
+    ingest_id: Annotated[int | None, typer.Option("--ingest", help="Only this ingest's rows.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """List rejected rows with their file, line, reason and raw record.
+
+    Tables show the first 50 rows; JSON and CSV hold every row unless --limit is given.
+
+    Example: usagectl rejects --ingest 3 --format csv > rejects.csv
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    con = connect(db, read_only=True)
+    try:
+        total = audit.count_rejects(con, ingest_id)
+        table_limit = limit if limit is not None else (50 if fmt == "table" else None)
+        rows = audit.list_rejects(con, ingest_id, table_limit, offset)
+    finally:
+        con.close()
+    if fmt == "json":
+        env.write(jsonout.dumps(rows))
+        return
+    if fmt == "csv":
+        env.write(csvout.render(rows, audit.REJECT_KEYS))
+        return
+    table = Table(title="Rejected rows", title_justify="left")
+    table.add_column("ingest", justify="right")
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=3)
+    if env.out.width >= 100:
+        table.add_column("raw", overflow="ellipsis", no_wrap=True, ratio=2)
+    for r in rows:
+        cells = [str(r["ingest_id"]), str(r["line"]), safe(r["reason"])]
+        if env.out.width >= 100:
+            cells.append(safe((r["raw"] or "")[:200]))
+        table.add_row(*cells)
+    env.out.print(table)
+    more = total - offset - len(rows)
+    if more > 0:
+        env.note(f"{more:,} more; use --format csv (all rows) or --offset {offset + len(rows)}")

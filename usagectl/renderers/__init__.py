@@ -1,0 +1,1 @@
+"""Renderers: one module per output format (table, json, csv), all fed plain data."""

@@ -1,0 +1,46 @@
+"""The output environment: stdout for data, stderr for everything else (STYLE.md §5).
+
+Built once per command from the real streams (or test doubles), so that colour, progress bars
+and widths follow the terminal: colour only on a TTY and never with ``NO_COLOR``; progress only
+on a TTY and not with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import IO
+
+from rich.console import Console
+
+
+@dataclass
+class Env:
+    """Streams and consoles of one command run."""
+
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        no_color = "NO_COLOR" in os.environ
+        width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
+        self.out = Console(file=self.stdout, no_color=no_color, highlight=False, width=width,
+                           soft_wrap=False, emoji=False)
+        self.err = Console(file=self.stderr, no_color=no_color, highlight=False, width=width,
+                           emoji=False)
+
+    @property
+    def stderr_is_tty(self) -> bool:
+        return bool(getattr(self.stderr, "isatty", lambda: False)())
+
+    def write(self, text: str) -> None:
+        """Raw data to stdout (JSON, CSV): no markup, no wrapping."""
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def note(self, message: str) -> None:
+        """A human note on stderr, suppressed by --quiet."""
+        if not self.quiet:
+            self.err.print(message)

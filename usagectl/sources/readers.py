@@ -1,0 +1,735 @@
+"""Read event files in bounded chunks, one Arrow table per chunk (SPEC §3.2).
+
+Every reader yields every record of the file exactly once, in order, each with its line (CSV,
+JSON Lines: physical line where the record starts; GeoJSON: feature number; Parquet: row number,
+all 1-based). A record that cannot be split into values (bad quoting, wrong field count, invalid
+UTF-8, a JSON line that does not parse) is still yielded, with ``_pre_reason`` set, so it becomes
+a rejected row rather than a lost one. Memory is bounded by the chunk size, never the file size.
+
+Chunk columns: ``c_<canonical>`` for every canonical column (null when the source lacks it),
+``x_<n>`` for the extra source columns listed in ``extras`` (their original names are bound as
+SQL parameters later, never formatted into SQL), ``_attributes`` (JSON text, JSON sources only),
+``_line``, ``_raw`` (the record as read, for reject listings) and ``_pre_reason``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from usagectl.errors import IOFailure, ValidationError
+from usagectl.sources.columns import (
+    CANONICAL,
+    ColumnPlan,
+    RecordKeyResolver,
+    missing_columns_message,
+    missing_required,
+    plan_columns,
+)
+
+CHUNK_ROWS = 50_000
+# A quoted field longer than this many physical lines is taken as an unterminated quote: the
+# opening line is rejected and the following lines are read again as records of their own.
+MAX_RECORD_LINES = 1_000
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+FORMATS = ("csv", "tsv", "parquet", "geojson", "jsonl")
+_SUFFIX_FORMAT = {
+    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv",
+    ".parquet": "parquet", ".geoparquet": "parquet", ".pq": "parquet",
+    ".geojson": "geojson", ".json": "json",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".geojsonl": "jsonl", ".geojsonseq": "jsonl",
+}
+_COMPRESSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+
+
+def detect_format(path: Path) -> tuple[str, str | None]:
+    """Format and compression from the file name (``events.csv.gz`` → csv, gzip)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        compression = _COMPRESSION[suffixes.pop()]
+    fmt = _SUFFIX_FORMAT.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise ValidationError(
+            f"{path}: cannot tell the format from the name; use one of .csv .tsv .parquet "
+            ".geojson .json .jsonl .ndjson (optionally with .gz or .zst)")
+    if fmt == "parquet" and compression:
+        raise ValidationError(f"{path}: Parquet is compressed internally; decompress the file first")
+    if fmt == "json":
+        fmt = _sniff_json(path, compression)
+    return fmt, compression
+
+
+def is_supported(path: Path) -> bool:
+    try:
+        suffixes = [s.lower() for s in path.suffixes]
+        if suffixes and suffixes[-1] in _COMPRESSION:
+            suffixes.pop()
+        return bool(suffixes) and suffixes[-1] in _SUFFIX_FORMAT
+    except Exception:
+        return False
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a raw file so the progress bar can follow compressed bytes consumed."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        self.consumed += n or 0
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def open_binary(path: Path, compression: str | None) -> tuple[BinaryIO, _CountingReader]:
+    """A decompressed binary stream and the counter of raw bytes read beneath it."""
+    try:
+        raw = _CountingReader(open(path, "rb"))  # noqa: SIM115 — closed by the caller
+    except OSError as exc:
+        raise IOFailure(f"{path}: cannot open: {exc.strerror}") from None
+    buffered = io.BufferedReader(raw, buffer_size=1 << 20)
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), raw  # type: ignore[return-value]
+    if compression == "zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20), raw  # type: ignore[arg-type]
+    return buffered, raw  # type: ignore[return-value]
+
+
+def count_lines(path: Path, compression: str | None) -> int:
+    """Count physical lines by raw newline bytes: the independent check on the CSV reader."""
+    stream, _ = open_binary(path, compression)
+    lines, last = 0, b"\n"
+    try:
+        while block := stream.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    finally:
+        stream.close()
+    return lines + (0 if last == b"\n" else 1)
+
+
+def _sniff_json(path: Path, compression: str | None) -> str:
+    """A ``.json`` file is JSON Lines when its first non-blank line is a whole JSON object."""
+    stream, _ = open_binary(path, compression)
+    try:
+        for line in stream:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    return "geojson"
+                if isinstance(obj, dict) and obj.get("type") == "FeatureCollection":
+                    return "geojson"
+                return "jsonl" if isinstance(obj, dict) else "geojson"
+        return "jsonl"
+    except (OSError, EOFError) as exc:
+        raise IOFailure(f"{path}: cannot read: {exc}") from None
+    finally:
+        stream.close()
+
+
+@dataclass
+class SourceStats:
+    """Counts a reader keeps so that every physical line can be accounted for."""
+
+    records: int = 0
+    blank_lines: int = 0
+    header_lines: int = 0
+    physical_lines: int = 0  # lines read from the file (CSV, JSON Lines)
+    continuation_lines: int = 0  # lines after the first of a multi-line CSV record
+    seen_canonical: set[str] = field(default_factory=set)
+
+
+class Source:
+    """Base class of the four readers."""
+
+    format = ""
+    declared_crs: str | None = None  # a CRS the file itself declares (GeoParquet, legacy GeoJSON)
+
+    def __init__(self, path: Path, compression: str | None, mapping: dict[str, str],
+                 owner_given: bool) -> None:
+        self.path = path
+        self.compression = compression
+        self.mapping = mapping
+        self.owner_given = owner_given
+        self.stats = SourceStats()
+        self.extras: list[str] = []
+        self._counter: _CountingReader | None = None
+
+    def bytes_consumed(self) -> int:
+        return self._counter.consumed if self._counter else 0
+
+    def chunks(self) -> Iterator[pa.Table]:  # pragma: no cover — abstract
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Whole-file checks after the last chunk (e.g. a required key no record had)."""
+
+
+def _table(columns: dict[str, list], extras: list[list], lines: list[int], raw: list,
+           pre: list, attributes: list | None = None) -> pa.Table:
+    arrays: dict[str, Any] = {}
+    n = len(lines)
+    for c in CANONICAL:
+        vals = columns.get(c)
+        if vals is None:
+            arrays["c_" + c] = pa.nulls(n, pa.string())
+        elif c == "geometry" and any(isinstance(v, (bytes, bytearray)) for v in vals):
+            arrays["c_" + c] = pa.array(vals, pa.binary())
+        else:
+            arrays["c_" + c] = pa.array(vals, pa.string())
+    for i, vals in enumerate(extras):
+        arrays[f"x_{i}"] = pa.array(vals, pa.string())
+    if attributes is not None:
+        arrays["_attributes"] = pa.array(attributes, pa.string())
+    arrays["_line"] = pa.array(lines, pa.int64())
+    arrays["_raw"] = pa.array(raw, pa.string())
+    arrays["_pre_reason"] = pa.array(pre, pa.string())
+    return pa.table(arrays)
+
+
+# --------------------------------------------------------------------------------------- CSV
+
+
+class CsvSource(Source):
+    """CSV/TSV with geometry as WKT, GeoJSON text or hex WKB.
+
+    Records are split by counting quote characters per physical line, so a quoted newline keeps
+    a record whole, and an unterminated quote cannot swallow the rest of the file: a record that
+    stays open past ``MAX_RECORD_LINES`` or the end of the file, or that spans several lines and
+    then has the wrong number of values, rejects only its first line, and the lines after it are
+    read again as records (RELIABILITY.md: a reader that swallowed the next row lost an event).
+    Blank lines carry no event; they are counted (``blank_lines``) rather than treated as rows.
+    """
+
+    def __init__(self, path: Path, compression: str | None, mapping: dict[str, str],
+                 owner_given: bool, delimiter: str | None = None) -> None:
+        super().__init__(path, compression, mapping, owner_given)
+        self.format = "tsv" if delimiter == "\t" else "csv"
+        self._delimiter = delimiter
+
+    def _lines(self, stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+        for n, line in enumerate(stream, start=1):
+            yield n, line
+
+    def chunks(self) -> Iterator[pa.Table]:
+        stream, self._counter = open_binary(self.path, self.compression)
+        try:
+            yield from self._chunks(stream)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+        finally:
+            stream.close()
+
+    def _chunks(self, stream: BinaryIO) -> Iterator[pa.Table]:
+        lines = self._lines(stream)
+        header_line = None
+        for n, b in lines:
+            self.stats.physical_lines += 1
+            if b.strip():
+                header_line = (n, b)
+                break
+            self.stats.blank_lines += 1
+        if header_line is None:
+            raise ValidationError(f"{self.path}: the file is empty (no header line)")
+        self.stats.header_lines = 1
+        try:
+            header_text = header_line[1].decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{self.path}: the header is not valid UTF-8; "
+                                  "re-save the file as UTF-8") from None
+        delim = self._delimiter or _sniff_delimiter(header_text)
+        self._delimiter = delim
+        try:
+            header = next(csv.reader([header_text], delimiter=delim, strict=True))
+        except csv.Error as exc:
+            raise ValidationError(f"{self.path}: cannot parse the header: {exc}") from None
+        header = [h.strip() for h in header]
+        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise ValidationError(f"{self.path}: duplicate column names in the header: "
+                                  f"{', '.join(dupes)}; rename them")
+        plan = plan_columns(header, self.mapping)
+        missing = missing_required(plan.canonical, self.owner_given)
+        if missing:
+            raise ValidationError(f"{self.path}: " + missing_columns_message(missing, header),
+                                  {"missing": missing, "columns": header})
+        self.extras = plan.extras
+        self.stats.seen_canonical = set(plan.canonical)
+        width = len(header)
+        canon_idx = [(c, header.index(s)) for c, s in plan.canonical.items()]
+        extra_idx = [header.index(e) for e in plan.extras]
+
+        batch_lines: list[int] = []
+        batch_raw: list[str | None] = []
+        batch_pre: list[str | None] = []
+        batch_vals: list[list[str] | None] = []
+
+        def flush() -> pa.Table:
+            cols: dict[str, list] = {c: [] for c, _ in canon_idx}
+            ex: list[list] = [[] for _ in extra_idx]
+            for vals in batch_vals:
+                if vals is None:
+                    for c, _ in canon_idx:
+                        cols[c].append(None)
+                    for e in ex:
+                        e.append(None)
+                else:
+                    for c, i in canon_idx:
+                        v = vals[i]
+                        cols[c].append(v if v != "" else None)
+                    for e, i in zip(ex, extra_idx):
+                        v = vals[i]
+                        e.append(v if v != "" else None)
+            t = _table(cols, ex, batch_lines, batch_raw, batch_pre)
+            batch_lines.clear(), batch_raw.clear(), batch_pre.clear(), batch_vals.clear()
+            return t
+
+        for start, parts in self._records(lines, width):
+            self.stats.records += 1
+            text, vals, reason = parts
+            batch_lines.append(start)
+            batch_vals.append(vals)
+            batch_pre.append(reason)
+            batch_raw.append(text if reason is not None else None)
+            if len(batch_lines) >= CHUNK_ROWS:
+                yield flush()
+        if batch_lines:
+            yield flush()
+
+    def _records(self, lines: Iterator[tuple[int, bytes]], width: int
+                 ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
+        """Yield (first line, (record text, values or None, reason or None)) per record."""
+        delim = self._delimiter or ","
+        pushback: deque[tuple[int, bytes]] = deque()
+
+        def next_line() -> tuple[int, bytes] | None:
+            if pushback:
+                return pushback.popleft()
+            for item in lines:
+                self.stats.physical_lines += 1
+                return item
+            return None
+
+        while True:
+            first = next_line()
+            if first is None:
+                return
+            n, b = first
+            if not b.strip():
+                self.stats.blank_lines += 1
+                continue
+            pending = [first]
+            quotes = b.count(b'"')
+            size = len(b)
+            while quotes % 2 == 1 and len(pending) < MAX_RECORD_LINES and size < MAX_RECORD_BYTES:
+                nxt = next_line()
+                if nxt is None:
+                    break
+                pending.append(nxt)
+                quotes += nxt[1].count(b'"')
+                size += len(nxt[1])
+            if quotes % 2 == 1:
+                # Unterminated quote: reject the opening line alone, re-read the rest.
+                pushback.extendleft(reversed(pending[1:]))
+                yield n, (_text(b), None,
+                          "unterminated quote: this line opens a quoted value that never closes; "
+                          "fix the quoting (a literal \" inside a value is written \"\")")
+                continue
+            blob = b"".join(p[1] for p in pending)
+            try:
+                text = blob.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.stats.continuation_lines += len(pending) - 1
+                yield n, (_text(blob), None,
+                          f"not valid UTF-8 (byte 0x{blob[exc.start]:02x} at offset {exc.start}); "
+                          "re-save the file as UTF-8")
+                continue
+            try:
+                rows = list(csv.reader([text], delimiter=delim, strict=True))
+            except csv.Error as exc:
+                if len(pending) > 1:
+                    pushback.extendleft(reversed(pending[1:]))
+                    text = _text(b)
+                yield n, (text, None, f"malformed CSV quoting ({exc}); fix the quoting")
+                continue
+            vals = rows[0] if rows else []
+            if len(vals) != width:
+                if len(pending) > 1:
+                    # A stray quote joined lines that were separate records: keep them apart.
+                    pushback.extendleft(reversed(pending[1:]))
+                    yield n, (_text(b), None,
+                              "unbalanced quote joins this line to the next ones; fix the quoting "
+                              "(a literal \" inside a value is written \"\")")
+                else:
+                    yield n, (text, None,
+                              f"row has {len(vals)} values but the header has {width} columns; "
+                              "quote values that contain the delimiter")
+                continue
+            self.stats.continuation_lines += len(pending) - 1
+            yield n, (text, vals, None)
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+# --------------------------------------------------------------------------------- JSON kinds
+
+
+def _json_value(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if v != "" else None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, float):
+        return repr(v)
+    return json.dumps(v, default=_json_default, separators=(",", ":"))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return int(o) if o == o.to_integral_value() and "." not in str(o) else float(o)
+    raise TypeError(type(o).__name__)
+
+
+class _RecordBatcher:
+    """Collects dict records into canonical columns plus an attributes JSON column."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.resolver = RecordKeyResolver(source.mapping)
+        self.reset()
+
+    def reset(self) -> None:
+        self.cols: dict[str, list] = {c: [] for c in CANONICAL}
+        self.attrs: list[str | None] = []
+        self.lines: list[int] = []
+        self.raw: list[str | None] = []
+        self.pre: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, line: int, record: dict | None, raw: str, reason: str | None = None) -> None:
+        self.source.stats.records += 1
+        self.lines.append(line)
+        row: dict[str, Any] = {}
+        prio: dict[str, tuple[int, str]] = {}
+        extras: dict[str, Any] = {}
+        if record is not None and reason is None:
+            for key, value in record.items():
+                canonical, p = self.resolver.resolve(key)
+                if canonical is None:
+                    extras[key] = value
+                    continue
+                if canonical in prio:
+                    old_p, old_key = prio[canonical]
+                    if p == old_p:
+                        reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
+                                  f"choose one with --map {canonical}={old_key}")
+                        break
+                    if p > old_p:
+                        extras[key] = value
+                        continue
+                    extras[old_key] = row[canonical][1]
+                prio[canonical] = (p, key)
+                row[canonical] = (key, value)
+        for c in CANONICAL:
+            if reason is None and c in row:
+                self.source.stats.seen_canonical.add(c)
+                self.cols[c].append(_json_value(row[c][1]))
+            else:
+                self.cols[c].append(None)
+        self.attrs.append(json.dumps(extras, default=_json_default, ensure_ascii=False,
+                                     separators=(",", ":")) if extras and reason is None else None)
+        self.pre.append(reason)
+        self.raw.append(raw if reason is not None else None)
+
+    def table(self) -> pa.Table:
+        t = _table(self.cols, [], self.lines, self.raw, self.pre, self.attrs)
+        self.reset()
+        return t
+
+
+def _check_required_seen(source: Source) -> None:
+    if source.stats.records == 0:
+        return
+    missing = missing_required(source.stats.seen_canonical, source.owner_given)
+    if missing:
+        raise ValidationError(
+            f"{source.path}: " + missing_columns_message(missing, sorted(source.stats.seen_canonical)),
+            {"missing": missing})
+
+
+class JsonLinesSource(Source):
+    """JSON Lines: one JSON object per line; numbers are read as exact decimals."""
+
+    format = "jsonl"
+
+    def chunks(self) -> Iterator[pa.Table]:
+        stream, self._counter = open_binary(self.path, self.compression)
+        batch = _RecordBatcher(self)
+        try:
+            for n, line in enumerate(stream, start=1):
+                self.stats.physical_lines += 1
+                if not line.strip():
+                    self.stats.blank_lines += 1
+                    continue
+                raw = _text(line)
+                try:
+                    obj = json.loads(line, parse_float=Decimal)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    batch.add(n, None, raw, f"line is not valid JSON ({exc}); fix or remove it")
+                else:
+                    if isinstance(obj, dict) and obj.get("type") == "Feature":
+                        obj = _feature_record(obj)
+                    if isinstance(obj, dict):
+                        batch.add(n, obj, raw)
+                    else:
+                        batch.add(n, None, raw, "line is JSON but not an object; each line must "
+                                                "be one {...} event")
+                if len(batch) >= CHUNK_ROWS:
+                    yield batch.table()
+            if len(batch):
+                yield batch.table()
+        except (OSError, EOFError) as exc:
+            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+        finally:
+            stream.close()
+
+    def finish(self) -> None:
+        _check_required_seen(self)
+
+
+def _feature_record(feature: dict) -> dict:
+    """A GeoJSON Feature as a flat record: properties, then geometry and the feature id."""
+    props = feature.get("properties") or {}
+    record = dict(props) if isinstance(props, dict) else {"properties": props}
+    geom = feature.get("geometry")
+    if "geometry" not in record:
+        record["geometry"] = json.dumps(geom, default=_json_default) if geom is not None else None
+    if "id" in feature and "id" not in record and "event_id" not in record:
+        record["id"] = feature["id"]
+    return record
+
+
+class GeoJsonSource(Source):
+    """A GeoJSON FeatureCollection, streamed feature by feature (ijson, exact decimals).
+
+    RFC 7946 GeoJSON is lon/lat WGS84. A legacy (2008) ``crs`` member naming another CRS is
+    honoured when it appears before ``features``; ``--crs`` overrides both.
+    """
+
+    format = "geojson"
+
+    def chunks(self) -> Iterator[pa.Table]:
+        import ijson
+        from ijson.common import ObjectBuilder
+
+        stream, self._counter = open_binary(self.path, self.compression)
+        batch = _RecordBatcher(self)
+        top_type = None
+        builder: ObjectBuilder | None = None
+        depth = 0
+        crs_builder: ObjectBuilder | None = None
+        n = 0
+        try:
+            for prefix, event, value in ijson.parse(stream, use_float=False):
+                if builder is not None:
+                    builder.event(event, value)
+                    if event in ("start_map", "start_array"):
+                        depth += 1
+                    elif event in ("end_map", "end_array"):
+                        depth -= 1
+                    if depth == 0:
+                        n += 1
+                        self._add_feature(batch, n, builder.value)
+                        builder = None
+                        if len(batch) >= CHUNK_ROWS:
+                            yield batch.table()
+                    continue
+                if prefix == "features.item":
+                    if event in ("start_map", "start_array"):
+                        builder, depth = ObjectBuilder(), 1
+                        builder.event(event, value)
+                    else:  # a scalar where a Feature belongs
+                        n += 1
+                        self._add_feature(batch, n, value)
+                    continue
+                if prefix == "type" and event == "string":
+                    top_type = value
+                elif prefix == "crs" and event == "start_map":
+                    crs_builder = ObjectBuilder()
+                    crs_builder.event(event, value)
+                elif crs_builder is not None and prefix.startswith("crs"):
+                    crs_builder.event(event, value)
+                    if prefix == "crs" and event == "end_map":
+                        self.declared_crs = _legacy_crs(crs_builder.value)
+                        crs_builder = None
+            if len(batch):
+                yield batch.table()
+        except ijson.JSONError as exc:
+            raise ValidationError(f"{self.path}: not valid JSON ({exc}); nothing was ingested "
+                                  "from this file") from None
+        except (OSError, EOFError) as exc:
+            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+        finally:
+            stream.close()
+        if top_type != "FeatureCollection":
+            raise ValidationError(f"{self.path}: not a GeoJSON FeatureCollection (type is "
+                                  f"{top_type!r}); JSON Lines files should be named .jsonl")
+        self.stats.physical_lines = 0
+
+    def _add_feature(self, batch: _RecordBatcher, n: int, obj: Any) -> None:
+        raw = json.dumps(obj, default=_json_default, ensure_ascii=False)
+        if not isinstance(obj, dict) or obj.get("type") != "Feature":
+            batch.add(n, None, raw[:10_000], "features[] item is not a GeoJSON Feature")
+        else:
+            batch.add(n, _feature_record(obj), raw[:10_000])
+
+    def finish(self) -> None:
+        _check_required_seen(self)
+
+
+def _legacy_crs(crs: Any) -> str | None:
+    try:
+        name = crs["properties"]["name"]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(name, str) and "CRS84" not in name.upper():
+        return name
+    return None
+
+
+# ------------------------------------------------------------------------------------ Parquet
+
+
+class ParquetSource(Source):
+    """Parquet and GeoParquet (WKB geometry; the CRS comes from the ``geo`` metadata)."""
+
+    format = "parquet"
+
+    def __init__(self, path: Path, compression: str | None, mapping: dict[str, str],
+                 owner_given: bool) -> None:
+        super().__init__(path, compression, mapping, owner_given)
+        import pyarrow.parquet as pq
+
+        try:
+            self._pf = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ValidationError(f"{path}: not a readable Parquet file ({exc})") from None
+        schema = self._pf.schema_arrow
+        names = list(schema.names)
+        geo = (schema.metadata or {}).get(b"geo")
+        geo_column = None
+        if geo:
+            try:
+                meta = json.loads(geo)
+                geo_column = meta.get("primary_column")
+                colmeta = meta.get("columns", {}).get(geo_column, {})
+                enc = str(colmeta.get("encoding", "WKB")).upper()
+                if enc != "WKB":
+                    raise ValidationError(f"{path}: GeoParquet encoding {enc} is not supported; "
+                                          "write the geometry as WKB")
+                crs = colmeta.get("crs", "OGC:CRS84")
+                if crs is not None:
+                    self.declared_crs = json.dumps(crs) if isinstance(crs, dict) else str(crs)
+            except (ValueError, AttributeError):
+                raise ValidationError(f"{path}: unreadable GeoParquet 'geo' metadata") from None
+        mapping = dict(mapping)
+        if geo_column and "geometry" not in mapping and geo_column in names:
+            mapping["geometry"] = geo_column
+        plan = plan_columns(names, mapping)
+        missing = missing_required(plan.canonical, owner_given)
+        if missing:
+            raise ValidationError(f"{path}: " + missing_columns_message(missing, names),
+                                  {"missing": missing, "columns": names})
+        self.plan: ColumnPlan = plan
+        self.extras = plan.extras
+        self.stats.seen_canonical = set(plan.canonical)
+        self.expected_rows = self._pf.metadata.num_rows
+
+    def chunks(self) -> Iterator[pa.Table]:
+        plan = self.plan
+        source_cols = list(plan.canonical.values()) + plan.extras
+        size = os.path.getsize(self.path)
+        row = 0
+        for rb in self._pf.iter_batches(batch_size=CHUNK_ROWS, columns=source_cols):
+            t = pa.Table.from_batches([rb])
+            n = t.num_rows
+            arrays: dict[str, Any] = {}
+            for c in CANONICAL:
+                src = plan.canonical.get(c)
+                arrays["c_" + c] = t.column(src) if src else pa.nulls(n, pa.string())
+            for i, e in enumerate(plan.extras):
+                arrays[f"x_{i}"] = t.column(e)
+            arrays["_line"] = pa.array(range(row + 1, row + n + 1), pa.int64())
+            arrays["_raw"] = pa.nulls(n, pa.string())
+            arrays["_pre_reason"] = pa.nulls(n, pa.string())
+            row += n
+            self.stats.records += n
+            self._consumed = int(size * row / max(self.expected_rows, 1))
+            yield pa.table(arrays)
+
+    def bytes_consumed(self) -> int:
+        return getattr(self, "_consumed", 0)
+
+    def finish(self) -> None:
+        if self.stats.records != self.expected_rows:
+            raise ValidationError(f"{self.path}: read {self.stats.records} rows but the Parquet "
+                                  f"footer declares {self.expected_rows}; the file is damaged")
+
+
+def open_source(path: Path, mapping: dict[str, str], owner_given: bool,
+                fmt: str | None = None) -> Source:
+    """Pick the reader for a file."""
+    detected, compression = detect_format(path)
+    fmt = fmt or detected
+    if fmt in ("csv", "tsv"):
+        return CsvSource(path, compression, mapping, owner_given,
+                         delimiter="\t" if fmt == "tsv" else None)
+    if fmt == "jsonl":
+        return JsonLinesSource(path, compression, mapping, owner_given)
+    if fmt == "geojson":
+        return GeoJsonSource(path, compression, mapping, owner_given)
+    if fmt == "parquet":
+        return ParquetSource(path, compression, mapping, owner_given)
+    raise ValidationError(f"{path}: unsupported format {fmt!r}")

@@ -1,0 +1,57 @@
+"""The audit trail: ingests and their rejected rows (SPEC §3.3, §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from usagectl.errors import NotFoundError
+
+INGEST_KEYS = ("id", "path", "sha256", "started_at", "finished_at", "status", "rows_read",
+               "accepted", "duplicates", "rejected", "repaired", "error")
+# Columns shown beyond the SPEC keys; JSON carries them too, after the SPEC keys.
+INGEST_EXTRA_KEYS = ("format", "size_bytes", "conflicts", "blank_lines", "options",
+                     "tool_version")
+REJECT_KEYS = ("ingest_id", "path", "line", "reason", "raw")
+
+
+def list_ingests(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every ingest attempt, oldest first; failed ones have ``accepted = 0`` and an error."""
+    cols = INGEST_KEYS + INGEST_EXTRA_KEYS
+    rows = con.execute(
+        f"SELECT {', '.join(cols)} FROM ingests ORDER BY id").fetchall()  # fixed column list
+    out = []
+    for row in rows:
+        d = dict(zip(cols, row))
+        for k in ("started_at", "finished_at"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
+        if isinstance(d["options"], str):
+            import json
+
+            d["options"] = json.loads(d["options"])
+        out.append(d)
+    return out
+
+
+def count_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None) -> int:
+    row = con.execute("SELECT count(*) FROM rejects WHERE ? IS NULL OR ingest_id = ?",
+                      [ingest_id, ingest_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
+                 limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Rejected rows with file, line, reason and the raw record, in file order."""
+    if ingest_id is not None:
+        found = con.execute("SELECT count(*) FROM ingests WHERE id = ?", [ingest_id]).fetchone()
+        if not found or not found[0]:
+            raise NotFoundError(f"no ingest #{ingest_id}; `usagectl ingests` lists them",
+                                {"ingest_id": ingest_id})
+    rows = con.execute(
+        "SELECT r.ingest_id, i.path, r.line, r.reason, r.raw FROM rejects r "
+        "JOIN ingests i ON i.id = r.ingest_id "
+        "WHERE ? IS NULL OR r.ingest_id = ? "
+        "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
+        [ingest_id, ingest_id, limit if limit is not None else 2**62, offset]).fetchall()
+    return [dict(zip(REJECT_KEYS, r)) for r in rows]

@@ -1,0 +1,211 @@
+"""The DuckDB file: opening it safely, its schema and migrations (SPEC §3.3, §6).
+
+Every connection is made the same way: progress bar off (DuckDB prints it on *stdout*, which
+breaks CSV and JSON output — RELIABILITY.md), session time zone UTC (naive timestamps would
+otherwise follow the machine's zone), and a lock conflict turned into a
+:class:`DatabaseLockedError` that names the cause instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+from usagectl import __version__
+from usagectl.errors import DatabaseLockedError, IOFailure, NotFoundError, ValidationError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "usage.duckdb"
+
+# The events table's column order is the canonical order of sources.columns.CANONICAL.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR NOT NULL,
+    value VARCHAR
+);
+CREATE SEQUENCE IF NOT EXISTS ingest_id_seq START 1;
+-- One row per file ingest attempt: the audit trail (SPEC §3.3 "Audited").
+CREATE TABLE IF NOT EXISTS ingests (
+    id           BIGINT NOT NULL,
+    path         VARCHAR NOT NULL,
+    size_bytes   BIGINT,
+    sha256       VARCHAR,
+    format       VARCHAR,
+    options      JSON,
+    started_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ,
+    status       VARCHAR NOT NULL,          -- running | ok | failed
+    rows_read    BIGINT NOT NULL DEFAULT 0,
+    accepted     BIGINT NOT NULL DEFAULT 0,
+    duplicates   BIGINT NOT NULL DEFAULT 0,
+    rejected     BIGINT NOT NULL DEFAULT 0,
+    conflicts    BIGINT NOT NULL DEFAULT 0, -- part of rejected
+    repaired     BIGINT NOT NULL DEFAULT 0,
+    blank_lines  BIGINT NOT NULL DEFAULT 0,
+    error        VARCHAR,
+    tool_version VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    owner_id         VARCHAR NOT NULL,
+    event_id         VARCHAR NOT NULL,
+    ts               TIMESTAMPTZ NOT NULL,
+    user_id          VARCHAR NOT NULL,
+    org_id           VARCHAR,
+    product          VARCHAR NOT NULL,
+    action           VARCHAR NOT NULL,      -- process | delete
+    resource_id      VARCHAR,
+    status           VARCHAR,
+    succeeded        BOOLEAN NOT NULL,
+    error_code       VARCHAR,
+    endpoint         VARCHAR,
+    method           VARCHAR,
+    operation        VARCHAR,
+    geometry         BLOB,                  -- WKB, EPSG:4326 lon/lat, valid, polygonal
+    dataset_id       VARCHAR,
+    indicator_ids    VARCHAR[],
+    input_tokens     BIGINT,
+    output_tokens    BIGINT,
+    thinking_tokens  BIGINT,
+    credits          DECIMAL(38, 9),
+    response_time_ms DOUBLE,
+    session_id       VARCHAR,
+    request_id       VARCHAR,
+    attributes       JSON,
+    content_hash     VARCHAR NOT NULL,
+    repaired         BOOLEAN NOT NULL DEFAULT false,
+    ingest_id        BIGINT NOT NULL,
+    source_line      BIGINT,
+    ingested_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (owner_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    ingest_id BIGINT NOT NULL,
+    line      BIGINT,
+    reason    VARCHAR NOT NULL,
+    raw       VARCHAR
+);
+CREATE TABLE IF NOT EXISTS contracts (
+    id         VARCHAR NOT NULL,
+    owner      VARCHAR NOT NULL,
+    definition JSON NOT NULL,
+    source     VARCHAR,
+    sha256     VARCHAR,
+    loaded_at  TIMESTAMPTZ NOT NULL
+);
+"""
+
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    """``--db``, else ``$USAGECTL_DB``, else ``./usage.duckdb``."""
+    return Path(db or os.environ.get("USAGECTL_DB") or DEFAULT_DB)
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    # Must be a SET after connecting: passing it in config= fails (RELIABILITY.md).
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")
+    threads = os.environ.get("USAGECTL_THREADS")
+    if threads:
+        con.execute("SET threads = ?", [int(threads)])
+
+
+def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+            create: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the database, migrating it when opened for writing.
+
+    Read-only opens let several readers share the file; a writer holds it alone. Either way a
+    lock held by another process becomes ``database_locked`` naming that process.
+    """
+    path = resolve_db_path(db)
+    if not path.exists():
+        if read_only or not create:
+            raise NotFoundError(
+                f"no database at {path}; run `usagectl ingest FILE` first, or pass --db "
+                "(or set USAGECTL_DB) to use another file", {"path": str(path)})
+        if not path.parent.exists():
+            raise IOFailure(f"cannot create {path}: folder {path.parent} does not exist")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        m = _LOCK_RE.search(msg)
+        if m or "lock" in msg.lower():
+            who = f"process {m.group('pid')} ({m.group('proc').strip()})" if m else "another process"
+            raise DatabaseLockedError(
+                f"database {path} is locked by {who}; another usagectl command (an ingest or a "
+                "report) is using it. Wait for it to finish and try again, or use another --db.",
+                {"path": str(path), "pid": int(m.group("pid")) if m else None}) from None
+        raise IOFailure(f"cannot open database {path}: {msg}", {"path": str(path)}) from None
+    except duckdb.Error as exc:
+        raise IOFailure(f"cannot open database {path}: {exc}; is it a DuckDB file?",
+                        {"path": str(path)}) from None
+    _configure(con)
+    if read_only:
+        _check_version(con, path)
+    else:
+        migrate(con)
+        recover_interrupted(con)
+    return con
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchone()
+    if not has_meta or not has_meta[0]:
+        return None
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    version = _schema_version(con)
+    if version is None:
+        raise ValidationError(f"{path} is not a usagectl database (no schema); "
+                              "point --db at the file `usagectl ingest` created")
+    if version > SCHEMA_VERSION:
+        raise ValidationError(f"{path} was written by a newer usagectl (schema {version}, this "
+                              f"is {SCHEMA_VERSION}); upgrade usagectl")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Create or upgrade the schema in one transaction."""
+    version = _schema_version(con)
+    if version is not None and version > SCHEMA_VERSION:
+        raise ValidationError(f"database schema {version} is newer than this usagectl "
+                              f"({SCHEMA_VERSION}); upgrade usagectl")
+    if version == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN")
+    try:
+        con.execute(SCHEMA)
+        con.execute("DELETE FROM meta WHERE key IN ('schema_version', 'created_by')")
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?)",
+                    [str(SCHEMA_VERSION), f"usagectl {__version__}"])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def recover_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark ingests left ``running`` by a killed process as failed; drop their staging tables.
+
+    Only one writer can hold the file, so any ``running`` row seen by a writer is stale. Its
+    events were never committed (the commit and the status change are one transaction).
+    """
+    stale = con.execute("SELECT id FROM ingests WHERE status = 'running'").fetchall()
+    for (ingest_id,) in stale:
+        con.execute(
+            "UPDATE ingests SET status = 'failed', accepted = 0, duplicates = 0, rejected = 0, "
+            "conflicts = 0, repaired = 0, error = 'interrupted: the process ended before the "
+            "file was committed; nothing from it was stored' WHERE id = ?", [ingest_id])
+    for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_name LIKE 'staging\\_%' ESCAPE '\\'").fetchall():
+        if re.fullmatch(r"staging_\d+", name):
+            con.execute(f"DROP TABLE IF EXISTS {name}")  # name checked against the pattern

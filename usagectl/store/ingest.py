@@ -1,0 +1,622 @@
+"""Ingest: files → checked, deduplicated events, atomically per file (SPEC §3.3).
+
+How every row is accounted for:
+
+1. A reader (``usagectl.sources.readers``) yields every record of the file in bounded chunks;
+   records it cannot split into values are yielded too, with a reason.
+2. Each chunk's geometries are parsed, reprojected and repaired with shapely; then one SQL
+   statement types and checks every value and appends the chunk to a staging table in the
+   database file (so memory stays flat however large the file is).
+3. One transaction classifies each valid row against the stored events and the earlier rows of
+   the same file — *accepted*, *duplicate* (same ``(owner_id, event_id)``, same content) or
+   *conflict* (same key, different content: rejected, the stored event is never replaced) —
+   inserts the accepted events and the rejects, checks
+   ``rows_read = accepted + duplicates + rejected``, and marks the ingest ``ok``. Anything that
+   goes wrong rolls the whole file back.
+
+The staging table and the ``running`` ingest row are committed before step 3, so a process
+killed mid-file leaves no event behind, and the next writer marks that ingest ``failed``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import pyarrow as pa
+
+from usagectl import __version__
+from usagectl.errors import InternalError, IOFailure, UsagectlError, ValidationError
+from usagectl.sources.columns import CANONICAL
+from usagectl.sources.geometry import crs_label, parse_crs, process_geometries
+from usagectl.sources.readers import Source, count_lines, is_supported, open_source
+
+# Products whose successful `process` events are meaningless without a geometry (SPEC §2).
+AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE",
+                 "SATELLITE_PROCESS_PLANET", "SATELLITE_PROCESS_SENTINEL")
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class IngestOptions:
+    """Options of one ``usagectl ingest`` run (SPEC §6)."""
+
+    owner: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    crs: str | None = None
+    tz: str = "UTC"
+    strict: bool = False
+    format: str | None = None
+
+
+@dataclass
+class FileResult:
+    """What happened to one file; ``to_dict`` gives the SPEC §7 ``ingest`` JSON object."""
+
+    path: str
+    sha256: str | None = None
+    format: str | None = None
+    rows_read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    repaired: int = 0
+    conflicts: int = 0
+    blank_lines: int = 0
+    seconds: float = 0.0
+    ingest_id: int | None = None
+    status: str = "ok"
+    error: str | None = None
+    error_code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        d.pop("error_code")
+        return d
+
+
+# ------------------------------------------------------------------------------ path expansion
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    """Files named, files under folders (recursively, known formats only) and glob matches."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*")
+                           if f.is_file() and not any(part.startswith(".") for part in
+                                                      f.relative_to(path).parts)
+                           and is_supported(f))
+        elif path.exists():
+            found = [path]
+        elif any(ch in p for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(p, recursive=True)
+                           if Path(f).is_file() and is_supported(Path(f)))
+            if not found:
+                raise IOFailure(f"no files match {p!r}")
+        else:
+            raise IOFailure(f"no such file or folder: {p}")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, streamed."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise IOFailure(f"{path}: cannot read: {exc.strerror}") from None
+    return h.hexdigest(), size
+
+
+# ------------------------------------------------------------------------------ SQL builders
+
+_OFFSET_TS = r"\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s?(Z|z|[+-]\d{2}(:?\d{2})?)"
+_NAIVE_TS = r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+_INT = r"[+-]?\d+(\.0*)?"
+_NUM = r"[+-]?(\d+(\.\d*)?|\.\d+)"
+
+_TEXT_FIELDS = ("event_id", "owner_id", "user_id", "org_id", "product", "resource_id",
+                "error_code", "endpoint", "method", "operation", "dataset_id", "session_id",
+                "request_id")
+_INT_FIELDS = ("input_tokens", "output_tokens", "thinking_tokens")
+# Fields compared to tell a duplicate from a conflict, and hashed into content_hash.
+_CONTENT_FIELDS = ("ts", "owner_id", "user_id", "org_id", "product", "action", "resource_id",
+                   "status", "error_code", "endpoint", "method", "operation", "geometry",
+                   "dataset_id", "indicator_ids", "input_tokens", "output_tokens",
+                   "thinking_tokens", "credits", "response_time_ms", "session_id", "request_id")
+
+# Columns of the staging table, in order; the events table adds succeeded/attributes etc.
+_STAGE_COLUMNS = ("rownum", "line", "reason", "raw", "repaired", "event_id", "ts", "owner_id",
+                  "user_id", "org_id", "product", "action", "resource_id", "status", "succeeded",
+                  "error_code", "endpoint", "method", "operation", "geometry", "dataset_id",
+                  "indicator_ids", "input_tokens", "output_tokens", "thinking_tokens", "credits",
+                  "response_time_ms", "session_id", "request_id", "attributes", "content_hash")
+
+_EVENT_COLUMNS = ("owner_id", "event_id", "ts", "user_id", "org_id", "product", "action",
+                  "resource_id", "status", "succeeded", "error_code", "endpoint", "method",
+                  "operation", "geometry", "dataset_id", "indicator_ids", "input_tokens",
+                  "output_tokens", "thinking_tokens", "credits", "response_time_ms", "session_id",
+                  "request_id", "attributes", "content_hash", "repaired")
+
+
+def _as_text(col: str, typ: pa.DataType) -> str:
+    """SQL turning a chunk column of any Arrow type into trimmed text, '' as NULL."""
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_struct(typ) \
+            or pa.types.is_map(typ) or pa.types.is_fixed_size_list(typ):
+        expr = f"CAST(to_json({col}) AS VARCHAR)"
+    elif pa.types.is_floating(typ):
+        # Exact decimal text of a binary float (12.0 → '12.0', 12.5 → '12.5').
+        expr = f"CAST({col} AS VARCHAR)"
+    else:
+        expr = f"CAST({col} AS VARCHAR)"
+    return f"NULLIF(trim({expr}), '')"
+
+
+def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes: bool,
+               raw_names: list[tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+    """The statement that types, checks and stages one chunk (identifiers are all generated).
+
+    ``extras`` are original names of ``x_<n>`` columns and ``raw_names`` (name, column) pairs
+    for rebuilding a raw record; both are bound as parameters, never formatted into SQL.
+    """
+    params: dict[str, Any] = {}
+    v = {c: _as_text("c_" + c, schema.field("c_" + c).type)
+         for c in CANONICAL if c != "geometry"}
+    if extras:
+        pairs = []
+        for i, name in enumerate(extras):
+            params[f"xk{i}"] = name
+            pairs.append(f"$xk{i}, x_{i}")
+        attributes = f"CASE WHEN {' OR '.join(f'x_{i} IS NOT NULL' for i in range(len(extras)))} " \
+                     f"THEN json_object({', '.join(pairs)}) END"
+    elif has_attributes:
+        attributes = "CAST(_attributes AS JSON)"
+    else:
+        attributes = "CAST(NULL AS JSON)"
+    if raw_names:
+        rpairs = []
+        for i, (name, col) in enumerate(raw_names):
+            params[f"rk{i}"] = name
+            rpairs.append(f"$rk{i}, {col}")
+        raw_json = f"CAST(json_object({', '.join(rpairs)}) AS VARCHAR)"
+    else:
+        raw_json = "NULL"
+
+    src_cols = ",\n        ".join(f"{expr} AS v_{c}" for c, expr in v.items())
+    sql = f"""
+INSERT INTO {table}
+WITH src AS (
+    SELECT _line AS line, _raw AS raw_text, _pre_reason AS pre_reason,
+        _geom AS geometry, _geom_reason AS geom_reason, _repaired AS repaired,
+        {raw_json} AS raw_json,
+        {src_cols},
+        {attributes} AS attributes
+    FROM chunk
+),
+parsed AS (
+    SELECT *,
+        CASE
+            WHEN v_ts IS NULL THEN NULL
+            WHEN regexp_full_match(v_ts, '{_OFFSET_TS}') THEN TRY_CAST(v_ts AS TIMESTAMPTZ)
+            WHEN regexp_full_match(v_ts, '{_NAIVE_TS}')
+                THEN timezone($tz, TRY_CAST(v_ts AS TIMESTAMP))
+            WHEN regexp_full_match(v_ts, '\\d{{10}}') THEN to_timestamp(TRY_CAST(v_ts AS BIGINT))
+            WHEN regexp_full_match(v_ts, '\\d{{13}}')
+                THEN timezone('UTC', make_timestamp(TRY_CAST(v_ts AS BIGINT) * 1000))
+        END AS p_ts,
+        regexp_full_match(coalesce(v_ts, ''), '{_NAIVE_TS}')
+            AND TRY_CAST(v_ts AS TIMESTAMP) IS NOT NULL
+            AND isfinite(TRY_CAST(v_ts AS TIMESTAMP))
+            AND timezone($tz, timezone($tz, TRY_CAST(v_ts AS TIMESTAMP)))
+                <> TRY_CAST(v_ts AS TIMESTAMP) AS ts_in_gap,
+        coalesce(v_owner_id, $owner) AS p_owner_id,
+        CASE
+            WHEN v_action IS NULL THEN 'process'
+            WHEN lower(v_action) IN ('process', 'processed', 'create', 'created', 'update',
+                                     'updated', 'upsert') THEN 'process'
+            WHEN lower(v_action) IN ('delete', 'deleted', 'remove', 'removed') THEN 'delete'
+        END AS p_action,
+        CASE WHEN regexp_full_match(coalesce(v_status, ''), '\\d{{3}}(\\.0*)?')
+             THEN split_part(v_status, '.', 1) ELSE v_status END AS p_status,
+        {", ".join(f"CASE WHEN regexp_full_match(coalesce(v_{f}, ''), '{_INT}') THEN TRY_CAST(split_part(v_{f}, '.', 1) AS BIGINT) END AS p_{f}" for f in _INT_FIELDS)},
+        CASE WHEN regexp_full_match(coalesce(v_credits, ''), '{_NUM}')
+              AND length(rtrim(split_part(v_credits, '.', 2), '0')) <= 9
+              AND length(ltrim(split_part(ltrim(v_credits, '+-'), '.', 1), '0')) <= 29
+             THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
+        TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
+        CASE
+            WHEN v_indicator_ids IS NULL THEN NULL
+            WHEN starts_with(v_indicator_ids, '[') THEN
+                CASE WHEN json_valid(v_indicator_ids) AND json_type(v_indicator_ids) = 'ARRAY'
+                     THEN list_filter(list_transform(
+                            from_json(v_indicator_ids, '["VARCHAR"]'), lambda x: trim(x)),
+                          lambda x: x IS NOT NULL AND x <> '') END
+            ELSE list_filter(list_transform(
+                    regexp_split_to_array(v_indicator_ids, '[,;|]'), lambda x: trim(x)), lambda x: x <> '')
+        END AS p_indicator_ids
+    FROM src
+),
+checked AS (
+    SELECT *,
+        CASE WHEN p_status IS NULL THEN true
+             WHEN regexp_full_match(p_status, '\\d{{3}}') THEN CAST(p_status AS INTEGER) BETWEEN 200 AND 299
+             ELSE lower(p_status) IN ('success', 'succeeded', 'ok', 'processed', 'true')
+        END AS p_succeeded,
+        CASE
+            WHEN pre_reason IS NOT NULL THEN pre_reason
+            WHEN v_ts IS NULL THEN 'ts is empty: every event needs the time processing finished'
+            WHEN ts_in_gap THEN format('timestamp {{}} does not exist in time zone {{}} (skipped by '
+                 'a daylight-saving change); give an explicit offset such as +01:00', v_ts, $tz)
+            WHEN p_ts IS NULL OR NOT isfinite(p_ts) THEN format('timestamp {{}} could not be '
+                 'parsed; use ISO 8601 such as 2026-03-01T14:05:00Z (naive times are read in '
+                 '--tz, default UTC)', left(v_ts, 60))
+            WHEN p_owner_id IS NULL THEN 'owner_id is empty: add it to the file or pass --owner'
+            WHEN $owner IS NOT NULL AND v_owner_id IS NOT NULL AND v_owner_id <> $owner
+                THEN format('owner_id {{}} differs from --owner {{}}; drop --owner or split the '
+                            'file by owner', v_owner_id, $owner)
+            WHEN v_user_id IS NULL THEN 'user_id is empty: every event needs the user who made it'
+            WHEN v_product IS NULL THEN 'product is empty: every event needs the product processed'
+            WHEN p_action IS NULL THEN format('action {{}} is not process or delete', left(v_action, 60))
+            WHEN p_action = 'delete' AND v_resource_id IS NULL
+                THEN 'a delete event needs resource_id (the boundary being deleted)'
+            {" ".join(_int_reason(f) for f in _INT_FIELDS)}
+            WHEN v_credits IS NOT NULL AND p_credits IS NULL THEN
+                CASE WHEN regexp_full_match(v_credits, '{_NUM}') THEN format('credits {{}} has more '
+                     'than 9 decimal places or 29 integer digits; round it at the source', v_credits)
+                     ELSE format('credits {{}} is not a decimal number', left(v_credits, 60)) END
+            WHEN p_credits < 0 THEN format('credits {{}} is negative; usage cannot be negative '
+                 '(send refunds to the billing system, not the usage log)', v_credits)
+            WHEN v_response_time_ms IS NOT NULL AND (p_response_time_ms IS NULL
+                 OR NOT isfinite(p_response_time_ms) OR p_response_time_ms < 0)
+                THEN format('response_time_ms {{}} is not a non-negative number',
+                            left(v_response_time_ms, 60))
+            WHEN v_indicator_ids IS NOT NULL AND p_indicator_ids IS NULL
+                THEN format('indicator_ids {{}} is not a list; write a JSON array or 964,897,962',
+                            left(v_indicator_ids, 60))
+            WHEN geom_reason IS NOT NULL THEN geom_reason
+            WHEN geometry IS NULL AND p_action = 'process' AND v_product IN ({", ".join(f"'{p}'" for p in AREA_PRODUCTS)})
+                 AND (p_status IS NULL OR (CASE WHEN regexp_full_match(p_status, '\\d{{3}}')
+                      THEN CAST(p_status AS INTEGER) BETWEEN 200 AND 299
+                      ELSE lower(p_status) IN ('success', 'succeeded', 'ok', 'processed', 'true') END))
+                THEN format('{{}} event has no geometry; area products need a Polygon or '
+                            'MultiPolygon (WKT, GeoJSON or WKB)', v_product)
+        END AS reason
+    FROM parsed
+),
+final AS (
+    SELECT *,
+        sha256(to_json(struct_pack(
+            ts := epoch_us(p_ts), owner_id := p_owner_id, user_id := v_user_id,
+            org_id := v_org_id, product := v_product, action := p_action,
+            resource_id := v_resource_id, status := p_status, error_code := v_error_code,
+            endpoint := v_endpoint, method := v_method, operation := v_operation,
+            geometry := sha256(hex(geometry)), dataset_id := v_dataset_id,
+            indicator_ids := p_indicator_ids, input_tokens := p_input_tokens,
+            output_tokens := p_output_tokens, thinking_tokens := p_thinking_tokens,
+            credits := CAST(p_credits AS VARCHAR), response_time_ms := p_response_time_ms,
+            session_id := v_session_id, request_id := v_request_id))::VARCHAR) AS p_hash
+    FROM checked
+)
+SELECT line AS rownum, line, reason,
+    CASE WHEN reason IS NOT NULL THEN coalesce(raw_text, raw_json) END AS raw,
+    coalesce(repaired, false) AS repaired,
+    coalesce(v_event_id, 'h-' || left(p_hash, 32)) AS event_id,
+    p_ts, p_owner_id, v_user_id, v_org_id, v_product, p_action, v_resource_id, p_status,
+    p_succeeded, v_error_code, v_endpoint, v_method, v_operation, geometry, v_dataset_id,
+    CASE WHEN len(p_indicator_ids) > 0 THEN p_indicator_ids END,
+    p_input_tokens, p_output_tokens, p_thinking_tokens, p_credits, p_response_time_ms,
+    v_session_id, v_request_id, attributes, p_hash
+FROM final
+"""
+    return sql, params
+
+
+def _int_reason(f: str) -> str:
+    return (
+        f"WHEN v_{f} IS NOT NULL AND p_{f} IS NULL THEN "
+        f"CASE WHEN regexp_full_match(v_{f}, '{_NUM}') AND NOT regexp_full_match(v_{f}, '{_INT}') "
+        f"THEN format('{f} {{}} is not a whole number; token counts are integers', v_{f}) "
+        f"WHEN regexp_full_match(v_{f}, '{_INT}') THEN format('{f} {{}} is too large', v_{f}) "
+        f"ELSE format('{f} {{}} is not a number', left(v_{f}, 60)) END "
+        f"WHEN p_{f} < 0 THEN format('{f} {{}} is negative; token counts cannot be negative', v_{f}) "
+    )
+
+
+def _differs(a: str, b: str) -> str:
+    """SQL listing the content fields in which rows ``a`` and ``b`` differ."""
+    parts = ", ".join(f"CASE WHEN {a}.{f} IS DISTINCT FROM {b}.{f} THEN '{f}' END"
+                      for f in _CONTENT_FIELDS)
+    return f"concat_ws(', ', {parts})"
+
+
+# ------------------------------------------------------------------------------------ ingest
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str], options: IngestOptions,
+                 progress: Callable[[Path, int], ProgressCallback] | None = None
+                 ) -> list[FileResult]:
+    """Ingest every file; a file that fails is recorded and the others still run."""
+    _check_options(options)
+    files = expand_paths(paths)
+    if not files:
+        raise IOFailure("no ingestible files found (known formats: .csv .tsv .parquet .geojson "
+                        ".json .jsonl .ndjson, optionally .gz or .zst)")
+    results = []
+    for f in files:
+        cb = progress(f, f.stat().st_size) if progress else None
+        results.append(ingest_file(con, f, options, cb))
+    return results
+
+
+def _check_options(options: IngestOptions) -> None:
+    try:
+        ZoneInfo(options.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"--tz {options.tz!r} is not an IANA time zone "
+                              "(e.g. UTC, America/Chicago)") from None
+    parse_crs(options.crs)
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
+                progress: ProgressCallback | None = None) -> FileResult:
+    """Ingest one file atomically; returns its result, recording failures instead of raising."""
+    started = time.monotonic()
+    result = FileResult(path=str(path))
+    ingest_id = con.execute("SELECT nextval('ingest_id_seq')").fetchone()[0]  # type: ignore[index]
+    result.ingest_id = ingest_id
+    started_at = datetime.now(UTC)
+    opts = {"owner": options.owner, "map": options.mapping, "crs": options.crs, "tz": options.tz,
+            "strict": options.strict, "format": options.format}
+    con.execute(
+        "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
+        "VALUES (?, ?, ?, 'running', ?, ?)",
+        [ingest_id, str(path), started_at, json.dumps(opts), __version__])
+    stage = f"staging_{int(ingest_id)}"
+    try:
+        result.sha256, size = file_digest(path)
+        con.execute("UPDATE ingests SET sha256 = ?, size_bytes = ? WHERE id = ?",
+                    [result.sha256, size, ingest_id])
+        source = open_source(path, options.mapping, options.owner is not None, options.format)
+        result.format = source.format
+        _stage_file(con, source, stage, options, progress, size)
+        result.format = source.format
+        result.blank_lines = source.stats.blank_lines
+        _commit(con, stage, ingest_id, source, options, result)
+    except UsagectlError as exc:
+        _record_failure(con, ingest_id, result, exc.message, exc.code)
+    except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
+        _record_failure(con, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
+                        "io_error" if isinstance(exc, OSError) else "internal_error")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _record_failure(con: duckdb.DuckDBPyConnection, ingest_id: int, result: FileResult,
+                    message: str, code: str) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction was open
+    result.status, result.error, result.error_code = "failed", message, code
+    result.accepted = result.duplicates = result.repaired = 0
+    con.execute(
+        "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
+        "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, repaired = 0, "
+        "blank_lines = ? WHERE id = ?",
+        [message, datetime.now(UTC), result.format, result.rows_read, result.rejected,
+         result.conflicts, result.blank_lines, ingest_id])
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
+                options: IngestOptions, progress: ProgressCallback | None, size: int) -> None:
+    """Read, check and stage every record of the file (committed, outside the final txn)."""
+    con.execute(f"DROP TABLE IF EXISTS {stage}")
+    con.execute(f"CREATE TABLE {stage} AS SELECT * FROM (SELECT NULL::BIGINT AS rownum, "
+                "NULL::BIGINT AS line, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, "
+                "false AS repaired) WHERE false")
+    # Typed columns come from the events table so that the two can never drift apart.
+    for col in _STAGE_COLUMNS[5:]:
+        typ = con.execute("SELECT data_type FROM information_schema.columns "
+                          "WHERE table_name = 'events' AND column_name = ?", [col]).fetchone()
+        sql_type = typ[0] if typ else "VARCHAR"
+        con.execute(f"ALTER TABLE {stage} ADD COLUMN {col} {sql_type}")
+    user_crs = parse_crs(options.crs)
+    crs = user_crs
+    sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
+    for chunk in source.chunks():
+        if source.declared_crs and crs is None:
+            crs = parse_crs(source.declared_crs)
+        elif source.declared_crs and user_crs is not None:
+            declared = parse_crs(source.declared_crs)
+            if declared is not None and not declared.equals(user_crs, ignore_axis_order=True):
+                raise ValidationError(
+                    f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
+                    f"{crs_label(user_crs)}; drop --crs or fix the file's metadata")
+        geoms = chunk.column("c_geometry").to_pylist()
+        gb = process_geometries(geoms, crs)
+        chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
+        chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
+        chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
+        key = chunk.schema
+        if key not in sql_cache:
+            raw_names = _raw_names(source)
+            sql_cache[key] = _stage_sql(stage, chunk.schema, source.extras,
+                                        "_attributes" in chunk.schema.names, raw_names)
+        sql, params = sql_cache[key]
+        con.register("chunk", chunk)
+        try:
+            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner})
+        finally:
+            con.unregister("chunk")
+        if progress:
+            progress(source.bytes_consumed(), size)
+    source.finish()
+    if source.format in ("csv", "tsv"):
+        _reconcile_lines(source)
+
+
+def _raw_names(source: Source) -> list[tuple[str, str]]:
+    """(original name, chunk column) pairs to rebuild a raw record for Parquet rejects."""
+    plan = getattr(source, "plan", None)
+    if plan is None:
+        return []
+    pairs = [(name, f"CAST(c_{c} AS VARCHAR)") for c, name in plan.canonical.items()
+             if c != "geometry"]
+    pairs += [(name, f"CAST(x_{i} AS VARCHAR)") for i, name in enumerate(source.extras)]
+    return pairs
+
+
+def _reconcile_lines(source: Source) -> None:
+    """Every physical line is the header, a blank line, or part of exactly one record."""
+    st = source.stats
+    independent = count_lines(source.path, source.compression)
+    accounted = st.header_lines + st.blank_lines + st.records + st.continuation_lines
+    if not (accounted == st.physical_lines == independent):
+        raise InternalError(
+            f"{source.path}: line accounting failed: {independent} lines in the file, "
+            f"{st.physical_lines} read, {accounted} accounted for (header {st.header_lines}, "
+            f"blank {st.blank_lines}, records {st.records}, continuation "
+            f"{st.continuation_lines}); nothing was ingested. Please report this file.")
+
+
+def _commit(con: duckdb.DuckDBPyConnection, stage: str, ingest_id: int, source: Source,
+            options: IngestOptions, result: FileResult) -> None:
+    """Classify staged rows and land them in one transaction (SPEC §3.3)."""
+    cls = f"cls_{int(ingest_id)}"
+    ingested_at = datetime.now(UTC)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"""
+CREATE TEMP TABLE {cls} AS
+WITH firsts AS (
+    SELECT rownum, owner_id, event_id, content_hash,
+        first_value(rownum) OVER w AS first_rownum,
+        first_value(content_hash) OVER w AS first_hash
+    FROM {stage} WHERE reason IS NULL
+    WINDOW w AS (PARTITION BY owner_id, event_id ORDER BY rownum)
+)
+SELECT f.rownum, f.first_rownum, e.ingest_id AS other_ingest, e.source_line AS other_line,
+    CASE WHEN e.event_id IS NOT NULL AND e.content_hash = f.content_hash THEN 'duplicate'
+         WHEN e.event_id IS NOT NULL THEN 'conflict_stored'
+         WHEN f.rownum = f.first_rownum THEN 'accepted'
+         WHEN f.content_hash = f.first_hash THEN 'duplicate'
+         ELSE 'conflict_file' END AS outcome
+FROM firsts f
+LEFT JOIN events e ON e.owner_id = f.owner_id AND e.event_id = f.event_id
+""")
+        counts = con.execute(f"""
+SELECT (SELECT count(*) FROM {stage}),
+       (SELECT count(*) FROM {stage} WHERE reason IS NOT NULL),
+       count(*) FILTER (WHERE outcome = 'accepted'),
+       count(*) FILTER (WHERE outcome = 'duplicate'),
+       count(*) FILTER (WHERE outcome LIKE 'conflict%'),
+       (SELECT count(*) FROM {stage} s JOIN {cls} c USING (rownum)
+         WHERE c.outcome = 'accepted' AND s.repaired)
+FROM {cls}""").fetchone()
+        assert counts is not None
+        rows_read, invalid, accepted, duplicates, conflicts, repaired = (int(x) for x in counts)
+        rejected = invalid + conflicts
+        result.rows_read, result.accepted, result.duplicates = rows_read, accepted, duplicates
+        result.rejected, result.conflicts, result.repaired = rejected, conflicts, repaired
+        if rows_read != source.stats.records:
+            raise InternalError(f"{source.path}: {source.stats.records} records read but "
+                                f"{rows_read} staged; nothing was ingested. Please report this.")
+        if accepted + duplicates + rejected != rows_read:
+            raise InternalError(f"{source.path}: accounting broke ({accepted} accepted + "
+                                f"{duplicates} duplicates + {rejected} rejected ≠ {rows_read} "
+                                "read); nothing was ingested. Please report this.")
+        # Rejects: invalid rows, then conflicts naming both sides.
+        con.execute(f"INSERT INTO rejects SELECT ?, line, reason, raw FROM {stage} "
+                    "WHERE reason IS NOT NULL ORDER BY rownum", [ingest_id])
+        con.execute(f"""
+INSERT INTO rejects
+SELECT ?, s.line,
+    format('conflict: event_id {{}} of owner {{}} is already stored from {{}} line {{}} '
+           '(ingest #{{}}) with different {{}}; the stored event was kept. If this is a '
+           'different event, give it its own event_id', s.event_id, s.owner_id,
+           i.path, e.source_line, e.ingest_id, {_differs('s', 'e')}),
+    CAST(to_json(struct_pack({", ".join(f"{f} := s.{f}" for f in _STAGE_COLUMNS[5:] if f not in ("geometry",))})) AS VARCHAR)
+FROM {stage} s JOIN {cls} c USING (rownum)
+JOIN events e ON e.owner_id = s.owner_id AND e.event_id = s.event_id
+LEFT JOIN ingests i ON i.id = e.ingest_id
+WHERE c.outcome = 'conflict_stored'
+ORDER BY s.rownum""", [ingest_id])
+        con.execute(f"""
+INSERT INTO rejects
+SELECT ?, s.line,
+    format('conflict: event_id {{}} of owner {{}} appears earlier in this file (line {{}}) with '
+           'different {{}}; the earlier row was kept. If this is a different event, give it '
+           'its own event_id', s.event_id, s.owner_id, f.line, {_differs('s', 'f')}),
+    CAST(to_json(struct_pack({", ".join(f"{f} := s.{f}" for f in _STAGE_COLUMNS[5:] if f not in ("geometry",))})) AS VARCHAR)
+FROM {stage} s JOIN {cls} c USING (rownum)
+JOIN {stage} f ON f.rownum = c.first_rownum
+WHERE c.outcome = 'conflict_file'
+ORDER BY s.rownum""", [ingest_id])
+        if options.strict and rejected:
+            first = con.execute("SELECT line, reason FROM rejects WHERE ingest_id = ? "
+                                "ORDER BY line LIMIT 1", [ingest_id]).fetchone()
+            message = (f"{source.path}: --strict: {rejected} of {rows_read} rows rejected "
+                       f"(first: line {first[0]}: {first[1]}); nothing from this file was "
+                       "stored. See `usagectl rejects --ingest " f"{ingest_id}`")
+            con.execute(
+                "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
+                "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, "
+                "repaired = 0, blank_lines = ? WHERE id = ?",
+                [message, datetime.now(UTC), source.format, rows_read, rejected, conflicts,
+                 source.stats.blank_lines, ingest_id])
+            con.execute("COMMIT")
+            result.status, result.error, result.error_code = "failed", message, "validation_error"
+            result.accepted = result.duplicates = result.repaired = 0
+            return
+        cols = ", ".join(_EVENT_COLUMNS)
+        scols = ", ".join(f"s.{c}" for c in _EVENT_COLUMNS)
+        con.execute(f"""
+INSERT INTO events ({cols}, ingest_id, source_line, ingested_at)
+SELECT {scols}, ?, s.line, ?
+FROM {stage} s JOIN {cls} c USING (rownum)
+WHERE c.outcome = 'accepted'
+ORDER BY s.rownum""", [ingest_id, ingested_at])
+        con.execute(
+            "UPDATE ingests SET status = 'ok', finished_at = ?, format = ?, rows_read = ?, "
+            "accepted = ?, duplicates = ?, rejected = ?, conflicts = ?, repaired = ?, "
+            "blank_lines = ? WHERE id = ?",
+            [datetime.now(UTC), source.format, rows_read, accepted, duplicates, rejected,
+             conflicts, repaired, source.stats.blank_lines, ingest_id])
+        con.execute(f"DROP TABLE {cls}")
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise

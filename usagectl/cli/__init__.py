@@ -102,9 +102,10 @@ def _fail(err: UsagectlError, as_json: bool) -> int:
         sys.stdout.flush()
     else:
         err_console = Env().err
-        err_console.print(f"usagectl: error: {err.message}", markup=False, highlight=False)
+        err_console.print(f"usagectl: error: {err.message}", markup=False, highlight=False,
+                          soft_wrap=True)
         for problem in err.details.get("problems") or []:
-            err_console.print(f"  - {problem}", markup=False, highlight=False)
+            err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
     return int(err.exit_code)
 
 

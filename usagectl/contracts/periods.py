@@ -190,14 +190,15 @@ def period_at(contract: Contract, index: int) -> Period:
     try:
         start = _start_date(contract, index)
         end = _start_date(contract, index + 1)
+        if contract.end is not None and end > contract.end:
+            end = contract.end
+        return Period(index, local_midnight(start, tz), local_midnight(end, tz))
     except (ValueError, OverflowError):
+        # datetime stops at year 9999.
         raise NotFoundError(
             f"period {index} of contract {contract.id!r} is past the last supported year (9999)",
             details={"contract": contract.id, "index": index},
         ) from None
-    if contract.end is not None and end > contract.end:
-        end = contract.end
-    return Period(index, local_midnight(start, tz), local_midnight(end, tz))
 
 
 def period_containing(contract: Contract, when: dt.datetime) -> Period | None:

@@ -28,8 +28,9 @@ class Env:
         width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
         self.out = Console(file=self.stdout, no_color=no_color, highlight=False, width=width,
                            soft_wrap=False, emoji=False)
+        # Messages on stderr are never hard-wrapped: cron logs are grepped line by line.
         self.err = Console(file=self.stderr, no_color=no_color, highlight=False, width=width,
-                           emoji=False)
+                           emoji=False, soft_wrap=True)
 
     @property
     def stderr_is_tty(self) -> bool:

@@ -1,0 +1,128 @@
+"""`make bench`: run the benchmarks in benchmarks/ and write docs/benchmarks.md.
+
+Benchmarks are not tests: they measure and report, they never assert times or memory. Each run
+is on whatever machine `make bench` runs on, so the report starts with a description of that
+machine (cores, memory, Python, DuckDB, date).
+
+For now there is one benchmark, ``ingest_memory.py`` (wall time and peak RSS of
+``usagectl ingest`` at growing file sizes, plus a re-ingest of the largest file). The default
+size list takes about 10–15 minutes on a 2-core machine; ``--sizes`` picks others, e.g.
+``--sizes 100000 250000`` for a quick look (written elsewhere with ``--output``).
+
+Usage::
+
+    make bench
+    .venv/bin/python benchmarks/run.py --sizes 100000 250000 --output /tmp/bench.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import ingest_memory  # noqa: E402 — the benchmark module beside this file
+
+SIZES = (250_000, 1_000_000, 2_500_000, 5_000_000)
+
+
+def _meminfo_gib() -> str:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_description() -> list[str]:
+    import duckdb
+    import pyarrow
+
+    try:
+        from usagectl import __version__ as usagectl_version
+    except ImportError:
+        usagectl_version = "unknown"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- CPU: {cores} cores (`nproc`), {_cpu_model()}",
+        f"- Memory: {_meminfo_gib()}",
+        f"- OS: {platform.system()} {platform.release()} ({platform.machine()})",
+        f"- Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+        f"PyArrow {pyarrow.__version__}, usagectl {usagectl_version}",
+        f"- DuckDB threads: {os.environ.get('USAGECTL_THREADS') or 'default (one per core)'}; "
+        "memory_limit: DuckDB default (80 % of RAM)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                    help="row counts for the ingest benchmark (default: %(default)s)")
+    ap.add_argument("--geometry-fraction", type=float, default=0.0,
+                    help="fraction of rows that are FIELDS_BOUNDARY events with a WKT polygon")
+    ap.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                    help="report file (default: docs/benchmarks.md)")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the temporary CSVs and databases go (default: temp folder)")
+    args = ap.parse_args(argv)
+
+    started = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    machine = machine_description()
+    log("ingest_memory: sizes " + ", ".join(f"{n:,}" for n in args.sizes))
+    runs = ingest_memory.run_benchmark(args.sizes, geometry_fraction=args.geometry_fraction,
+                                       workdir=args.workdir, log=log)
+    total = time.monotonic() - started
+    report = "\n".join([
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Benchmarks measure "
+        "and report; they are not tests and assert nothing. Numbers are from one run on the "
+        "machine below and move by several percent between runs.",
+        "",
+        "## Machine",
+        "",
+        *machine,
+        f"- Whole benchmark run: {total / 60:.1f} min",
+        "",
+        "## Ingest: time and peak memory against file size",
+        "",
+        "SPEC §3.3: \"Large inputs stream: memory does not grow with file size.\"",
+        "",
+        ingest_memory.markdown_report(runs, args.geometry_fraction),
+    ])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report, encoding="utf-8")
+    print(report)
+    log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real DuckDB file under tmp_path and an in-process CLI runner.
+
+Output width is pinned so table assertions do not depend on the terminal running the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ["COLUMNS"] = "120"
+os.environ.pop("USAGECTL_DB", None)
+os.environ.pop("NO_COLOR", None)
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+SHARED_FIELDS = REPO.parent / "shared" / "data" / "fields"
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):  # noqa: ANN201 — any JSON value
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "usage.duckdb"
+
+
+@pytest.fixture
+def cli(db_path: Path):  # noqa: ANN201
+    """Run ``usagectl --db <tmp db> ARGS`` in-process; returns exit code, stdout, stderr."""
+    from usagectl.cli import app
+
+    def run(*args: str, db: Path | None = None, env: dict | None = None) -> Run:
+        runner = CliRunner(env={"COLUMNS": "120", **(env or {})})
+        result = runner.invoke(app, ["--db", str(db or db_path), *map(str, args)],
+                               catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

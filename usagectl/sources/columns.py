@@ -131,7 +131,8 @@ class ColumnPlan:
 def plan_columns(source_columns: list[str], mapping: Mapping[str, str]) -> ColumnPlan:
     """Decide, for a fixed list of source columns, which canonical column each one feeds.
 
-    Rules: an explicit ``--map`` wins; then an exact (folded) canonical name; then an alias.
+    Rules: an explicit ``--map`` wins; then the canonical name itself (any case); then a folded
+    match of the canonical name or an alias (``userId``, ``X-User-ID``).
     Two columns competing for one canonical column without ``--map`` is an error naming both,
     because picking one silently could bill the wrong user.
     """
@@ -158,8 +159,10 @@ def plan_columns(source_columns: list[str], mapping: Mapping[str, str]) -> Colum
         if col in used:
             continue
         f = fold(col)
-        if f in _FOLDED_CANONICAL:
-            exact.setdefault(_FOLDED_CANONICAL[f], []).append(col)
+        if col.strip().lower() in CANONICAL:
+            exact.setdefault(col.strip().lower(), []).append(col)
+        elif f in _FOLDED_CANONICAL:
+            alias.setdefault(_FOLDED_CANONICAL[f], []).append(col)
         elif f in _FOLDED_ALIAS:
             alias.setdefault(_FOLDED_ALIAS[f], []).append(col)
     for canonical in CANONICAL:
@@ -220,10 +223,10 @@ class RecordKeyResolver:
                 self._explicit.get(key) or self._explicit_lower[key.lower()], 0)
         else:
             f = fold(key)
-            canonical = _FOLDED_CANONICAL.get(f)
-            prio = 1
-            if canonical is None:
-                canonical, prio = _FOLDED_ALIAS.get(f), 2
+            if key.strip().lower() in CANONICAL:
+                canonical, prio = key.strip().lower(), 1
+            else:
+                canonical, prio = _FOLDED_CANONICAL.get(f) or _FOLDED_ALIAS.get(f), 2
             # A --map for this canonical column means other columns no longer feed it.
             if canonical in self._mapped_targets:
                 canonical = None

@@ -11,6 +11,7 @@ from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app
 from usagectl.contracts import Contract, parse_as_of, period_containing
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
+from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
 from usagectl.store.db import connect
@@ -64,27 +65,29 @@ def load(
 
 
 def contracts_table(env: Env, rows: list[dict[str, Any]], title: str = "Contracts") -> None:
-    """The contracts list as a Rich table (also used by the demo); compact below 100 columns."""
-    table = Table(title=title, title_justify="left")
-    narrow = env.out.width < 100
-    table.add_column("id", no_wrap=True)
-    table.add_column("owner", overflow="fold")
-    if not narrow:
-        table.add_column("cycle")
-        table.add_column("time zone")
-        table.add_column("tier")
-        table.add_column("meters", justify="right")
-    table.add_column("current period", no_wrap=True)
-    for d in rows:
-        p = d["current_period"]
-        period = f"#{p['index']} {p['start'][:10]} → {p['end'][:10]}" if p else "[dim]none[/]"
-        cells = [safe(d["id"]), safe(d["owner"])]
+    """The contracts list as a Rich table (also used by the demo)."""
+
+    def build(narrow: bool) -> Table:
+        table = Table(title=title, title_justify="left")
+        table.add_column("id", no_wrap=True)
+        table.add_column("owner", no_wrap=True)
         if not narrow:
-            cells += [d["cycle"], safe(d["timezone"]), safe(d["tier"] or ""),
-                      str(len(d["meters"]))]
-        cells += [period]
-        table.add_row(*cells)
-    env.out.print(table)
+            table.add_column("cycle", no_wrap=True)
+            table.add_column("time zone", no_wrap=True)
+            table.add_column("tier", no_wrap=True)
+            table.add_column("meters", justify="right", no_wrap=True)
+        table.add_column("current period", no_wrap=True)
+        for d in rows:
+            p = d["current_period"]
+            period = f"#{p['index']} {p['start'][:10]} → {p['end'][:10]}" if p else "[dim]none[/]"
+            cells = [safe(d["id"]), safe(d["owner"])]
+            if not narrow:
+                cells += [d["cycle"], safe(d["timezone"]), safe(d["tier"] or ""),
+                          str(len(d["meters"]))]
+            table.add_row(*cells, period)
+        return table
+
+    print_fitting(env, build, "cycle, time zone, tier and meters")
 
 
 @contracts_app.command("list")

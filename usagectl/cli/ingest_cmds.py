@@ -13,6 +13,7 @@ from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app
 from usagectl.errors import ExitCode
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
+from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
 from usagectl.sources.columns import parse_mapping
 from usagectl.store import audit
@@ -26,7 +27,7 @@ COUNT_KEYS = ("rows_read", "accepted", "duplicates", "rejected", "repaired")
 @handle_errors
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, folders or globs to ingest.",
-                                               show_default=False)],
+                                               metavar="PATH...", show_default=False)],
     owner: Annotated[str | None, typer.Option(help="Owner of every event (when the file has "
                                               "no owner column, or to check it).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
@@ -84,49 +85,51 @@ def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # ty
 
 
 def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  # type: ignore[type-arg]
-    """Per-file counts; below 100 columns the repaired/format/seconds columns are left out."""
-    narrow = env.out.width < 100
-    table = Table(title="Ingest", title_justify="left")
-    table.add_column("file", overflow="fold", min_width=16)
-    heads = ["read", "accepted", "dupes", "rejected"] + ([] if narrow else ["repaired"])
-    for k in heads:
-        table.add_column(k, justify="right", no_wrap=True)
-    if not narrow:
-        table.add_column("format")
-        table.add_column("seconds", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    keys = ["rows_read", "accepted", "duplicates", "rejected"] + ([] if narrow else ["repaired"])
-    for r in results:
-        status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
-        row = [safe(r.path)] + [f"{getattr(r, k):,}" for k in keys]
+    """Per-file counts; compact form leaves out repaired/format/seconds."""
+
+    def build(narrow: bool) -> Table:
+        table = Table(title="Ingest", title_justify="left")
+        longest = max((len(r.path) for r in results), default=4)
+        table.add_column("file", overflow="fold", min_width=min(longest, 20))
+        keys = ["rows_read", "accepted", "duplicates", "rejected"] + ([] if narrow else ["repaired"])
+        heads = {"rows_read": "read", "duplicates": "dupes"}
+        for k in keys:
+            table.add_column(heads.get(k, k), justify="right", no_wrap=True)
         if not narrow:
-            row += [safe(r.format or ""), f"{r.seconds:.2f}"]
-        table.add_row(*row, status)
-    if len(results) > 1:
-        row = ["[bold]total[/]"] + [f"{totals[k]:,}" for k in keys]
-        if not narrow:
-            row += ["", ""]
-        table.add_row(*row, "")
-    env.out.print(table)
-    if narrow:
-        env.note("[dim](repaired, format and seconds shown on terminals ≥ 100 columns, "
-                 "or with --format json)[/]")
+            table.add_column("format", no_wrap=True)
+            table.add_column("seconds", justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for r in results:
+            status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
+            row = [safe(r.path)] + [f"{getattr(r, k):,}" for k in keys]
+            if not narrow:
+                row += [safe(r.format or ""), f"{r.seconds:.2f}"]
+            table.add_row(*row, status)
+        if len(results) > 1:
+            row = ["[bold]total[/]"] + [f"{totals[k]:,}" for k in keys]
+            table.add_row(*row, *([] if narrow else ["", ""]), "")
+        return table
+
+    print_fitting(env, build, "repaired, format and seconds")
     for r in results:
         if r.error:
-            env.err.print(f"[red]failed[/] {safe(r.path)}: {safe(r.error)}")
+            where = "" if r.error.startswith(r.path) else f"{safe(r.path)}: "
+            env.err.print(f"[red]failed[/] {where}{safe(r.error)}")
 
 
 def _reject_hints(env: Env, con_path: str | None, results: list[FileResult]) -> None:
+    """After the table: the commonest reject reasons per file, and how to list them all."""
     rejected = [r for r in results if r.rejected and r.ingest_id is not None]
     if not rejected or env.quiet:
         return
     con = connect(con_path, read_only=True)
     try:
         for r in rejected:
-            rows = audit.list_rejects(con, r.ingest_id, limit=5)
-            env.err.print(f"{r.rejected:,} rejected in {safe(r.path)} (first {len(rows)}):")
-            for row in rows:
-                env.err.print(f"  line {row['line']}: {safe(row['reason'])}")
+            top = audit.reject_reasons(con, r.ingest_id, limit=5)
+            env.err.print(f"{r.rejected:,} rejected in {safe(r.path)}:")
+            for row in top:
+                times = f"{row['rows']:,} × " if row["rows"] > 1 else ""
+                env.err.print(f"  {times}line {row['first_line']}: {safe(row['reason'])}")
             env.err.print(f"  all of them: usagectl rejects --ingest {r.ingest_id}")
     finally:
         con.close()
@@ -153,25 +156,27 @@ def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOptio
     if fmt == "csv":
         env.write(csvout.render(rows, audit.INGEST_KEYS + audit.INGEST_EXTRA_KEYS))
         return
-    table = Table(title="Ingests", title_justify="left")
-    narrow = env.out.width < 100
-    table.add_column("id", justify="right")
-    table.add_column("file", overflow="fold")
-    if not narrow:
-        table.add_column("started (UTC)", no_wrap=True)
-        table.add_column("sha256", no_wrap=True)
-    for k in ("read", "accepted", "dupes", "rejected"):
-        table.add_column(k, justify="right", no_wrap=True)
-    table.add_column("status")
-    for r in rows:
-        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(r["status"], r["status"])
-        cells = [str(r["id"]), safe(r["path"])]
+    def build(narrow: bool) -> Table:
+        table = Table(title="Ingests", title_justify="left")
+        table.add_column("id", justify="right", no_wrap=True)
+        table.add_column("file", overflow="fold", min_width=12)
         if not narrow:
-            cells += [(r["started_at"] or "")[:19].replace("T", " "), (r["sha256"] or "")[:12]]
-        cells += [f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['duplicates']:,}",
-                  f"{r['rejected']:,}", status]
-        table.add_row(*cells)
-    env.out.print(table)
+            table.add_column("started (UTC)", no_wrap=True)
+            table.add_column("sha256", no_wrap=True)
+        for k in ("read", "accepted", "dupes", "rejected"):
+            table.add_column(k, justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for r in rows:
+            status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(r["status"], r["status"])
+            cells = [str(r["id"]), safe(r["path"])]
+            if not narrow:
+                cells += [(r["started_at"] or "")[:19].replace("T", " "), (r["sha256"] or "")[:12]]
+            cells += [f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['duplicates']:,}",
+                      f"{r['rejected']:,}", status]
+            table.add_row(*cells)
+        return table
+
+    print_fitting(env, build, "start time and sha256")
     for r in rows:
         if r["error"]:
             env.err.print(f"#{r['id']}: {safe(r['error'])}")
@@ -210,9 +215,10 @@ def rejects_cmd(
     table = Table(title="Rejected rows", title_justify="left")
     table.add_column("ingest", justify="right")
     table.add_column("line", justify="right", no_wrap=True)
-    table.add_column("reason", overflow="fold", ratio=3)
+    table.add_column("reason", overflow="fold", min_width=40)
     if env.out.width >= 100:
-        table.add_column("raw", overflow="ellipsis", no_wrap=True, ratio=2)
+        table.add_column("raw", overflow="ellipsis", no_wrap=True,
+                         max_width=max(20, env.out.width - 70))
     for r in rows:
         cells = [str(r["ingest_id"]), str(r["line"]), safe(r["reason"])]
         if env.out.width >= 100:

@@ -316,7 +316,7 @@ class CsvSource(Source):
             batch_lines.append(start)
             batch_vals.append(vals)
             batch_pre.append(reason)
-            batch_raw.append(text if reason is not None else None)
+            batch_raw.append(text)  # kept for the reject listing; staged only if rejected
             if len(batch_lines) >= CHUNK_ROWS:
                 yield flush()
         if batch_lines:
@@ -481,7 +481,7 @@ class _RecordBatcher:
         self.attrs.append(json.dumps(extras, default=_json_default, ensure_ascii=False,
                                      separators=(",", ":")) if extras and reason is None else None)
         self.pre.append(reason)
-        self.raw.append(raw if reason is not None else None)
+        self.raw.append(raw)
 
     def table(self) -> pa.Table:
         t = _table(self.cols, [], self.lines, self.raw, self.pre, self.attrs)

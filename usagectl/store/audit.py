@@ -55,3 +55,12 @@ def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
         "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
         [ingest_id, ingest_id, limit if limit is not None else 2**62, offset]).fetchall()
     return [dict(zip(REJECT_KEYS, r)) for r in rows]
+
+
+def reject_reasons(con: duckdb.DuckDBPyConnection, ingest_id: int, limit: int = 5
+                   ) -> list[dict[str, Any]]:
+    """The commonest reject reasons of one ingest, with how many rows and the first line."""
+    rows = con.execute(
+        "SELECT reason, count(*) AS n, min(line) AS first_line FROM rejects WHERE ingest_id = ? "
+        "GROUP BY reason ORDER BY n DESC, first_line LIMIT ?", [ingest_id, limit]).fetchall()
+    return [{"reason": r, "rows": n, "first_line": first} for r, n, first in rows]

@@ -1,0 +1,45 @@
+"""Tables that fit the terminal (STYLE.md; ccusage/GoAccess habits).
+
+Each table is built twice, full and compact. The full one is used when every ``no_wrap`` column
+(numbers, ids, statuses) fits at its natural width beside the foldable ones at their minimum;
+otherwise the compact one, plus a note on how to see the rest. Numbers are never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.table import Table
+from rich.text import Text
+
+from usagectl.renderers.console import Env
+
+
+def _cell_len(value: object) -> int:
+    if isinstance(value, Text):
+        return value.cell_len
+    return Text.from_markup(str(value)).cell_len
+
+
+def required_width(table: Table) -> int:
+    """Columns needed to show every no_wrap cell whole (padding and borders included)."""
+    total = 1  # the closing border
+    for col in table.columns:
+        header = _cell_len(col.header)
+        if col.no_wrap:
+            width = max([header, *(_cell_len(c) for c in col.cells)])
+        else:
+            width = max(col.min_width or 0, min(header, 12))
+        total += width + 3  # one space of padding each side and a border
+    return total
+
+
+def print_fitting(env: Env, build: Callable[[bool], Table], hidden: str) -> None:
+    """Print ``build(False)`` when it fits the terminal, else ``build(True)`` and a note."""
+    full = build(False)
+    need = required_width(full)
+    if need <= env.out.width:
+        env.out.print(full)
+        return
+    env.out.print(build(True))
+    env.note(f"[dim]({hidden} shown on terminals ≥ {need} columns, or with --format json)[/]")

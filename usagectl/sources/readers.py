@@ -376,7 +376,8 @@ class CsvSource(Source):
                 if len(pending) > 1:
                     pushback.extendleft(reversed(pending[1:]))
                     text = _text(b)
-                yield n, (text, None, f"malformed CSV quoting ({exc}); fix the quoting")
+                yield n, (text.rstrip("\r\n"), None,
+                          f"malformed CSV quoting ({exc}); fix the quoting")
                 continue
             vals = rows[0] if rows else []
             if len(vals) != width:
@@ -387,12 +388,12 @@ class CsvSource(Source):
                               "unbalanced quote joins this line to the next ones; fix the quoting "
                               "(a literal \" inside a value is written \"\")")
                 else:
-                    yield n, (text, None,
+                    yield n, (text.rstrip("\r\n"), None,
                               f"row has {len(vals)} values but the header has {width} columns; "
                               "quote values that contain the delimiter")
                 continue
             self.stats.continuation_lines += len(pending) - 1
-            yield n, (text, vals, None)
+            yield n, (text.rstrip("\r\n"), vals, None)
 
 
 def _text(b: bytes) -> str:

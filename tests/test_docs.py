@@ -1,0 +1,71 @@
+"""Docs that cannot drift: the CLI reference is generated, and the README's examples run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, SAMPLE_DATA
+from usagectl.cli import docgen
+
+# The illustrative file the README ingests to show rejects.
+LATE_TOKENS = (
+    "event_id,timestamp,owner_id,api_key_id,product,input_tokens\n"
+    "t-9001,2026-11-02T09:00:00Z,terra-tokens,tk_live_ops,API_TOKENS,12.5\n"
+    "t-9002,2026-11-02 25:00,terra-tokens,tk_live_ops,API_TOKENS,7\n"
+    "t-9003,2026-11-02T09:10:00Z,terra-tokens,tk_live_ops,API_TOKENS,-40\n"
+    "t-9004,2026-11-02T09:20:00Z,terra-tokens,tk_live_ops,API_TOKENS,420\n"
+)
+
+
+def test_cli_reference_is_up_to_date() -> None:
+    current = (REPO / "docs" / "cli-reference.md").read_text(encoding="utf-8")
+    assert current == docgen.render(), "docs/cli-reference.md is stale: run `make docs`"
+
+
+def test_every_command_is_in_the_reference() -> None:
+    from typer.main import get_command
+
+    from usagectl.cli import app
+
+    group = get_command(app)
+    names = set(group.commands)  # type: ignore[attr-defined]
+    documented = {p[0] for p in docgen.COMMANDS if p}
+    assert names == documented
+
+
+def _examples(readme: str) -> list[tuple[str, list[str]]]:
+    """(command, shown output lines) for every `$ usagectl …` line in console blocks."""
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", readme, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            elif out:
+                out[-1][1].append(line)
+    return out
+
+
+def test_readme_examples_run_and_show_real_output(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE_DATA, tmp_path / "sample_data")
+    (tmp_path / "late_tokens.csv").write_text(LATE_TOKENS)
+    env = {**os.environ, "USAGECTL_DB": str(tmp_path / "usage.duckdb"), "COLUMNS": "120"}
+    examples = _examples((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(examples) >= 6
+    for command, shown in examples:
+        args = shlex.split(command)
+        assert args[0] == "usagectl"
+        r = subprocess.run([sys.executable, "-m", "usagectl", *args[1:]], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (command, r.stdout, r.stderr)
+        actual = r.stdout + r.stderr
+        for line in shown:
+            # Lines with an ellipsis or timings are abbreviated in the README.
+            if "…" in line or not line.strip() or re.search(r"\b0\.\d\d\b", line):
+                continue
+            assert line.rstrip() in actual, (command, line, actual)

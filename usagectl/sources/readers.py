@@ -560,6 +560,7 @@ class GeoJsonSource(Source):
     """
 
     format = "geojson"
+    _array = False  # a top-level JSON array of event objects instead of a FeatureCollection
 
     def chunks(self) -> Iterator[pa.Table]:
         import ijson
@@ -587,7 +588,10 @@ class GeoJsonSource(Source):
                         if len(batch) >= CHUNK_ROWS:
                             yield batch.table()
                     continue
-                if prefix == "features.item":
+                if prefix == "" and event == "start_array":
+                    top_type, self._array, self.format = "array", True, "json"
+                    continue
+                if prefix == "features.item" or (prefix == "item" and top_type == "array"):
                     if event in ("start_map", "start_array"):
                         builder, depth = ObjectBuilder(), 1
                         builder.event(event, value)
@@ -614,14 +618,20 @@ class GeoJsonSource(Source):
             raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
         finally:
             stream.close()
-        if top_type != "FeatureCollection":
+        if top_type not in ("FeatureCollection", "array"):
             raise ValidationError(f"{self.path}: not a GeoJSON FeatureCollection (type is "
-                                  f"{top_type!r}); JSON Lines files should be named .jsonl")
+                                  f"{top_type!r}) nor a JSON array of events; JSON Lines files "
+                                  "should be named .jsonl")
         self.stats.physical_lines = 0
 
     def _add_feature(self, batch: _RecordBatcher, n: int, obj: Any) -> None:
         raw = json.dumps(obj, default=_json_default, ensure_ascii=False)
-        if not isinstance(obj, dict) or obj.get("type") != "Feature":
+        if self._array and isinstance(obj, dict) and obj.get("type") != "Feature":
+            batch.add(n, obj, raw[:10_000])  # a JSON array of plain event objects
+        elif self._array and not isinstance(obj, dict):
+            batch.add(n, None, raw[:10_000], "array item is not a JSON object; each item must be "
+                                             "one {...} event")
+        elif not isinstance(obj, dict) or obj.get("type") != "Feature":
             batch.add(n, None, raw[:10_000], "features[] item is not a GeoJSON Feature")
         else:
             batch.add(n, _feature_record(obj), raw[:10_000])

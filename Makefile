@@ -28,6 +28,7 @@ demo: install
 	$(BIN)/usagectl demo
 
 test: install-test
+	$(BIN)/ruff check usagectl tests benchmarks
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: install-test

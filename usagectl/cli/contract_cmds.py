@@ -14,7 +14,7 @@ from usagectl.renderers.console import Env
 from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
-from usagectl.store.db import connect
+from usagectl.store.db import session
 
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
                             rich_markup_mode="rich")
@@ -46,11 +46,8 @@ def load(
     Example: usagectl contracts load contracts.toml
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    con = connect(db)
-    try:
+    with session(db) as con:
         outcome = contracts_repo.load_file(con, file)
-    finally:
-        con.close()
     if fmt == "json":
         env.write(jsonout.dumps({"file": file, "contracts": outcome}))
     elif fmt == "csv":
@@ -102,11 +99,8 @@ def list_(
     Example: usagectl contracts list --as-of 2026-11-20
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    con = connect(db, read_only=True)
-    try:
+    with session(db, read_only=True) as con:
         rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con, owner)]
-    finally:
-        con.close()
     if fmt == "json":
         env.write(jsonout.dumps(rows))
     elif fmt == "csv":
@@ -134,11 +128,8 @@ def show(
     Example: usagectl contracts show acme-fields-2026 --format json
     """
     db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
-    con = connect(db, read_only=True)
-    try:
+    with session(db, read_only=True) as con:
         d = _with_period(contracts_repo.get_contract(con, contract_id), as_of)
-    finally:
-        con.close()
     if fmt == "json":
         env.write(jsonout.dumps(d))
         return

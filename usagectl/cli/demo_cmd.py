@@ -14,7 +14,7 @@ from usagectl.cli.ingest_cmds import COUNT_KEYS, _ingest_table
 from usagectl.errors import ExitCode
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
-from usagectl.store.db import connect
+from usagectl.store.db import session
 from usagectl.store.ingest import IngestOptions, expand_paths, ingest_file
 
 # Files that need ingest options, as a user would pass them on the command line.
@@ -49,14 +49,11 @@ def demo(
         data_dir = Path(data)
     db = folder / "demo.duckdb"
     env.note(f"Building {safe(db)} from {safe(data_dir)}/ …")
-    con = connect(db)
-    try:
-        files = [f for f in expand_paths([str(data_dir)])]
+    with session(db) as con:
+        files = expand_paths([str(data_dir)])
         results = [ingest_file(con, f, DEMO_OPTIONS.get(f.name, IngestOptions())) for f in files]
         outcome = contracts_repo.load_file(con, data_dir / "contracts.toml")
         rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con)]
-    finally:
-        con.close()
     totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
     _ingest_table(env, results, totals)
     env.out.print()

@@ -17,7 +17,7 @@ from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
 from usagectl.sources.columns import parse_mapping
 from usagectl.store import audit
-from usagectl.store.db import connect
+from usagectl.store.db import session
 from usagectl.store.ingest import FileResult, IngestOptions, ingest_paths
 
 COUNT_KEYS = ("rows_read", "accepted", "duplicates", "rejected", "repaired")
@@ -54,11 +54,8 @@ def ingest(
     db, fmt, env = resolve(db, fmt, quiet)
     options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
                             strict=strict, format=source_format)
-    con = connect(db)
-    try:
+    with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
-    finally:
-        con.close()
     totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
     totals["files"] = len(results)
     totals["failed"] = sum(r.status != "ok" for r in results)
@@ -122,8 +119,7 @@ def _reject_hints(env: Env, con_path: str | None, results: list[FileResult]) -> 
     rejected = [r for r in results if r.rejected and r.ingest_id is not None]
     if not rejected or env.quiet:
         return
-    con = connect(con_path, read_only=True)
-    try:
+    with session(con_path, read_only=True) as con:
         for r in rejected:
             top = audit.reject_reasons(con, r.ingest_id, limit=5)
             env.err.print(f"{r.rejected:,} rejected in {safe(r.path)}:")
@@ -131,8 +127,6 @@ def _reject_hints(env: Env, con_path: str | None, results: list[FileResult]) -> 
                 times = f"{row['rows']:,} × " if row["rows"] > 1 else ""
                 env.err.print(f"  {times}line {row['first_line']}: {safe(row['reason'])}")
             env.err.print(f"  all of them: usagectl rejects --ingest {r.ingest_id}")
-    finally:
-        con.close()
 
 
 @app.command("ingests")
@@ -145,11 +139,8 @@ def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOptio
     Example: usagectl ingests --format json | jq '.[] | select(.status == "failed")'
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    con = connect(db, read_only=True)
-    try:
+    with session(db, read_only=True) as con:
         rows = audit.list_ingests(con)
-    finally:
-        con.close()
     if fmt == "json":
         env.write(jsonout.dumps(rows))
         return
@@ -199,13 +190,10 @@ def rejects_cmd(
     Example: usagectl rejects --ingest 3 --format csv > rejects.csv
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    con = connect(db, read_only=True)
-    try:
+    with session(db, read_only=True) as con:
         total = audit.count_rejects(con, ingest_id)
         table_limit = limit if limit is not None else (50 if fmt == "table" else None)
         rows = audit.list_rejects(con, ingest_id, table_limit, offset)
-    finally:
-        con.close()
     if fmt == "json":
         env.write(jsonout.dumps(rows))
         return

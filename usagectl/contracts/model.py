@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from usagectl.errors import NotFoundError, ValidationError
+from usagectl.sources.columns import CANONICAL
 
 #: Square metres per area unit (SPEC §4). The acre is the international acre, exactly.
 UNIT_M2: dict[str, Decimal] = {
@@ -55,28 +56,7 @@ DISTINCT_FIELDS = (
 #: Numeric event fields a ``sum`` meter may add up (SPEC §4, §5.3).
 SUM_FIELDS = ("input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms")
 #: Canonical event fields that ``require = [...]`` may name (SPEC §3.1, §4).
-REQUIRABLE_FIELDS = (
-    "user_id",
-    "org_id",
-    "product",
-    "action",
-    "resource_id",
-    "status",
-    "error_code",
-    "endpoint",
-    "method",
-    "operation",
-    "geometry",
-    "dataset_id",
-    "indicator_ids",
-    "input_tokens",
-    "output_tokens",
-    "thinking_tokens",
-    "credits",
-    "response_time_ms",
-    "session_id",
-    "request_id",
-)
+REQUIRABLE_FIELDS = tuple(c for c in CANONICAL if c not in ("event_id", "ts", "owner_id"))
 #: Written as ``products = "*"``: every product (for unique_area, every area product = UNIFIED_AREA).
 ALL_PRODUCTS = "*"
 

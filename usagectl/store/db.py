@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -209,3 +211,14 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection) -> None:
             "WHERE table_name LIKE 'staging\\_%' ESCAPE '\\'").fetchall():
         if re.fullmatch(r"staging_\d+", name):
             con.execute(f"DROP TABLE IF EXISTS {name}")  # name checked against the pattern
+
+
+@contextmanager
+def session(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``with session(db) as con:`` — a connection closed however the block ends."""
+    con = connect(db, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field

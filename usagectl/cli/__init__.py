@@ -155,3 +155,4 @@ def main(argv: list[str] | None = None) -> None:
 from usagectl.cli import ingest_cmds  # noqa: E402,F401
 from usagectl.cli import contract_cmds  # noqa: E402,F401
 from usagectl.cli import demo_cmd  # noqa: E402,F401
+from usagectl.cli import report_cmds  # noqa: E402,F401

@@ -21,6 +21,8 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("contracts", "load"),
     ("contracts", "list"),
     ("contracts", "show"),
+    ("report",),
+    ("overlap",),
     ("demo",),
 )
 

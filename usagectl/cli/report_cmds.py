@@ -1,0 +1,313 @@
+"""``report`` and ``overlap``: what a contract period counts (SPEC §5, §6, §7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from usagectl.cli import DbOption, FormatOption, QuietOption, app, handle_errors, resolve
+from usagectl.contracts import parse_as_of, resolve_period
+from usagectl.errors import IOFailure, ValidationError
+from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.console import Env
+from usagectl.renderers.tables import print_fitting
+from usagectl.renderers.text import safe
+from usagectl.reports import views
+from usagectl.store import contracts_repo
+from usagectl.store.db import session
+
+VIEWS = ("consolidated", "users", "daily")
+
+ContractOption = Annotated[str, typer.Option("--contract", "-c", help="Contract id.",
+                                             show_default=False)]
+PeriodOption = Annotated[str | None, typer.Option(
+    "--period", help="current (default), previous, an index, or a date inside the period.")]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="The moment taken as now (ISO 8601; default: the current time).")]
+AsIngestedOption = Annotated[str | None, typer.Option(
+    "--as-ingested-at", help="Only events ingested by then (reproduce an earlier invoice).")]
+OutOption = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file.")]
+
+
+def write_output(env: Env, text: str, out: str | None) -> None:
+    """Data to stdout, or atomically to a file (temp file in the same folder, fsync, rename)."""
+    if out is None:
+        env.write(text)
+        return
+    target = Path(out)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise IOFailure(f"cannot write {out}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise IOFailure(f"cannot write {out}: {exc.strerror}") from None
+    env.note(f"wrote {safe(out)}")
+
+
+def _window(con, contract_id: str, period: str | None, as_of: str | None,  # type: ignore[no-untyped-def]
+            as_ingested_at: str | None) -> views.Window:
+    contract = contracts_repo.get_contract(con, contract_id)
+    now = parse_as_of(as_of)
+    ingested = parse_as_of(as_ingested_at) if as_ingested_at else None
+    return views.make_window(contract, resolve_period(contract, period, now), now, ingested)
+
+
+@app.command()
+@handle_errors
+def report(
+    contract: ContractOption,
+    view: Annotated[str, typer.Option(help="consolidated, users or daily.")] = "consolidated",
+    period: PeriodOption = None,
+    as_of: AsOfOption = None,
+    as_ingested_at: AsIngestedOption = None,
+    meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="daily: first day (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="daily: last day (YYYY-MM-DD).")] = None,
+    out: OutOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Recompute what a contract period counts: totals, limits, overage and projection.
+
+    Views: consolidated (every meter: owner and Σ-user totals, overlap, billed, limit, overage
+    in cents, status, projection), users (each user's value per meter) and daily (new
+    consumption per local day, owner and Σ users; --from/--to for a range).
+
+    Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    if view not in VIEWS:
+        raise ValidationError(f"--view {view!r} is not available; choose one of {', '.join(VIEWS)}")
+    with session(db, read_only=True) as con:
+        window = _window(con, contract, period, as_of, as_ingested_at)
+        if view == "consolidated":
+            doc = views.consolidated(con, window, meter)
+        elif view == "users":
+            doc = views.users_view(con, window, meter)
+        else:
+            doc = views.daily_view(con, window, meter, views.parse_day(date_from, "--from"),
+                                   views.parse_day(date_to, "--to"))
+    if fmt == "json":
+        write_output(env, jsonout.dumps(doc), out)
+    elif fmt == "csv":
+        rows, cols = _csv_rows(view, doc)
+        write_output(env, csvout.render(rows, cols), out)
+    else:
+        {"consolidated": _consolidated_table, "users": _users_table, "daily": _daily_table}[view](env, doc)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}_"))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _csv_rows(view: str, doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """CSV rows whose columns are the JSON keys (nested objects joined with _)."""
+    head = {"contract_id": doc["contract"]["id"], "period_index": doc["period"]["index"],
+            "period_start": doc["period"]["start"], "period_end": doc["period"]["end"],
+            "as_of": doc["period"]["as_of"]}
+    items = {"consolidated": doc.get("meters"), "users": doc.get("users"),
+             "daily": doc.get("days")}[view] or []
+    rows = [{**head, **_flatten(item)} for item in items]
+    cols = list(head)
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    return rows, cols
+
+
+def _fmt(v: Any, decimals: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{decimals}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return safe(v)
+    return f"{f:,.{decimals}f}" if f != int(f) else f"{int(f):,}"
+
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "exceeded": "red"}
+
+
+def _header(env: Env, doc: dict[str, Any]) -> None:
+    c, p = doc["contract"], doc["period"]
+    env.out.print(f"[bold]{safe(c['id'])}[/] · owner {safe(c['owner'])} · period #{p['index']} "
+                  f"{p['start'][:10]} → {p['end'][:10]} ({safe(c['timezone'])}) · as of "
+                  f"{p['as_of'][:19]}")
+
+
+def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+
+    def build(narrow: bool) -> Table:
+        t = Table(title_justify="left")
+        cols = ["meter", "unit", "owner", "Σ users", "overlap", "billed", "limit", "included",
+                "overage", "amount", "status", "projected"]
+        if narrow:
+            cols = ["meter", "billed", "limit", "amount", "status"]
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("meter", "unit", "status") else "right",
+                         no_wrap=True)
+        for m in doc["meters"]:
+            style = STATUS_STYLE.get(m["status"], "")
+            cell = {"meter": safe(m["name"]), "unit": safe(m["unit"] or m["aggregate"]),
+                    "owner": _fmt(m["owner_total"]), "Σ users": _fmt(m["user_total"]),
+                    "overlap": _fmt(m["overlap"]), "billed": _fmt(m["billed"]),
+                    "limit": _fmt(m["limit"]), "included": _fmt(m["included"]),
+                    "overage": _fmt(m["overage"]),
+                    "amount": f"${m['overage_amount_cents'] / 100:,.2f}",
+                    "status": f"[{style}]{m['status']}[/]",
+                    "projected": _fmt(m["projection"]["projected"])}
+            t.add_row(*[cell[c] for c in cols])
+        return t
+
+    print_fitting(env, build, "owner, Σ users, overlap, included, overage and projection")
+    env.out.print(f"{doc['users']:,} users · {doc['events_counted']:,} events counted")
+
+
+def _users_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+    names = list(doc["users"][0]["meters"]) if doc["users"] else []
+
+    def build(narrow: bool) -> Table:
+        t = Table(title_justify="left")
+        t.add_column("user", overflow="fold")
+        if not narrow:
+            t.add_column("org", overflow="fold")
+        for n in names:
+            t.add_column(safe(n), justify="right", no_wrap=True)
+        t.add_column("events", justify="right", no_wrap=True)
+        totals = {n: 0.0 for n in names}
+        for u in doc["users"]:
+            cells = [safe(u["user_id"])] + ([] if narrow else [safe(u["org_id"] or "")])
+            for n in names:
+                cells.append(_fmt(u["meters"][n]))
+                totals[n] += float(u["meters"][n])
+            t.add_row(*cells, _fmt(u["events"]))
+        t.add_row("[bold]Σ users[/]", *([] if narrow else [""]),
+                  *[_fmt(totals[n]) for n in names], _fmt(sum(u["events"] for u in doc["users"])))
+        return t
+
+    print_fitting(env, build, "org")
+
+
+def _daily_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+    names = list(doc["days"][0]["meters"]) if doc["days"] else []
+
+    def build(narrow: bool) -> Table:
+        t = Table(title_justify="left")
+        t.add_column("date", no_wrap=True)
+        for n in names:
+            t.add_column(f"{safe(n)} owner", justify="right", no_wrap=True)
+            if not narrow:
+                t.add_column(f"{safe(n)} Σ users", justify="right", no_wrap=True)
+        totals: dict[str, list[float]] = {n: [0.0, 0.0] for n in names}
+        for day in doc["days"]:
+            cells = [day["date"]]
+            for n in names:
+                o, u = day["meters"][n]["owner"], day["meters"][n]["user"]
+                totals[n][0] += float(o)
+                totals[n][1] += float(u)
+                cells.append(_fmt(o))
+                if not narrow:
+                    cells.append(_fmt(u))
+            t.add_row(*cells)
+        cells = ["[bold]total[/]"]
+        for n in names:
+            cells.append(_fmt(totals[n][0]))
+            if not narrow:
+                cells.append(_fmt(totals[n][1]))
+        t.add_row(*cells)
+        return t
+
+    print_fitting(env, build, "Σ-user columns")
+
+
+@app.command()
+@handle_errors
+def overlap(
+    contract: ContractOption,
+    meter: Annotated[str | None, typer.Option(help="The unique_area meter (default: the first).")] = None,
+    pairs: Annotated[int, typer.Option(help="How many of the most overlapping pairs.")] = 10,
+    geojson: Annotated[str | None, typer.Option(
+        help="Write every region covered by two users or more, with those users, as GeoJSON.")] = None,
+    period: PeriodOption = None,
+    as_of: AsOfOption = None,
+    as_ingested_at: AsIngestedOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Owner vs Σ-user area, each user's exclusive and shared area, the most overlapping pairs.
+
+    Example: usagectl overlap --contract acme-farms-2026 --pairs 5 --geojson overlap.geojson
+    """
+    db, fmt, env = resolve(db, fmt, quiet)
+    with session(db, read_only=True) as con:
+        window = _window(con, contract, period, as_of, as_ingested_at)
+        doc, regions = views.overlap_view(con, window, meter, pairs, regions=geojson is not None)
+    if geojson is not None:
+        write_output(env, _regions_geojson(regions, window, doc["unit"]), geojson)
+    if fmt == "json":
+        env.write(jsonout.dumps(doc))
+        return
+    if fmt == "csv":
+        cols = ["user_id", "area", "exclusive_area", "shared_area"]
+        env.write(csvout.render(doc["users"], cols))
+        return
+    _header(env, doc)
+    env.out.print(f"meter {safe(doc['meter'])} ({safe(doc['unit'])}): owner {_fmt(doc['owner_total'])}"
+                  f" · Σ users {_fmt(doc['user_total'])} · overlap {_fmt(doc['overlap'])}")
+    t = Table(title="Users", title_justify="left")
+    for col in ("user", "area", "exclusive", "shared"):
+        t.add_column(col, justify="left" if col == "user" else "right", no_wrap=col != "user")
+    for u in doc["users"]:
+        t.add_row(safe(u["user_id"]), _fmt(u["area"]), _fmt(u["exclusive_area"]),
+                  _fmt(u["shared_area"]))
+    env.out.print(t)
+    if doc["pairs"]:
+        t = Table(title="Most overlapping pairs", title_justify="left")
+        for col in ("user a", "user b", "shared area"):
+            t.add_column(col, justify="right" if col == "shared area" else "left")
+        for p in doc["pairs"]:
+            t.add_row(safe(p["a"]), safe(p["b"]), _fmt(p["area"]))
+        env.out.print(t)
+
+
+def _regions_geojson(regions: list, window: views.Window, unit: str) -> str:
+    import shapely
+
+    from usagectl.contracts import UNIT_M2
+    from usagectl.meters.area import geodesic_area
+
+    features = []
+    for geom, users in regions:
+        features.append({"type": "Feature",
+                         "properties": {"users": list(users), "user_count": len(users),
+                                        "area": round(geodesic_area(geom) / float(UNIT_M2[unit]), 6),
+                                        "unit": unit},
+                         "geometry": json.loads(shapely.to_geojson(shapely.orient_polygons(geom)))})
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False) + "\n"

@@ -1,0 +1,158 @@
+"""Limits, overage to the cent, status and projection (SPEC §5.4).
+
+Exact decimal arithmetic throughout; money is integer cents rounded half-up once, at the end.
+Area values arrive as floats in the meter's unit and are taken at the 6 decimals the reports show,
+so the priced quantity is the reported one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from usagectl.contracts import Meter, Period
+
+MICRO = Decimal("0.000001")
+WEEK = 7
+
+
+def as_decimal(value: float | int | Decimal) -> Decimal:
+    """A meter value as an exact Decimal (floats at 6 decimals, the reported precision)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value}")
+    return Decimal(f"{value:.6f}")
+
+
+def tiered_cents(quantity: Decimal, meter: Meter) -> Decimal:
+    """Price ``quantity`` units with the meter's tier table (graduated or volume)."""
+    tiers = meter.price
+    if quantity <= 0 or not tiers:
+        return Decimal(0)
+    if meter.pricing == "volume":
+        for tier in tiers:
+            if tier.up_to is None or quantity <= tier.up_to:
+                return quantity * tier.cents_per_unit + tier.flat_cents
+        last = tiers[-1]
+        return quantity * last.cents_per_unit + last.flat_cents
+    total = Decimal(0)
+    lower = Decimal(0)
+    for tier in tiers:
+        upper = tier.up_to
+        if quantity <= lower:
+            break
+        in_tier = (quantity if upper is None else min(quantity, upper)) - lower
+        total += in_tier * tier.cents_per_unit + tier.flat_cents
+        if upper is None:
+            break
+        lower = upper
+    return total
+
+
+@dataclass
+class Priced:
+    """The §5.4 block of one meter."""
+
+    billed: Decimal
+    limit: Decimal | None
+    included: Decimal | None
+    remaining: Decimal | None
+    percent_used: Decimal | None
+    overage: Decimal
+    overage_units: int
+    overage_amount_cents: int
+    status: str
+
+
+def price(meter: Meter, billed: Decimal) -> Priced:
+    """remaining, percent_used, overage, overage_units, cents and status for a billed value.
+
+    ``overage = max(0, billed − included)``; ``overage_units = ceil(overage / overage_unit)``.
+    Without tiers the amount is ``overage_units × overage_cents_per_unit``. With a tier table the
+    tiers price the overage units (every unit, in ``overage_unit``s, when there is no
+    ``included``), graduated or volume. Half-up to a whole cent.
+    """
+    limit, included = meter.limit, meter.included
+    overage = max(Decimal(0), billed - (included or Decimal(0))) if included is not None else Decimal(0)
+    step = meter.overage_unit or Decimal(1)
+    if meter.pricing:
+        quantity = overage if included is not None else billed
+        units = int((quantity / step).to_integral_value(rounding=ROUND_CEILING)) if quantity > 0 else 0
+        cents = tiered_cents(Decimal(units), meter)
+        if included is None:
+            overage = Decimal(0)
+            overage_units = 0
+        else:
+            overage_units = units
+    else:
+        overage_units = (int((overage / step).to_integral_value(rounding=ROUND_CEILING))
+                         if overage > 0 else 0)
+        cents = Decimal(overage_units) * (meter.overage_cents_per_unit or Decimal(0))
+    amount = int(cents.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    remaining = limit - billed if limit is not None else None
+    percent = (Decimal(100) * billed / limit) if limit else None
+    if limit is not None and billed > limit:
+        status = "exceeded"
+    elif limit is not None and billed >= meter.warn_at * limit:
+        status = "warning"
+    else:
+        status = "ok"
+    return Priced(billed, limit, included, remaining, percent, overage, overage_units, amount,
+                  status)
+
+
+@dataclass
+class Projection:
+    """Linear projection to the period's end (SPEC §5.4)."""
+
+    daily_average: Decimal
+    projected: Decimal
+    will_exceed_limit: bool
+    exceeds_on: date | None
+    trending: str
+
+    def to_dict(self) -> dict:
+        return {"daily_average": self.daily_average, "projected": self.projected,
+                "will_exceed_limit": self.will_exceed_limit,
+                "exceeds_on": self.exceeds_on.isoformat() if self.exceeds_on else None,
+                "trending": self.trending}
+
+
+def trend(daily: dict[date, Decimal], as_of: datetime, tz) -> str:  # noqa: ANN001
+    """``increasing`` (> +10 %), ``decreasing`` (< −10 %) or ``stable``: the last 7 local days
+    up to and including as_of's day, against the 7 days before."""
+    today = as_of.astimezone(tz).date()
+    last = sum((v for d, v in daily.items() if today - timedelta(days=WEEK) < d <= today), Decimal(0))
+    prev = sum((v for d, v in daily.items()
+                if today - timedelta(days=2 * WEEK) < d <= today - timedelta(days=WEEK)), Decimal(0))
+    if prev == 0:
+        return "increasing" if last > 0 else "stable"
+    change = (last - prev) / prev
+    if change > Decimal("0.1"):
+        return "increasing"
+    if change < Decimal("-0.1"):
+        return "decreasing"
+    return "stable"
+
+
+def project(meter: Meter, billed: Decimal, period: Period, as_of: datetime,
+            daily: dict[date, Decimal], tz) -> Projection:  # noqa: ANN001
+    """daily_average = billed / elapsed days; projected = daily_average × period days."""
+    elapsed = period.elapsed_days(as_of)
+    days = period.days
+    daily_average = billed / elapsed if elapsed > 0 else Decimal(0)
+    projected = daily_average * days
+    limit = meter.limit
+    will_exceed = limit is not None and projected > limit
+    exceeds_on = None
+    if limit is not None and daily_average > 0:
+        crossing = limit / daily_average  # days after the period start
+        if crossing < days:
+            instant = period.start + timedelta(seconds=float(crossing * 86400))
+            exceeds_on = instant.astimezone(period.start.tzinfo).date()
+    return Projection(daily_average, projected, will_exceed, exceeds_on, trend(daily, as_of, tz))

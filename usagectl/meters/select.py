@@ -1,0 +1,69 @@
+"""Which events a meter counts: the filters shared by every aggregate (SPEC §4, §5).
+
+All numbers are for one contract, one period, the contract's owner only, successful events only
+(unless the meter says ``include_failed``), ``ts`` in ``[period.start, period.end)`` and
+``ts <= as_of``; with ``as_ingested_at``, only events ingested by then. Values are always bound
+parameters; the only SQL text assembled here comes from fixed column names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from usagectl.contracts import Contract, Meter, Period
+from usagectl.contracts.model import REQUIRABLE_FIELDS
+
+#: Products that carry area (SPEC §2); ``products = "*"`` on a unique_area meter means these and
+#: any other product whose events carry a geometry (UNIFIED_AREA).
+AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE", "OPERATIONS_OPERATION",
+                 "SATELLITE_PROCESS_PLANET", "SATELLITE_PROCESS_SENTINEL")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The moment and period a report is computed for."""
+
+    contract: Contract
+    period: Period
+    as_of: datetime
+    as_ingested_at: datetime | None = None
+
+    @property
+    def until(self) -> datetime:
+        """Events at or before this instant and before the period end count."""
+        return min(self.as_of, self.period.end)
+
+
+def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
+                 alias: str = "") -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` conditions (joined by AND) and their parameters for a meter's events."""
+    p = alias + "." if alias else ""
+    conds = [f"{p}owner_id = ?", f"{p}ts <= ?"]
+    params: list[Any] = [window.contract.owner, window.as_of]
+    if in_period:
+        conds += [f"{p}ts >= ?", f"{p}ts < ?"]
+        params += [window.period.start, window.period.end]
+    if window.as_ingested_at is not None:
+        conds.append(f"{p}ingested_at <= ?")
+        params.append(window.as_ingested_at)
+    if not meter.include_failed:
+        conds.append(f"{p}succeeded")
+    products = [x for x in meter.products if x != "*"]
+    if products and not meter.all_products:
+        conds.append(f"list_contains(?, {p}product)")
+        params.append(products)
+    if meter.endpoints:
+        conds.append(f"list_contains(?, {p}endpoint)")
+        params.append(list(meter.endpoints))
+    if meter.operations:
+        conds.append(f"list_contains(?, {p}operation)")
+        params.append(list(meter.operations))
+    for field in meter.require:
+        if field not in REQUIRABLE_FIELDS:  # identifiers only from the allowlist
+            raise ValueError(f"cannot require {field!r}")
+        # Empty values are stored as NULL; an empty list counts as absent too.
+        conds.append(f"({p}{field} IS NOT NULL AND len({p}{field}) > 0)"
+                     if field == "indicator_ids" else f"({p}{field} IS NOT NULL)")
+    return " AND ".join(conds), params

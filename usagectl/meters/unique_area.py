@@ -1,0 +1,130 @@
+"""``unique_area`` meters: which geometries count, under each boundary policy (SPEC §5.1).
+
+* ``boundary_policy = "processed"`` (default): every counted ``process`` event in the period
+  contributes its geometry; deletes never reduce the period they happen in.
+* ``boundary_policy = "active"``: a boundary (``user_id``, ``resource_id`` of a
+  ``FIELDS_BOUNDARY`` event) counts in every period in which it existed for any time: each of its
+  geometries counts when it was current at some instant of ``[period start, min(end, as_of)]``
+  (from its process event until the boundary's next event). A delete ends it for later periods.
+  Other products of the meter follow the processed rule.
+* ``mode = "audit"``: the boundaries active as of ``as_of``, whatever the contract dates: a
+  boundary's latest event at or before ``as_of`` decides; its latest processed geometry counts.
+  Events without ``resource_id`` are boundaries of their own.
+
+The day of a geometry (for daily values) is the local date, in the contract's zone, from which it
+counts in the period: its event's date, or the period's first day for an ``active`` boundary
+carried over from an earlier period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import numpy as np
+import shapely
+
+from usagectl.contracts import Meter
+from usagectl.meters import area
+from usagectl.meters.select import Window, meter_filter
+
+BOUNDARY = "FIELDS_BOUNDARY"
+
+
+@dataclass
+class AreaMeterValue:
+    """A unique_area meter's figures in the meter's unit."""
+
+    unit: str
+    owner: float = 0.0
+    users: dict[str, float] = field(default_factory=dict)
+    exclusive: dict[str, float] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], float] = field(default_factory=dict)
+    daily_owner: dict[date, float] = field(default_factory=dict)
+    daily_users: dict[str, dict[date, float]] = field(default_factory=dict)
+    regions: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)
+    events: int = 0
+
+    @property
+    def user_total(self) -> float:
+        return sum(self.users.values())
+
+    @property
+    def overlap(self) -> float:
+        return max(self.user_total - self.owner, 0.0)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> tuple[list, list, list]:
+    """(WKB, user, local day) of every counted geometry."""
+    tz = window.contract.timezone
+    if meter.mode == "audit":
+        where, params = meter_filter(meter, window, in_period=False)
+        sql = f"""
+WITH latest AS (
+    SELECT geometry, user_id, action, ts,
+        row_number() OVER (PARTITION BY user_id, coalesce(resource_id, 'event:' || event_id)
+                           ORDER BY ts DESC, event_id DESC) AS rn
+    FROM events WHERE {where}
+)
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE)
+FROM latest WHERE rn = 1 AND action = 'process' AND geometry IS NOT NULL"""
+        return _fetch(con, sql, [*params, tz])
+    in_where, in_params = meter_filter(meter, window)
+    if meter.boundary_policy != "active":
+        sql = f"""
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
+WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL"""
+        return _fetch(con, sql, [tz, *in_params])
+    all_where, all_params = meter_filter(meter, window, in_period=False)
+    sql = f"""
+WITH timeline AS (
+    SELECT geometry, user_id, action, ts,
+        lead(ts) OVER (PARTITION BY user_id, resource_id ORDER BY ts, event_id) AS next_ts
+    FROM events
+    WHERE {all_where} AND product = ? AND resource_id IS NOT NULL
+)
+SELECT geometry, user_id, CAST(timezone(?, greatest(ts, ?)) AS DATE) FROM timeline
+WHERE action = 'process' AND geometry IS NOT NULL AND ts < ? AND ts <= ?
+  AND (next_ts IS NULL OR next_ts > ?)
+UNION ALL
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
+WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL
+  AND NOT (product = ? AND resource_id IS NOT NULL)"""
+    p = window.period
+    return _fetch(con, sql, [*all_params, BOUNDARY, tz, p.start, p.end, window.as_of, p.start,
+                             tz, *in_params, BOUNDARY])
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> tuple[list, list, list]:
+    rows = con.execute(sql, params).fetchall()
+    if not rows:
+        return [], [], []
+    wkb, users, days = zip(*rows)
+    return list(wkb), list(users), list(days)
+
+
+def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
+                       overlap: bool = False, pairs: bool = False, daily: bool = False,
+                       regions: bool = False) -> AreaMeterValue:
+    """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
+    wkb, users, days = _rows(con, meter, window)
+    unit = meter.unit or "acre"
+    value = AreaMeterValue(unit=unit, events=len(wkb))
+    if not wkb:
+        return value
+    geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
+    ordinals = np.asarray([d.toordinal() for d in days], dtype=np.int64)
+    result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals),
+                          overlap=overlap, pairs=pairs, daily=daily, regions=regions)
+    per = float(meter.unit_m2)
+    value.owner = result.owner / per
+    value.users = {u: a / per for u, a in sorted(result.users.items())}
+    value.exclusive = {u: a / per for u, a in sorted(result.exclusive.items())}
+    value.pairs = {k: a / per for k, a in result.pairs.items()}
+    value.daily_owner = {date.fromordinal(d): a / per for d, a in sorted(result.daily_owner.items())}
+    value.daily_users = {u: {date.fromordinal(d): a / per for d, a in sorted(ds.items())}
+                         for u, ds in sorted(result.daily_users.items())}
+    value.regions = result.regions
+    return value

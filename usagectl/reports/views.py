@@ -1,0 +1,226 @@
+"""Report views as plain JSON-ready data (SPEC §7): consolidated, users, daily, overlap.
+
+Each function takes an open connection, a contract, the period and the moment, computes the
+meters it needs and returns the dict that ``--format json`` prints; tables and CSV are rendered
+from the same dicts, so every format shows the same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from usagectl.contracts import Contract, Meter, Period
+from usagectl.errors import ValidationError
+from usagectl.meters.pricing import as_decimal, price, project
+from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
+from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.unique_area import AreaMeterValue, compute_area_meter
+
+AREA_DECIMALS = 6
+
+
+def num(value: float | Decimal | int | None, area: bool = False) -> Any:
+    """A JSON number: areas rounded to 6 decimals, exact values as they are."""
+    if value is None:
+        return None
+    if area or isinstance(value, float):
+        return round(float(value), AREA_DECIMALS) + 0.0
+    return value
+
+
+def contract_header(c: Contract) -> dict[str, Any]:
+    return {"id": c.id, "owner": c.owner, "cycle": c.cycle, "timezone": c.timezone, "tier": c.tier}
+
+
+def period_header(window: Window) -> dict[str, Any]:
+    return window.period.to_dict(window.as_of)
+
+
+def compute_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
+                  daily: bool = False, overlap: bool = False, pairs: bool = False,
+                  regions: bool = False) -> AreaMeterValue | ScalarMeterValue:
+    """One meter's values, by aggregate."""
+    if meter.aggregate == "unique_area":
+        return compute_area_meter(con, meter, window, daily=daily, overlap=overlap, pairs=pairs,
+                                  regions=regions)
+    return compute_scalar_meter(con, meter, window, daily=daily)
+
+
+def billed_value(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> Decimal:
+    raw = value.user_total if meter.billed_on == "user" else value.owner
+    return as_decimal(raw)
+
+
+def _daily_billed(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> dict[date, Decimal]:
+    if meter.billed_on == "owner":
+        return {d: as_decimal(v) for d, v in value.daily_owner.items()}
+    out: dict[date, Decimal] = {}
+    for days in value.daily_users.values():
+        for d, v in days.items():
+            out[d] = out.get(d, Decimal(0)) + as_decimal(v)
+    return out
+
+
+def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: Window
+                ) -> dict[str, Any]:
+    """The consolidated view's object for one meter (SPEC §7)."""
+    area = isinstance(value, AreaMeterValue)
+    billed = billed_value(meter, value)
+    priced = price(meter, billed)
+    proj = project(meter, billed, window.period, window.as_of, _daily_billed(meter, value),
+                   window.contract.zone)
+    return {
+        "name": meter.name, "aggregate": meter.aggregate,
+        "unit": (meter.unit or "acre") if area else None,
+        "billed_on": meter.billed_on,
+        "owner_total": num(value.owner, area), "user_total": num(value.user_total, area),
+        "overlap": num(value.overlap, area), "billed": num(billed, area),
+        "limit": num(meter.limit), "included": num(meter.included),
+        "remaining": num(priced.remaining, area) if priced.remaining is not None else None,
+        "percent_used": (round(float(priced.percent_used), 6)
+                         if priced.percent_used is not None else None),
+        "overage": num(priced.overage, area), "overage_units": priced.overage_units,
+        "overage_amount_cents": priced.overage_amount_cents, "status": priced.status,
+        "projection": {k: (num(v, area) if isinstance(v, Decimal) else v)
+                       for k, v in proj.to_dict().items()},
+        "events": value.events,
+    }
+
+
+def _counted_union(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for m in meters:
+        where, p = meter_filter(m, window)
+        parts.append(f"SELECT event_id, user_id, org_id, ts FROM events WHERE {where}")
+        params += p
+    return " UNION ".join(parts), params
+
+
+def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
+                 meter_names: list[str] | None = None) -> dict[str, Any]:
+    """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated)."""
+    c = window.contract
+    meters = _pick(c, meter_names)
+    blocks = [meter_block(m, compute_meter(con, m, window, daily=True), window) for m in meters]
+    users = events = 0
+    if meters:
+        sql, params = _counted_union(meters, window)
+        row = con.execute(f"SELECT count(DISTINCT user_id), count(*) FROM ({sql})", params).fetchone()
+        users, events = int(row[0]), int(row[1])
+    return {"contract": contract_header(c), "period": period_header(window), "meters": blocks,
+            "users": users, "events_counted": events}
+
+
+def _pick(c: Contract, names: list[str] | None) -> tuple[Meter, ...]:
+    if not names:
+        return c.meters
+    return tuple(c.meter(n) for n in names)
+
+
+def users_view(con: duckdb.DuckDBPyConnection, window: Window,
+               meter_names: list[str] | None = None) -> dict[str, Any]:
+    """Per-user values of every meter, with events and first/last seen (SPEC §7 users)."""
+    c = window.contract
+    meters = _pick(c, meter_names)
+    values = {m.name: compute_meter(con, m, window) for m in meters}
+    rows: dict[str, dict[str, Any]] = {}
+    if meters:
+        sql, params = _counted_union(meters, window)
+        for user, org, n, first, last in con.execute(
+                f"SELECT user_id, arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL), count(*), "
+                f"min(ts), max(ts) FROM ({sql}) GROUP BY user_id ORDER BY user_id", params).fetchall():
+            rows[user] = {"user_id": user, "org_id": org, "meters": {}, "events": int(n),
+                          "first_seen": first.astimezone(c.zone).isoformat(),
+                          "last_seen": last.astimezone(c.zone).isoformat()}
+    for m in meters:
+        v = values[m.name]
+        area = isinstance(v, AreaMeterValue)
+        for user, val in v.users.items():
+            rows.setdefault(user, {"user_id": user, "org_id": None, "meters": {}, "events": 0,
+                                   "first_seen": None, "last_seen": None})
+            rows[user]["meters"][m.name] = num(val, area)
+    for r in rows.values():
+        for m in meters:
+            r["meters"].setdefault(m.name, 0.0 if m.aggregate == "unique_area" else 0)
+        r["meters"] = {m.name: r["meters"][m.name] for m in meters}
+    return {"contract": contract_header(c), "period": period_header(window),
+            "users": [rows[u] for u in sorted(rows)]}
+
+
+def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None = None,
+               date_from: date | None = None, date_to: date | None = None) -> dict[str, Any]:
+    """New consumption per local day, owner and Σ users, for each meter (SPEC §5.1, §7 daily).
+
+    Days run from the period's first local day to the last one before min(end, as_of); with
+    ``--from/--to`` (inclusive, inside the period) only that range is listed.
+    """
+    c = window.contract
+    meters = _pick(c, meter_names)
+    values = {m.name: compute_meter(con, m, window, daily=True) for m in meters}
+    first = window.period.start.astimezone(c.zone).date()
+    last_instant = min(window.as_of, window.period.end - timedelta(microseconds=1))
+    last = last_instant.astimezone(c.zone).date()
+    lo, hi = date_from or first, date_to or last
+    if lo > hi:
+        raise ValidationError(f"--from {lo} is after --to {hi}")
+    lo, hi = max(lo, first), min(hi, last)
+    days = []
+    d = lo
+    while d <= hi:
+        entry: dict[str, Any] = {"date": d.isoformat(), "meters": {}}
+        for m in meters:
+            v = values[m.name]
+            area = isinstance(v, AreaMeterValue)
+            owner = v.daily_owner.get(d, 0.0 if area else Decimal(0))
+            user = sum((u.get(d, 0.0 if area else Decimal(0)) for u in v.daily_users.values()),
+                       0.0 if area else Decimal(0))
+            entry["meters"][m.name] = {"owner": num(owner, area), "user": num(user, area)}
+        days.append(entry)
+        d += timedelta(days=1)
+    return {"contract": contract_header(c), "period": period_header(window), "days": days}
+
+
+def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str | None,
+                 top_pairs: int = 10, regions: bool = False) -> tuple[dict[str, Any], list]:
+    """Owner vs Σ users, per-user exclusive/shared area and the most overlapping pairs."""
+    c = window.contract
+    area_meters = [m for m in c.meters if m.aggregate == "unique_area"]
+    if meter_name:
+        meter = c.meter(meter_name)
+        if meter.aggregate != "unique_area":
+            raise ValidationError(f"meter {meter.name!r} is a {meter.aggregate} meter; overlap "
+                                  "needs a unique_area meter")
+    elif area_meters:
+        meter = area_meters[0]
+    else:
+        raise ValidationError(f"contract {c.id!r} has no unique_area meter")
+    v = compute_area_meter(con, meter, window, overlap=True, pairs=True, regions=regions)
+    assert isinstance(v, AreaMeterValue)
+    users = [{"user_id": u, "area": num(a, True), "exclusive_area": num(v.exclusive.get(u, a), True),
+              "shared_area": num(a - v.exclusive.get(u, a), True)}
+             for u, a in sorted(v.users.items(), key=lambda kv: (-kv[1], kv[0]))]
+    pairs = sorted(v.pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top_pairs]
+    doc = {"contract": contract_header(c), "period": period_header(window), "meter": meter.name,
+           "unit": meter.unit or "acre",
+           "owner_total": num(v.owner, True), "user_total": num(v.user_total, True),
+           "overlap": num(v.overlap, True), "users": users,
+           "pairs": [{"a": a, "b": b, "area": num(x, True)} for (a, b), x in pairs]}
+    return doc, v.regions
+
+
+def parse_day(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def make_window(contract: Contract, period: Period, as_of: datetime,
+                as_ingested_at: datetime | None = None) -> Window:
+    return Window(contract, period, as_of, as_ingested_at)

@@ -11,6 +11,9 @@ import typer
 from usagectl.cli import handle_errors, QuietOption, app, resolve
 from usagectl.cli.contract_cmds import _with_period, contracts_table
 from usagectl.cli.ingest_cmds import COUNT_KEYS, _ingest_table
+from usagectl.cli.report_cmds import _consolidated_table as consolidated_table
+from usagectl.contracts import parse_as_of, period_containing, resolve_period
+from usagectl.reports import views
 from usagectl.errors import ExitCode
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
@@ -32,7 +35,7 @@ def demo(
     as_of: Annotated[str, typer.Option("--as-of", help="The moment taken as now.")] = DEMO_AS_OF,
     quiet: QuietOption = False,
 ) -> int:
-    """Build a database in a temporary folder from the sample data and show the reports.
+    """Build a database in a temporary folder from the sample data and print the reports.
 
     Example: usagectl demo
     """
@@ -53,15 +56,24 @@ def demo(
         files = expand_paths([str(data_dir)])
         results = [ingest_file(con, f, DEMO_OPTIONS.get(f.name, IngestOptions())) for f in files]
         outcome = contracts_repo.load_file(con, data_dir / "contracts.toml")
-        rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con)]
+        contracts = contracts_repo.list_contracts(con)
+        rows = [_with_period(c, as_of) for c in contracts]
+        now = parse_as_of(as_of)
+        reports = [views.consolidated(con, views.make_window(c, resolve_period(c, None, now), now))
+                   for c in contracts if period_containing(c, now) is not None]
     totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
     _ingest_table(env, results, totals)
     env.out.print()
     contracts_table(env, rows, title=f"Contracts ({len(outcome)} loaded) as of {as_of}")
+    for doc in reports:
+        env.out.print()
+        consolidated_table(env, doc)
     env.out.print()
     env.out.print(f"Database: {safe(db)}\nExplore it:\n"
                   f"  export USAGECTL_DB={safe(db)}\n"
                   "  usagectl ingests\n"
                   "  usagectl rejects\n"
-                  f"  usagectl contracts show {safe(rows[0]['id']) if rows else 'ID'} --as-of {as_of}")
+                  f"  usagectl report --contract {safe(rows[0]['id']) if rows else 'ID'} --view users "
+                  f"--as-of {as_of}\n"
+                  f"  usagectl overlap --contract {safe(rows[0]['id']) if rows else 'ID'} --as-of {as_of}")
     return int(ExitCode.ERROR) if any(r.status != "ok" for r in results) else 0

@@ -163,8 +163,8 @@ def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
 
     def build(narrow: bool) -> Table:
         t = Table(title_justify="left")
-        cols = ["meter", "unit", "owner", "Σ users", "overlap", "billed", "limit", "included",
-                "overage", "amount", "status", "projected"]
+        cols = ["meter", "unit", "owner", "Σ users", "billed", "limit", "overage", "amount",
+                "status", "projected"]
         if narrow:
             cols = ["meter", "billed", "limit", "amount", "status"]
         for col in cols:
@@ -183,7 +183,7 @@ def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
             t.add_row(*[cell[c] for c in cols])
         return t
 
-    print_fitting(env, build, "owner, Σ users, overlap, included, overage and projection")
+    print_fitting(env, build, "unit, owner, Σ users, overage and projection")
     env.out.print(f"{doc['users']:,} users · {doc['events_counted']:,} events counted")
 
 

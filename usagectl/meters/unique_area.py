@@ -27,6 +27,7 @@ import numpy as np
 import shapely
 
 from usagectl.contracts import Meter
+from usagectl.errors import ValidationError
 from usagectl.meters import area
 from usagectl.meters.select import Window, meter_filter
 
@@ -109,6 +110,11 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
                        overlap: bool = False, pairs: bool = False, daily: bool = False,
                        regions: bool = False) -> AreaMeterValue:
     """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
+    if meter.derive_operations:
+        # Counting operations without their derived area would under-bill silently.
+        raise ValidationError(
+            f"meter {meter.name!r}: derive_operations is not supported yet; give "
+            "OPERATIONS_OPERATION events their own geometry or remove the option")
     wkb, users, days = _rows(con, meter, window)
     unit = meter.unit or "acre"
     value = AreaMeterValue(unit=unit, events=len(wkb))

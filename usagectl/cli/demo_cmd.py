@@ -75,5 +75,6 @@ def demo(
                   "  usagectl rejects\n"
                   f"  usagectl report --contract {safe(rows[0]['id']) if rows else 'ID'} --view users "
                   f"--as-of {as_of}\n"
-                  f"  usagectl overlap --contract {safe(rows[0]['id']) if rows else 'ID'} --as-of {as_of}")
+                  f"  usagectl overlap --contract {safe(rows[0]['id']) if rows else 'ID'} --as-of {as_of}",
+                  soft_wrap=True)
     return int(ExitCode.ERROR) if any(r.status != "ok" for r in results) else 0

@@ -79,6 +79,10 @@ def machine_description() -> list[str]:
     ]
 
 
+def _fmt_load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.1f}" for x in load)
+
+
 def growth_summary(runs: list) -> str:
     """One measured sentence on how peak RSS moved with file size (no judgement, no assert)."""
     first = [r for r in runs if r.label == "first ingest"]
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
     machine = machine_description()
+    load_before = os.getloadavg()
     log("ingest_memory: sizes " + ", ".join(f"{n:,}" for n in args.sizes))
     runs = ingest_memory.run_benchmark(args.sizes, workdir=args.workdir, log=log)
     geo_runs = []
@@ -123,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                                                geometry_fraction=args.geometry_fraction,
                                                workdir=args.workdir, log=log)
     total = time.monotonic() - started
+    load_after = os.getloadavg()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = max(load_before[0], load_after[0], load_after[1]) > (cores or 1)
+    load_line = (f"- Load average (1, 5, 15 min): {_fmt_load(load_before)} before, "
+                 f"{_fmt_load(load_after)} after"
+                 + (" — **other work was running on this machine; times are inflated**"
+                    if busy else ""))
     geo_section = [
         "## Ingest with polygons",
         "",
@@ -139,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine,
         f"- Whole benchmark run: {total / 60:.1f} min",
+        load_line,
         "",
         "## Ingest: time and peak memory against file size",
         "",

@@ -23,6 +23,9 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("contracts", "show"),
     ("report",),
     ("overlap",),
+    ("usage",),
+    ("check",),
+    ("alerts",),
     ("demo",),
 )
 

@@ -22,7 +22,8 @@ from usagectl.reports import views
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
-VIEWS = ("consolidated", "users", "daily")
+VIEWS = ("consolidated", "users", "daily", "log")
+LOG_TABLE_ROWS = 50
 
 ContractOption = Annotated[str, typer.Option("--contract", "-c", help="Contract id.",
                                              show_default=False)]
@@ -69,13 +70,15 @@ def _window(con, contract_id: str, period: str | None, as_of: str | None,  # typ
 @handle_errors
 def report(
     contract: ContractOption,
-    view: Annotated[str, typer.Option(help="consolidated, users or daily.")] = "consolidated",
+    view: Annotated[str, typer.Option(help="consolidated, users, daily or log.")] = "consolidated",
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
     date_from: Annotated[str | None, typer.Option("--from", help="daily: first day (YYYY-MM-DD).")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="daily: last day (YYYY-MM-DD).")] = None,
+    limit: Annotated[int | None, typer.Option(help="log: at most this many events.")] = None,
+    offset: Annotated[int, typer.Option(help="log: skip this many events.")] = 0,
     out: OutOption = None,
     db: DbOption = None,
     fmt: FormatOption = None,
@@ -84,8 +87,10 @@ def report(
     """Recompute what a contract period counts: totals, limits, overage and projection.
 
     Views: consolidated (every meter: owner and Σ-user totals, overlap, billed, limit, overage
-    in cents, status, projection), users (each user's value per meter) and daily (new
-    consumption per local day, owner and Σ users; --from/--to for a range).
+    in cents, status, projection), users (each user's value per meter), daily (new
+    consumption per local day, owner and Σ users; --from/--to for a range) and log (every
+    counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
+    show the first 50, JSON and CSV every event unless --limit/--offset).
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
@@ -98,16 +103,20 @@ def report(
             doc = views.consolidated(con, window, meter)
         elif view == "users":
             doc = views.users_view(con, window, meter)
-        else:
+        elif view == "daily":
             doc = views.daily_view(con, window, meter, views.parse_day(date_from, "--from"),
                                    views.parse_day(date_to, "--to"))
+        else:
+            page = limit if limit is not None else (LOG_TABLE_ROWS if fmt == "table" else None)
+            doc = views.log_view(con, window, meter, page, offset)
     if fmt == "json":
         write_output(env, jsonout.dumps(doc), out)
     elif fmt == "csv":
         rows, cols = _csv_rows(view, doc)
         write_output(env, csvout.render(rows, cols), out)
     else:
-        {"consolidated": _consolidated_table, "users": _users_table, "daily": _daily_table}[view](env, doc)
+        {"consolidated": _consolidated_table, "users": _users_table, "daily": _daily_table,
+         "log": _log_table}[view](env, doc)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -126,7 +135,7 @@ def _csv_rows(view: str, doc: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
             "period_start": doc["period"]["start"], "period_end": doc["period"]["end"],
             "as_of": doc["period"]["as_of"]}
     items = {"consolidated": doc.get("meters"), "users": doc.get("users"),
-             "daily": doc.get("days")}[view] or []
+             "daily": doc.get("days"), "log": doc.get("events")}[view] or []
     rows = [{**head, **_flatten(item)} for item in items]
     cols = list(head)
     for r in rows:
@@ -244,6 +253,29 @@ def _daily_table(env: Env, doc: dict[str, Any]) -> None:
         return t
 
     print_fitting(env, build, "Σ-user columns")
+
+
+def _log_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+    t = Table(title_justify="left")
+    for col in ("ts", "user", "product", "endpoint", "dataset", "indicators", "new"):
+        t.add_column(col, overflow="fold", no_wrap=col == "ts")
+    for e in doc["events"]:
+        new = []
+        if e["new_user"]:
+            new.append("user")
+        if e["new_dataset"]:
+            new.append("dataset")
+        if e["new_indicators"]:
+            new.append(f"{len(e['new_indicators'])} ind.")
+        t.add_row(e["ts"][:19], safe(e["user_id"]), safe(e["product"]), safe(e["endpoint"] or ""),
+                  safe(e["dataset_id"] or ""), safe(",".join(e["indicator_ids"] or [])),
+                  ", ".join(new))
+    env.out.print(t)
+    more = doc["total_count"] - doc["offset"] - len(doc["events"])
+    if more > 0:
+        env.note(f"{more:,} more events; --format csv or json lists them all, or use "
+                 f"--offset {doc['offset'] + len(doc['events'])}")
 
 
 @app.command()

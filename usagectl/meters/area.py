@@ -125,7 +125,8 @@ def _union(geoms: Sequence[shapely.Geometry]) -> shapely.Geometry:
 class _Options:
     overlap: bool = False
     pairs: bool = False
-    daily: bool = False
+    daily_owner: bool = False
+    daily_users: bool = False
     regions: bool = False
 
 
@@ -199,8 +200,9 @@ def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Opt
                         res.pairs[(a, b)] = shared
             if opts.regions and multi is not None:
                 res.regions.extend(_overlap_regions(unions, multi))
-    if opts.daily and days is not None:
+    if opts.daily_owner and days is not None:
         res.daily_owner = _daily_new(geoms, days)
+    if opts.daily_users and days is not None:
         by_user_days: dict[str, list[int]] = defaultdict(list)
         for u, d in zip(users, days):
             by_user_days[u].append(d)
@@ -244,11 +246,16 @@ def _work_batch(batch: list[tuple[list[bytes], list[str], list[int] | None]], op
 
 
 def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
-            daily: bool = False, regions: bool = False, tile_deg: float = TILE_DEG,
+            daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
             workers: int | None = None) -> AreaResult:
-    """Owner and user areas (m²); on request exclusive areas, pairs, regions, daily new area."""
-    opts = _Options(overlap=overlap or pairs or regions, pairs=pairs, daily=daily,
-                    regions=regions)
+    """Owner and user areas (m²); on request exclusive areas, pairs, regions, daily new area.
+
+    ``daily`` is True (owner and users), ``"owner"`` or ``"users"``: a report that only needs
+    the billed level's series (for its trend) does not pay for the other.
+    """
+    opts = _Options(overlap=overlap or pairs or regions, pairs=pairs,
+                    daily_owner=daily is True or daily == "owner",
+                    daily_users=daily is True or daily == "users", regions=regions)
     result = AreaResult()
     if len(data.geoms) == 0:
         return result

@@ -107,7 +107,7 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> tuple[list
 
 
 def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
-                       overlap: bool = False, pairs: bool = False, daily: bool = False,
+                       overlap: bool = False, pairs: bool = False, daily: bool | str = False,
                        regions: bool = False) -> AreaMeterValue:
     """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
     if meter.derive_operations:

@@ -41,13 +41,13 @@ def period_header(window: Window) -> dict[str, Any]:
 
 
 def compute_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
-                  daily: bool = False, overlap: bool = False, pairs: bool = False,
+                  daily: bool | str = False, overlap: bool = False, pairs: bool = False,
                   regions: bool = False) -> AreaMeterValue | ScalarMeterValue:
     """One meter's values, by aggregate."""
     if meter.aggregate == "unique_area":
         return compute_area_meter(con, meter, window, daily=daily, overlap=overlap, pairs=pairs,
                                   regions=regions)
-    return compute_scalar_meter(con, meter, window, daily=daily)
+    return compute_scalar_meter(con, meter, window, daily=bool(daily))
 
 
 def billed_value(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> Decimal:
@@ -105,7 +105,13 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
     """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated)."""
     c = window.contract
     meters = _pick(c, meter_names)
-    blocks = [meter_block(m, compute_meter(con, m, window, daily=True), window) for m in meters]
+    blocks = []
+    for m in meters:
+        # The projection's trend needs only the billed level's daily series.
+        level = "users" if m.billed_on == "user" else "owner"
+        block = meter_block(m, compute_meter(con, m, window, daily=level), window)
+        block["late_events"] = late_events(con, m, window)
+        blocks.append(block)
     users = events = 0
     if meters:
         sql, params = _counted_union(meters, window)
@@ -224,3 +230,23 @@ def parse_day(text: str | None, what: str) -> date | None:
 def make_window(contract: Contract, period: Period, as_of: datetime,
                 as_ingested_at: datetime | None = None) -> Window:
     return Window(contract, period, as_of, as_ingested_at)
+
+
+def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
+             limit: int | None, offset: int) -> dict[str, Any]:
+    """Every counted event with its first-sighting marks (SPEC §5.2, §7 log)."""
+    from usagectl.reports.log import consumption_log
+
+    if limit is not None and limit < 0 or offset < 0:
+        raise ValidationError("--limit and --offset must not be negative")
+    c = window.contract
+    body = consumption_log(con, window, _pick(c, meter_names), limit, offset)
+    return {"contract": contract_header(c), "period": period_header(window), **body}
+
+
+def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> int:
+    """Counted events ingested after their period had ended (SPEC §5.4)."""
+    where, params = meter_filter(meter, window)
+    row = con.execute(f"SELECT count(*) FROM events WHERE {where} AND ingested_at >= ?",
+                      [*params, window.period.end]).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,92 @@
+"""The consumption log: every counted event and what it consumed first (SPEC §5.2, §7 log).
+
+An event is in the log when at least one meter of the contract counts it. Marks are owner-level
+first sightings, in event order (``ts``, then ``event_id``): ``new_user`` when the event is the
+first counted one of its user, ``new_dataset`` likewise for its dataset, ``new_indicators`` the
+indicator ids no earlier counted event requested. When the contract has a ``distinct`` meter on
+that field, "counted" means counted by that meter, so summing the marks reproduces that meter's
+owner value exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from usagectl.contracts import Meter
+from usagectl.meters.select import Window, meter_filter
+
+LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
+              "error_code", "endpoint", "method", "operation", "dataset_id", "indicator_ids",
+              "input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms",
+              "session_id", "request_id")
+MARKS = (("user_id", "new_user"), ("dataset_id", "new_dataset"), ("indicator_ids", "new_indicators"))
+
+
+def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
+    """The meters whose events define first sightings of ``field``."""
+    distinct = tuple(m for m in meters if m.aggregate == "distinct" and m.field == field)
+    return distinct or meters
+
+
+def _union_where(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for m in meters:
+        w, p = meter_filter(m, window)
+        parts.append(f"({w})")
+        params += p
+    return " OR ".join(parts) or "false", params
+
+
+def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
+                    limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+    """The log view's document: events with marks, paged with ``limit``/``offset``."""
+    where, params = _union_where(meters, window)
+    mark_sql, mark_params = [], []
+    for field, mark in MARKS:
+        scope_where, scope_params = _union_where(_scope(meters, field), window)
+        mark_params += scope_params
+        if field == "indicator_ids":
+            mark_sql.append(f"""
+{mark} AS (
+    SELECT event_id, list_sort(list(ind)) AS ids FROM (
+        SELECT ind, arg_min(event_id, (ts, event_id)) AS event_id
+        FROM (SELECT event_id, ts, unnest(indicator_ids) AS ind FROM events
+              WHERE owner_id = ? AND ({scope_where}))
+        GROUP BY ind)
+    GROUP BY event_id)""")
+        else:
+            mark_sql.append(f"""
+{mark} AS (
+    SELECT arg_min(event_id, (ts, event_id)) AS event_id FROM events
+    WHERE owner_id = ? AND ({scope_where}) AND {field} IS NOT NULL
+    GROUP BY {field})""")
+        mark_params.insert(len(mark_params) - len(scope_params), window.contract.owner)
+    cols = ", ".join(f"e.{f}" for f in LOG_FIELDS)
+    sql = f"""
+WITH counted AS (SELECT * FROM events WHERE {where}),
+{",".join(mark_sql)}
+SELECT e.ts, {cols},
+    nu.event_id IS NOT NULL AS new_user,
+    nd.event_id IS NOT NULL AS new_dataset,
+    coalesce(ni.ids, []) AS new_indicators
+FROM counted e
+LEFT JOIN new_user nu ON nu.event_id = e.event_id
+LEFT JOIN new_dataset nd ON nd.event_id = e.event_id
+LEFT JOIN new_indicators ni ON ni.event_id = e.event_id
+ORDER BY e.ts, e.event_id
+LIMIT ? OFFSET ?"""
+    total_row = con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+    total = int(total_row[0]) if total_row else 0
+    page = limit if limit is not None else total
+    rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
+    names = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
+    tz = window.contract.zone
+    events = []
+    for r in rows:
+        d = dict(zip(names, r))
+        d["ts"] = d["ts"].astimezone(tz).isoformat()
+        events.append(d)
+    return {"events": events, "total_count": total, "limit": limit, "offset": offset,
+            "has_more": offset + len(events) < total}

@@ -1,0 +1,123 @@
+"""Compact status for scripts: ``usage``, ``check`` and ``alerts`` (SPEC §5.4, §6, §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from usagectl.contracts import Contract, Meter, period_containing
+from usagectl.meters.pricing import price
+from usagectl.meters.select import Window
+from usagectl.reports import views
+from usagectl.store import contracts_repo
+
+TOKEN_FIELDS = {"input_tokens", "output_tokens", "thinking_tokens"}
+
+
+def _current(contracts: list[Contract], as_of: datetime) -> list[tuple[Contract, Window]]:
+    out = []
+    for c in contracts:
+        p = period_containing(c, as_of)
+        if p is not None:
+            out.append((c, Window(c, p, as_of)))
+    return out
+
+
+def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[dict[str, Any]]:
+    """One object per meter of the owner's current contract(s); zeros when there is none."""
+    rows: list[dict[str, Any]] = []
+    for c, window in _current(contracts_repo.list_contracts(con, owner), as_of):
+        for m in c.meters:
+            value = views.compute_meter(con, m, window)
+            billed = views.billed_value(m, value)
+            priced = price(m, billed)
+            area = m.aggregate == "unique_area"
+            row = {"contract": c.id, "meter": m.name, "tier": c.tier,
+                   "used": views.num(billed, area), "included": views.num(m.included),
+                   "overage": views.num(priced.overage, area),
+                   "overage_amount_cents": priced.overage_amount_cents,
+                   "period_start": window.period.start.isoformat(),
+                   "period_end": window.period.end.isoformat()}
+            if m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS:
+                row.update(tokens_used=row["used"], tokens_included=row["included"],
+                           tokens_overage=row["overage"])
+            rows.append(row)
+    if not rows:
+        rows.append({"contract": None, "meter": None, "tier": None, "used": 0, "included": 0,
+                     "overage": 0, "overage_amount_cents": 0, "period_start": None,
+                     "period_end": None})
+    return rows
+
+
+def unit_word(m: Meter) -> str:
+    """What a meter counts, for messages: acres, credits, tokens, requests, datasets…"""
+    if m.aggregate == "unique_area":
+        return {"acre": "acres", "hectare": "hectares", "m2": "m²", "km2": "km²"}[m.unit or "acre"]
+    if m.aggregate == "count":
+        return "requests"
+    if m.aggregate == "sum":
+        if set(m.fields) <= TOKEN_FIELDS:
+            return "tokens"
+        return "credits" if m.fields == ("credits",) else "units"
+    return {"user_id": "users", "org_id": "orgs", "dataset_id": "datasets",
+            "indicator_ids": "indicators"}.get(m.field or "", f"{m.field} values")
+
+
+def _plain(d: Decimal) -> str:
+    """2, 1.5, 1000 — no exponent, no trailing zeros."""
+    return format(d.normalize(), "f")
+
+
+def check(con: duckdb.DuckDBPyConnection, contract_id: str, meter_name: str, amount: Decimal,
+          as_of: datetime) -> dict[str, Any]:
+    """Can ``amount`` more units be used?  available = limit + prepaid − billed (SPEC §5.4)."""
+    c = contracts_repo.get_contract(con, contract_id)
+    m = c.meter(meter_name)
+    period = period_containing(c, as_of)
+    word = unit_word(m)
+    if period is None:
+        return {"can_proceed": False, "current_usage": 0, "limit": views.num(m.limit),
+                "required": amount, "available": 0, "reset_date": None, "prepaid": m.prepaid,
+                "message": f"contract {c.id} has no period containing {as_of.isoformat()}"}
+    window = Window(c, period, as_of)
+    billed = views.billed_value(m, views.compute_meter(con, m, window))
+    area = m.aggregate == "unique_area"
+    if m.limit is None:
+        available = None
+        can = True
+        message = f"No limit on {m.name}: {_plain(amount)} {word} can be used"
+    else:
+        available = m.limit + (m.prepaid or Decimal(0)) - billed
+        can = amount <= available
+        shown = max(available, Decimal(0))
+        message = (f"Operation requires {_plain(amount)} {word}, and {_plain(shown)} are available"
+                   if can else
+                   f"Operation requires {_plain(amount)} {word}, but only {_plain(shown)} available")
+    return {"can_proceed": can, "current_usage": views.num(billed, area),
+            "limit": views.num(m.limit), "required": amount,
+            "available": views.num(available, area) if available is not None else None,
+            "reset_date": period.end.isoformat(), "message": message,
+            "prepaid": m.prepaid}
+
+
+def alerts(con: duckdb.DuckDBPyConnection, as_of: datetime, contract_id: str | None = None
+           ) -> list[dict[str, Any]]:
+    """Every meter at warning or exceeded, or projected to exceed its limit."""
+    contracts = ([contracts_repo.get_contract(con, contract_id)] if contract_id
+                 else contracts_repo.list_contracts(con))
+    out = []
+    for c, window in _current(contracts, as_of):
+        doc = views.consolidated(con, window)
+        for m in doc["meters"]:
+            if m["status"] in ("warning", "exceeded") or m["projection"]["will_exceed_limit"]:
+                out.append({"contract": c.id, "owner": c.owner, "meter": m["name"],
+                            "status": m["status"], "billed": m["billed"], "limit": m["limit"],
+                            "percent_used": m["percent_used"],
+                            "projected": m["projection"]["projected"],
+                            "will_exceed_limit": m["projection"]["will_exceed_limit"],
+                            "exceeds_on": m["projection"]["exceeds_on"],
+                            "period_end": window.period.end.isoformat()})
+    return out

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from usagectl.cli import DbOption, FormatOption, QuietOption, app, handle_errors, resolve
 from usagectl.contracts import parse_as_of, resolve_period
-from usagectl.errors import IOFailure, ValidationError
+from usagectl.errors import IOFailure, NotFoundError, ValidationError
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
 from usagectl.renderers.tables import print_fitting
@@ -22,7 +22,7 @@ from usagectl.reports import views
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
-VIEWS = ("consolidated", "users", "daily", "log")
+VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
 LOG_TABLE_ROWS = 50
 
 ContractOption = Annotated[str, typer.Option("--contract", "-c", help="Contract id.",
@@ -59,8 +59,17 @@ def write_output(env: Env, text: str, out: str | None) -> None:
 
 
 def _window(con, contract_id: str, period: str | None, as_of: str | None,  # type: ignore[no-untyped-def]
-            as_ingested_at: str | None) -> views.Window:
-    contract = contracts_repo.get_contract(con, contract_id)
+            as_ingested_at: str | None, contracts_file: str | None = None) -> views.Window:
+    if contracts_file:
+        from usagectl.contracts import load_contracts_file
+
+        terms = {c.id: c for c in load_contracts_file(contracts_file)}
+        if contract_id not in terms:
+            raise NotFoundError(f"{contracts_file} has no contract {contract_id!r}; it has: "
+                                f"{', '.join(sorted(terms)) or '(none)'}")
+        contract = terms[contract_id]
+    else:
+        contract = contracts_repo.get_contract(con, contract_id)
     now = parse_as_of(as_of)
     ingested = parse_as_of(as_ingested_at) if as_ingested_at else None
     return views.make_window(contract, resolve_period(contract, period, now), now, ingested)
@@ -70,14 +79,20 @@ def _window(con, contract_id: str, period: str | None, as_of: str | None,  # typ
 @handle_errors
 def report(
     contract: ContractOption,
-    view: Annotated[str, typer.Option(help="consolidated, users, daily or log.")] = "consolidated",
+    view: Annotated[str, typer.Option(help="consolidated, users, daily, log, series or top.")] = "consolidated",
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
     date_from: Annotated[str | None, typer.Option("--from", help="daily: first day (YYYY-MM-DD).")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="daily: last day (YYYY-MM-DD).")] = None,
-    limit: Annotated[int | None, typer.Option(help="log: at most this many events.")] = None,
+    bucket: Annotated[str, typer.Option(help="series: hour, day or month.")] = "day",
+    group_by: Annotated[str, typer.Option("--group-by", help="top: endpoint, operation, "
+                                          "resource_id, session_id, user_id or org_id.")] = "user_id",
+    contracts_file: Annotated[str | None, typer.Option(
+        "--contracts", help="What-if: price the same events under the terms in this TOML file "
+                            "(not loaded into the database).")] = None,
+    limit: Annotated[int | None, typer.Option(help="log: at most this many events; top: rows.")] = None,
     offset: Annotated[int, typer.Option(help="log: skip this many events.")] = 0,
     out: OutOption = None,
     db: DbOption = None,
@@ -90,7 +105,9 @@ def report(
     in cents, status, projection), users (each user's value per meter), daily (new
     consumption per local day, owner and Σ users; --from/--to for a range) and log (every
     counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
-    show the first 50, JSON and CSV every event unless --limit/--offset).
+    show the first 50, JSON and CSV every event unless --limit/--offset), series (new
+    consumption per --bucket hour|day|month in the contract's zone) and top (a meter's value per
+    --group-by, largest first). --contracts FILE prices the same events under other terms.
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
@@ -98,7 +115,7 @@ def report(
     if view not in VIEWS:
         raise ValidationError(f"--view {view!r} is not available; choose one of {', '.join(VIEWS)}")
     with session(db, read_only=True) as con:
-        window = _window(con, contract, period, as_of, as_ingested_at)
+        window = _window(con, contract, period, as_of, as_ingested_at, contracts_file)
         if view == "consolidated":
             doc = views.consolidated(con, window, meter)
         elif view == "users":
@@ -106,9 +123,13 @@ def report(
         elif view == "daily":
             doc = views.daily_view(con, window, meter, views.parse_day(date_from, "--from"),
                                    views.parse_day(date_to, "--to"))
-        else:
+        elif view == "log":
             page = limit if limit is not None else (LOG_TABLE_ROWS if fmt == "table" else None)
             doc = views.log_view(con, window, meter, page, offset)
+        elif view == "series":
+            doc = views.series_view(con, window, meter, bucket)
+        else:
+            doc = views.top_view(con, window, meter, group_by, limit)
     if fmt == "json":
         write_output(env, jsonout.dumps(doc), out)
     elif fmt == "csv":
@@ -116,7 +137,7 @@ def report(
         write_output(env, csvout.render(rows, cols), out)
     else:
         {"consolidated": _consolidated_table, "users": _users_table, "daily": _daily_table,
-         "log": _log_table}[view](env, doc)
+         "log": _log_table, "series": _series_table, "top": _top_table}[view](env, doc)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -135,7 +156,8 @@ def _csv_rows(view: str, doc: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
             "period_start": doc["period"]["start"], "period_end": doc["period"]["end"],
             "as_of": doc["period"]["as_of"]}
     items = {"consolidated": doc.get("meters"), "users": doc.get("users"),
-             "daily": doc.get("days"), "log": doc.get("events")}[view] or []
+             "daily": doc.get("days"), "log": doc.get("events"), "series": doc.get("series"),
+             "top": doc.get("rows")}[view] or []
     rows = [{**head, **_flatten(item)} for item in items]
     cols = list(head)
     for r in rows:
@@ -276,6 +298,39 @@ def _log_table(env: Env, doc: dict[str, Any]) -> None:
     if more > 0:
         env.note(f"{more:,} more events; --format csv or json lists them all, or use "
                  f"--offset {doc['offset'] + len(doc['events'])}")
+
+
+def _series_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+    names = list(doc["series"][0]["meters"]) if doc["series"] else []
+    t = Table(title=f"New consumption per {doc['bucket']}", title_justify="left")
+    t.add_column(doc["bucket"], no_wrap=True)
+    for n in names:
+        t.add_column(safe(n), justify="right", no_wrap=True)
+    totals = {n: 0.0 for n in names}
+    for row in doc["series"]:
+        cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
+        t.add_row(row["start"][:cut], *[_fmt(row["meters"][n]) for n in names])
+        for n in names:
+            totals[n] += float(row["meters"][n])
+    t.add_row("[bold]total[/]", *[_fmt(totals[n]) for n in names])
+    env.out.print(t)
+
+
+def _top_table(env: Env, doc: dict[str, Any]) -> None:
+    _header(env, doc)
+    t = Table(title=f"{safe(doc['meter'])} by {doc['group_by']}", title_justify="left")
+    t.add_column(doc["group_by"], overflow="fold")
+    t.add_column("value", justify="right", no_wrap=True)
+    has_events = any("events" in r for r in doc["rows"])
+    if has_events:
+        t.add_column("events", justify="right", no_wrap=True)
+    for r in doc["rows"]:
+        cells = [safe(r["key"] if r["key"] is not None else "(none)"), _fmt(r["value"])]
+        if has_events:
+            cells.append(_fmt(r.get("events")))
+        t.add_row(*cells)
+    env.out.print(t)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from usagectl.meters.pricing import as_decimal, price, project
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
 from usagectl.meters.select import Window, meter_filter
 from usagectl.meters.unique_area import AreaMeterValue, compute_area_meter
+from usagectl.reports import breakdown
 
 AREA_DECIMALS = 6
 
@@ -111,6 +112,10 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
         level = "users" if m.billed_on == "user" else "owner"
         block = meter_block(m, compute_meter(con, m, window, daily=level), window)
         block["late_events"] = late_events(con, m, window)
+        if m.aggregate == "sum":
+            block["fields"] = breakdown.sum_fields(con, m, window)
+        if m.aggregate == "count":
+            block["requests"] = breakdown.request_summary(con, m, window)
         blocks.append(block)
     users = events = 0
     if meters:
@@ -250,3 +255,36 @@ def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) ->
     row = con.execute(f"SELECT count(*) FROM events WHERE {where} AND ingested_at >= ?",
                       [*params, window.period.end]).fetchone()
     return int(row[0]) if row else 0
+
+
+def series_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
+                bucket: str) -> dict[str, Any]:
+    """New consumption per hour/day/month bucket for each meter; buckets add up to the total."""
+    c = window.contract
+    meters = _pick(c, meter_names)
+    by_start: dict[datetime, dict[str, Any]] = {}
+    for m in meters:
+        for start, value in breakdown.series(con, m, window, bucket):
+            by_start.setdefault(start, {})[m.name] = num(value, m.aggregate == "unique_area")
+    rows = []
+    for start in sorted(by_start):
+        values = by_start[start]
+        rows.append({"start": start.isoformat(),
+                     "meters": {m.name: values.get(m.name, 0.0 if m.aggregate == "unique_area" else 0)
+                                for m in meters}})
+    return {"contract": contract_header(c), "period": period_header(window), "bucket": bucket,
+            "series": rows}
+
+
+def top_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
+             group_by: str, limit: int | None) -> dict[str, Any]:
+    """One meter's value per group, largest first."""
+    c = window.contract
+    meters = _pick(c, meter_names)
+    if not meters:
+        raise ValidationError(f"contract {c.id!r} has no meters")
+    meter = meters[0]
+    rows = breakdown.top(con, meter, window, group_by, limit)
+    return {"contract": contract_header(c), "period": period_header(window), "meter": meter.name,
+            "group_by": group_by, "rows": [{**r, "value": num(r["value"], meter.aggregate == "unique_area")}
+                                           for r in rows]}

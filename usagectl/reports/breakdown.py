@@ -1,0 +1,176 @@
+"""Series by time bucket, top-N breakdowns and request summaries (SPEC §5.3, §7).
+
+* ``series``: a meter's new consumption per hour, day or month in the contract's time zone; the
+  buckets add up to the period value (a distinct value counts in the bucket where it is first
+  seen, an area where it is first covered).
+* ``top``: a meter's value per ``endpoint``, ``operation``, ``resource_id``, ``session_id``,
+  ``user_id`` or ``org_id``, largest first. Distinct and area values are per group (a dataset
+  used from two endpoints counts in both rows).
+* request summary: total, successful and failed requests, failures by ``error_code`` and average
+  response time, over the meter's events whatever their status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import numpy as np
+import shapely
+
+from usagectl.contracts import Meter
+from usagectl.contracts.model import DISTINCT_FIELDS, SUM_FIELDS
+from usagectl.errors import ValidationError
+from usagectl.meters import area
+from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.unique_area import _rows as area_rows
+
+BUCKETS = ("hour", "day", "month")
+GROUPS = ("endpoint", "operation", "resource_id", "session_id", "user_id", "org_id")
+
+
+def _value_expr(meter: Meter) -> str:
+    if meter.aggregate == "count":
+        return "count(*)"
+    if meter.aggregate == "sum":
+        return " + ".join(f"coalesce(sum({f}), 0)" for f in meter.fields if f in SUM_FIELDS) or "0"
+    raise ValueError(meter.aggregate)
+
+
+def _distinct_col(meter: Meter) -> str:
+    if meter.field not in DISTINCT_FIELDS:
+        raise ValueError(f"cannot count distinct {meter.field!r}")
+    return "unnest(indicator_ids)" if meter.field == "indicator_ids" else meter.field
+
+
+def series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
+           ) -> list[tuple[datetime, Any]]:
+    """(bucket start in the contract's zone, new value) pairs, in order."""
+    if bucket not in BUCKETS:
+        raise ValidationError(f"--bucket {bucket!r}: choose one of {', '.join(BUCKETS)}")
+    tz = window.contract.timezone
+    where, params = meter_filter(meter, window)
+    trunc = f"date_trunc('{bucket}', timezone(?, ts))"  # bucket from the fixed list above
+    if meter.aggregate == "unique_area":
+        return _area_series(con, meter, window, bucket)
+    if meter.aggregate == "distinct":
+        sql = (f"SELECT b, count(*) FROM (SELECT v, min(b) AS b FROM (SELECT {trunc} AS b, "
+               f"CAST({_distinct_col(meter)} AS VARCHAR) AS v FROM events WHERE {where}) "
+               "WHERE v IS NOT NULL GROUP BY v) GROUP BY b ORDER BY b")
+    else:
+        sql = (f"SELECT {trunc} AS b, {_value_expr(meter)} FROM events WHERE {where} "
+               "GROUP BY b ORDER BY b")
+    rows = con.execute(sql, [tz, *params]).fetchall()
+    return [(_localize(b, window), Decimal(v)) for b, v in rows]
+
+
+def _localize(naive_local: datetime, window: Window) -> datetime:
+    return naive_local.replace(tzinfo=window.contract.zone)
+
+
+def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
+                 ) -> list[tuple[datetime, Any]]:
+    """New area per bucket at the billed level (owner, or Σ users)."""
+    if bucket == "hour":
+        # Geometry and its hour must come from one query so that they stay paired.
+        if meter.mode == "audit" or meter.boundary_policy == "active":
+            raise ValidationError("hour buckets of area need boundary_policy = processed; "
+                                  "use --bucket day or month")
+        where, params = meter_filter(meter, window)
+        rows = con.execute(
+            "SELECT geometry, user_id, date_trunc('hour', timezone(?, ts)) FROM events "
+            f"WHERE {where} AND action = 'process' AND geometry IS NOT NULL",
+            [window.contract.timezone, *params]).fetchall()
+        wkb = [r[0] for r in rows]
+        users = [r[1] for r in rows]
+        starts = [r[2] for r in rows]
+    else:
+        wkb, users, days = area_rows(con, meter, window)
+        starts = [datetime(d.year, d.month, 1 if bucket == "month" else d.day) for d in days]
+    if not wkb:
+        return []
+    # Keys are seconds since 1970 of the naive local start: no machine time zone involved.
+    keys = [int((s - datetime(1970, 1, 1)).total_seconds()) for s in starts]
+    key_to_start = dict(zip(keys, starts))
+    geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
+    level = "users" if meter.billed_on == "user" else "owner"
+    result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object),
+                                         np.asarray(keys, dtype=np.int64)), daily=level)
+    per = float(meter.unit_m2)
+    totals: dict[int, float] = dict(result.daily_owner) if level == "owner" else {}
+    if level == "users":
+        for days_u in result.daily_users.values():
+            for k, v in days_u.items():
+                totals[k] = totals.get(k, 0.0) + v
+    return [(_localize(key_to_start[k], window), v / per) for k, v in sorted(totals.items())]
+
+
+def top(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, group_by: str,
+        limit: int | None) -> list[dict[str, Any]]:
+    """The meter's value per group, largest first (ties by key)."""
+    if group_by not in GROUPS:
+        raise ValidationError(f"--group-by {group_by!r}: choose one of {', '.join(GROUPS)}")
+    where, params = meter_filter(meter, window)
+    if meter.aggregate == "unique_area":
+        if group_by not in ("user_id", "org_id"):
+            raise ValidationError("area meters group by user_id or org_id only")
+        from usagectl.meters.unique_area import compute_area_meter
+
+        value = compute_area_meter(con, meter, window)
+        if group_by == "user_id":
+            rows = [{"key": u, "value": round(a, 6)} for u, a in value.users.items()]
+        else:
+            return _area_by_org(con, meter, window, limit)
+    else:
+        expr = ("count(DISTINCT CAST(v AS VARCHAR))" if meter.aggregate == "distinct"
+                else _value_expr(meter))
+        source = (f"(SELECT *, {_distinct_col(meter)} AS v FROM events WHERE {where})"
+                  if meter.aggregate == "distinct" else f"(SELECT * FROM events WHERE {where})")
+        rows = [{"key": k, "value": Decimal(v), "events": int(n)} for k, v, n in con.execute(
+            f"SELECT {group_by}, {expr}, count(*) FROM {source} GROUP BY {group_by}", params).fetchall()]
+    rows.sort(key=lambda r: (-float(r["value"]), str(r["key"])))
+    return rows[:limit] if limit else rows
+
+
+def _area_by_org(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window,
+                 limit: int | None) -> list[dict[str, Any]]:
+    wkb, users, _ = area_rows(con, meter, window)
+    orgs = dict(con.execute(
+        "SELECT user_id, arg_max(org_id, ts) FROM events WHERE owner_id = ? AND org_id IS NOT NULL "
+        "GROUP BY user_id", [window.contract.owner]).fetchall())
+    groups = np.asarray([orgs.get(u) or "(no org)" for u in users], dtype=object)
+    geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
+    result = area.compute(area.AreaInput(geoms, groups)) if len(geoms) else area.AreaResult()
+    per = float(meter.unit_m2)
+    rows = [{"key": k, "value": round(v / per, 6)} for k, v in result.users.items()]
+    rows.sort(key=lambda r: (-r["value"], r["key"]))
+    return rows[:limit] if limit else rows
+
+
+def request_summary(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
+                    ) -> dict[str, Any]:
+    """Total, successful, failed, failures by error_code, average response time."""
+    from dataclasses import replace
+
+    everything = replace(meter, include_failed=True)
+    where, params = meter_filter(everything, window)
+    total, ok, avg = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE succeeded), avg(response_time_ms) "
+        f"FROM events WHERE {where}", params).fetchone()
+    by_code = dict(con.execute(
+        f"SELECT coalesce(error_code, '(none)'), count(*) FROM events WHERE {where} "
+        "AND NOT succeeded GROUP BY 1 ORDER BY 2 DESC, 1", params).fetchall())
+    return {"total": int(total), "successful": int(ok), "failed": int(total - ok),
+            "failed_by_error_code": {k: int(v) for k, v in by_code.items()},
+            "avg_response_time_ms": round(float(avg), 6) if avg is not None else None}
+
+
+def sum_fields(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> dict[str, Any]:
+    """A sum meter's total per field (tokens split into input, output, thinking)."""
+    where, params = meter_filter(meter, window)
+    fields = [f for f in meter.fields if f in SUM_FIELDS]
+    row = con.execute(f"SELECT {', '.join(f'coalesce(sum({f}), 0)' for f in fields)} FROM events "
+                      f"WHERE {where}", params).fetchone()
+    return {f: Decimal(v) for f, v in zip(fields, row)}

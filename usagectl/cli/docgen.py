@@ -26,6 +26,8 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("usage",),
     ("check",),
     ("alerts",),
+    ("export",),
+    ("reconcile",),
     ("demo",),
 )
 

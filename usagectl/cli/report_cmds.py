@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,19 +39,15 @@ def write_output(env: Env, text: str, out: str | None) -> None:
     if out is None:
         env.write(text)
         return
+    from usagectl.cli.export_cmds import atomic_write
+
     target = Path(out)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise IOFailure(f"cannot write {out}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        atomic_write(target, text.encode("utf-8"))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise IOFailure(f"cannot write {out}: {exc.strerror}") from None
     env.note(f"wrote {safe(out)}")
 

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv install install-test docs clean
+.PHONY: demo test bench venv install install-test docs clean browser
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
@@ -27,7 +27,14 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/usagectl demo
 
-test: install-test
+# The HTML report is tested in a real headless browser: Debian's chromium, installed when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the HTML report test..." >&2; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| echo "warning: could not install chromium; the browser test will be skipped" >&2; }
+
+test: install-test browser
 	$(BIN)/ruff check usagectl tests benchmarks
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 

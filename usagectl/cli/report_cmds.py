@@ -102,10 +102,16 @@ def report(
     show the first 50, JSON and CSV every event unless --limit/--offset), series (new
     consumption per --bucket hour|day|month in the contract's zone) and top (a meter's value per
     --group-by, largest first). --contracts FILE prices the same events under other terms.
+    --format html --out FILE writes one self-contained HTML report of every section.
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
-    db, fmt, env = resolve(db, fmt, quiet)
+    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json", "csv", "html"))
+    if fmt == "html":
+        with session(db, read_only=True) as con:
+            window = _window(con, contract, period, as_of, as_ingested_at, contracts_file)
+            write_output(env, _html(con, window, meter), out)
+        return
     if view not in VIEWS:
         raise ValidationError(f"--view {view!r} is not available; choose one of {', '.join(VIEWS)}")
     with session(db, read_only=True) as con:
@@ -132,6 +138,31 @@ def report(
     else:
         {"consolidated": _consolidated_table, "users": _users_table, "daily": _daily_table,
          "log": _log_table, "series": _series_table, "top": _top_table}[view](env, doc)
+
+
+MAP_MAX_GEOMETRIES = 100_000
+
+
+def _html(con, window: views.Window, meter_names: list[str] | None) -> str:  # type: ignore[no-untyped-def]
+    """Every section of the HTML report, computed from the same views as the other formats."""
+    import numpy as np
+    import shapely
+
+    from usagectl.meters.unique_area import _rows
+    from usagectl.renderers.html import render_report
+
+    cons = views.consolidated(con, window, meter_names)
+    daily = views.daily_view(con, window, meter_names)
+    users = views.users_view(con, window, meter_names)
+    log = views.log_view(con, window, meter_names, LOG_TABLE_ROWS, 0)
+    area_meters = [m for m in views._pick(window.contract, meter_names) if m.aggregate == "unique_area"]
+    overlap_doc, regions, coverage = None, [], None
+    if area_meters:
+        overlap_doc, regions = views.overlap_view(con, window, area_meters[0].name, 10, regions=True)
+        wkb, _, _ = _rows(con, area_meters[0], window)
+        if 0 < len(wkb) <= MAP_MAX_GEOMETRIES:
+            coverage = shapely.union_all(shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object)))
+    return render_report(cons, daily, users, log, overlap_doc, coverage, [g for g, _ in regions])
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

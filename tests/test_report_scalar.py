@@ -157,3 +157,36 @@ def test_series_buckets_add_up_and_owner_le_users(cli, tmp_path_factory, counts)
     for name in ("tokens", "sessions"):
         assert sum(r["meters"][name] for r in series["series"]) == m[name]["owner_total"]
         assert m[name]["owner_total"] <= m[name]["user_total"]
+
+
+def test_trend_on_hand_made_series() -> None:
+    from datetime import UTC, date, datetime
+
+    from usagectl.meters.pricing import trend, week_sums
+
+    as_of = datetime(2026, 3, 15, 12, tzinfo=UTC)
+    daily = {date(2026, 3, d): Decimal(v) for d, v in
+             [(1, 100), (2, 50), (8, 10), (9, 10), (14, 5), (15, 7)]}
+    # last 7 days = Mar 9..15 → 10 + 5 + 7 = 22; the 7 before = Mar 2..8 → 50 + 10 = 60
+    assert week_sums(daily, as_of, UTC) == (Decimal(22), Decimal(60))
+    assert trend(Decimal(22), Decimal(60)) == "decreasing"
+    assert trend(Decimal(66), Decimal(60)) == "stable"      # +10 % exactly is stable
+    assert trend(Decimal("66.01"), Decimal(60)) == "increasing"
+    assert trend(Decimal(54), Decimal(60)) == "stable"      # −10 % exactly is stable
+    assert trend(Decimal(1), Decimal(0)) == "increasing" and trend(Decimal(0), Decimal(0)) == "stable"
+
+
+def test_projection_and_exceeds_on() -> None:
+    from datetime import UTC, date, datetime
+
+    from usagectl.contracts import period_at
+    from usagectl.meters.pricing import project
+
+    c = parse_contracts('[[contract]]\nid = "x"\nowner = "o"\nstart = 2026-04-01\ncycle = "monthly"\n'
+                        '  [[contract.meter]]\n  name = "m"\n  aggregate = "count"\n  limit = 300\n')[0]
+    period = period_at(c, 0)  # April: 30 days
+    p = project(c.meters[0], Decimal(100), period, datetime(2026, 4, 11, tzinfo=UTC), (Decimal(0), Decimal(0)))
+    assert p.daily_average == 10 and p.projected == 300
+    assert p.will_exceed_limit is False and p.exceeds_on is None  # lands exactly on the limit
+    p = project(c.meters[0], Decimal(150), period, datetime(2026, 4, 11, tzinfo=UTC), (Decimal(0), Decimal(0)))
+    assert p.projected == 450 and p.will_exceed_limit is True and p.exceeds_on == date(2026, 4, 21)

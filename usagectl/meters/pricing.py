@@ -123,13 +123,18 @@ class Projection:
                 "trending": self.trending}
 
 
-def trend(daily: dict[date, Decimal], as_of: datetime, tz) -> str:  # noqa: ANN001
-    """``increasing`` (> +10 %), ``decreasing`` (< −10 %) or ``stable``: the last 7 local days
-    up to and including as_of's day, against the 7 days before."""
+def week_sums(daily: dict[date, Decimal], as_of: datetime, tz) -> tuple[Decimal, Decimal]:  # noqa: ANN001
+    """New consumption in the 7 local days up to and including as_of's day, and the 7 before."""
     today = as_of.astimezone(tz).date()
     last = sum((v for d, v in daily.items() if today - timedelta(days=WEEK) < d <= today), Decimal(0))
     prev = sum((v for d, v in daily.items()
                 if today - timedelta(days=2 * WEEK) < d <= today - timedelta(days=WEEK)), Decimal(0))
+    return last, prev
+
+
+def trend(last: Decimal, prev: Decimal) -> str:
+    """``increasing`` (> +10 %), ``decreasing`` (< −10 %) or ``stable``: last week vs the one
+    before; from nothing to something is increasing."""
     if prev == 0:
         return "increasing" if last > 0 else "stable"
     change = (last - prev) / prev
@@ -141,7 +146,7 @@ def trend(daily: dict[date, Decimal], as_of: datetime, tz) -> str:  # noqa: ANN0
 
 
 def project(meter: Meter, billed: Decimal, period: Period, as_of: datetime,
-            daily: dict[date, Decimal], tz) -> Projection:  # noqa: ANN001
+            weeks: tuple[Decimal, Decimal]) -> Projection:
     """daily_average = billed / elapsed days; projected = daily_average × period days."""
     elapsed = period.elapsed_days(as_of)
     days = period.days
@@ -155,4 +160,4 @@ def project(meter: Meter, billed: Decimal, period: Period, as_of: datetime,
         if crossing < days:
             instant = period.start + timedelta(seconds=float(crossing * 86400))
             exceeds_on = instant.astimezone(period.start.tzinfo).date()
-    return Projection(daily_average, projected, will_exceed, exceeds_on, trend(daily, as_of, tz))
+    return Projection(daily_average, projected, will_exceed, exceeds_on, trend(*weeks))

@@ -47,6 +47,7 @@ class AreaMeterValue:
     daily_users: dict[str, dict[date, float]] = field(default_factory=dict)
     regions: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)
     events: int = 0
+    weeks: tuple[float, float] | None = None  # new area: last 7 local days, the 7 before
 
     @property
     def user_total(self) -> float:
@@ -108,7 +109,7 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> tuple[list
 
 def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
                        overlap: bool = False, pairs: bool = False, daily: bool | str = False,
-                       regions: bool = False) -> AreaMeterValue:
+                       regions: bool = False, weeks: bool = False) -> AreaMeterValue:
     """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
     if meter.derive_operations:
         # Counting operations without their derived area would under-bill silently.
@@ -122,8 +123,21 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         return value
     geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
     ordinals = np.asarray([d.toordinal() for d in days], dtype=np.int64)
-    result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals),
-                          overlap=overlap, pairs=pairs, daily=daily, regions=regions)
+    level = "users" if meter.billed_on == "user" else "owner"
+    if weeks and not daily:
+        # The trend needs only three steps: before, the previous week, the last week.
+        today = window.as_of.astimezone(window.contract.zone).date().toordinal()
+        buckets = np.where(ordinals > today - 7, 2, np.where(ordinals > today - 14, 1, 0))
+        result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), buckets),
+                              overlap=overlap, pairs=pairs, daily=level, regions=regions)
+        steps = (result.daily_owner if level == "owner" else
+                 {k: sum(u.get(k, 0.0) for u in result.daily_users.values()) for k in (1, 2)})
+        per = float(meter.unit_m2)
+        value.weeks = (steps.get(2, 0.0) / per, steps.get(1, 0.0) / per)
+        result.daily_owner, result.daily_users = {}, {}
+    else:
+        result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals),
+                              overlap=overlap, pairs=pairs, daily=daily, regions=regions)
     per = float(meter.unit_m2)
     value.owner = result.owner / per
     value.users = {u: a / per for u, a in sorted(result.users.items())}

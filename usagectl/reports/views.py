@@ -15,7 +15,7 @@ import duckdb
 
 from usagectl.contracts import Contract, Meter, Period
 from usagectl.errors import ValidationError
-from usagectl.meters.pricing import as_decimal, price, project
+from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
 from usagectl.meters.select import Window, meter_filter
 from usagectl.meters.unique_area import AreaMeterValue, compute_area_meter
@@ -43,12 +43,12 @@ def period_header(window: Window) -> dict[str, Any]:
 
 def compute_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
                   daily: bool | str = False, overlap: bool = False, pairs: bool = False,
-                  regions: bool = False) -> AreaMeterValue | ScalarMeterValue:
-    """One meter's values, by aggregate."""
+                  regions: bool = False, weeks: bool = False) -> AreaMeterValue | ScalarMeterValue:
+    """One meter's values, by aggregate; ``weeks`` adds what the projection's trend needs."""
     if meter.aggregate == "unique_area":
         return compute_area_meter(con, meter, window, daily=daily, overlap=overlap, pairs=pairs,
-                                  regions=regions)
-    return compute_scalar_meter(con, meter, window, daily=bool(daily))
+                                  regions=regions, weeks=weeks)
+    return compute_scalar_meter(con, meter, window, daily=bool(daily) or weeks)
 
 
 def billed_value(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> Decimal:
@@ -72,8 +72,11 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
     area = isinstance(value, AreaMeterValue)
     billed = billed_value(meter, value)
     priced = price(meter, billed)
-    proj = project(meter, billed, window.period, window.as_of, _daily_billed(meter, value),
-                   window.contract.zone)
+    if isinstance(value, AreaMeterValue) and value.weeks is not None:
+        weeks = (as_decimal(value.weeks[0]), as_decimal(value.weeks[1]))
+    else:
+        weeks = week_sums(_daily_billed(meter, value), window.as_of, window.contract.zone)
+    proj = project(meter, billed, window.period, window.as_of, weeks)
     return {
         "name": meter.name, "aggregate": meter.aggregate,
         "unit": (meter.unit or "acre") if area else None,
@@ -108,9 +111,7 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
     meters = _pick(c, meter_names)
     blocks = []
     for m in meters:
-        # The projection's trend needs only the billed level's daily series.
-        level = "users" if m.billed_on == "user" else "owner"
-        block = meter_block(m, compute_meter(con, m, window, daily=level), window)
+        block = meter_block(m, compute_meter(con, m, window, weeks=True), window)
         block["late_events"] = late_events(con, m, window)
         if m.aggregate == "sum":
             block["fields"] = breakdown.sum_fields(con, m, window)

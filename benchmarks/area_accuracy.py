@@ -162,9 +162,10 @@ def load_parcels(name: str, n: int) -> tuple[np.ndarray, int]:
     gdf = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     total = len(gdf)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    b = gdf.total_bounds
+    metric = gdf.to_crs(gdf.estimate_utm_crs()) if gdf.crs.is_geographic else gdf
+    b = metric.total_bounds
     centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
-    dist = gdf.geometry.representative_point().distance(centre).to_numpy()
+    dist = metric.geometry.representative_point().distance(centre).to_numpy()
     take = np.lexsort((np.arange(len(gdf)), dist))[:n]
     sample = gdf.iloc[np.sort(take)].to_crs(4326)
     return clean(sample.geometry.to_numpy()), total
@@ -210,12 +211,13 @@ class Row:
     ref_owner: float = 0.0
     owner_err: float = 0.0
     users_err: float = 0.0  # worst |relative| over all users, signed
-    daily_err: float = 0.0  # Σ daily owner vs reference owner
-    daily_users_err: float = 0.0
+    daily_err: float | None = None  # Σ daily owner vs reference owner
+    daily_users_err: float | None = None
     t_engine: float = 0.0
     t_engine_daily: float = 0.0
     t_naive: float = 0.0
     tile_errs: dict[float, float] = field(default_factory=dict)  # tile size → owner rel error
+    tile_users_errs: dict[float, float] = field(default_factory=dict)  # → worst user error
     e6933_owner: float = 0.0
     e6933_users: float = 0.0
     e6933_parcel_max: float = 0.0
@@ -264,8 +266,10 @@ def measure(name: str, usage: Usage, *, all_tiles: bool = True, daily: bool = Tr
     if all_tiles:
         for td in TILES:
             if td != 0.05:
-                row.tile_errs[td] = rel(compute(AreaInput(g, u, None), tile_deg=td,
-                                                workers=1).owner, row.ref_owner)
+                rt = compute(AreaInput(g, u, None), tile_deg=td, workers=1)
+                row.tile_errs[td] = rel(rt.owner, row.ref_owner)
+                row.tile_users_errs[td] = worst([rel(rt.users[k], ref_users[k])
+                                                 for k in ref_users])
     if daily:
         t = time.perf_counter()
         rd = compute(AreaInput(g, u, usage.days), daily=True, workers=1)
@@ -422,6 +426,78 @@ def measure_synthetic(case: Case, n: int, seed: int, tiles=TILES) -> SynthRow:  
 
 
 # ---------------------------------------------------------------------------------------------
+# Single fields across a tile meridian, by latitude
+
+R_MEAN = 6_371_008.8
+SWEEP_LATS = (0.0, 45.0, 55.0, 60.0, 65.0, 70.0, 80.0, 85.0, 89.0)
+
+
+def geodesic_densify(g: shapely.Geometry, max_m: float) -> shapely.Geometry:
+    """Insert points *on the geodesic* of every edge longer than ``max_m`` (area unchanged)."""
+    def ring(c: np.ndarray) -> list:
+        out = []
+        for (x0, y0), (x1, y1) in zip(c[:-1], c[1:]):
+            out.append((x0, y0))
+            n = int(GEOD.inv(x0, y0, x1, y1)[2] // max_m)
+            if n:
+                out.extend(GEOD.npts(x0, y0, x1, y1, n))
+        return out + out[:1]
+    polys = [shapely.Polygon(ring(shapely.get_coordinates(p.exterior)),
+                             [ring(shapely.get_coordinates(h)) for h in p.interiors])
+             for p in shapely.get_parts(g)]
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def one(g: shapely.Geometry, tile_deg: float = 0.05) -> float:
+    return compute(AreaInput(np.asarray([g], dtype=object), np.asarray(["u"], dtype=object)),
+                   tile_deg=tile_deg, workers=1).owner
+
+
+def triangle(lat: float, edge_m: float, lon: float = 10.0) -> shapely.Polygon:
+    """Worst case: an east–west edge of ``edge_m`` cut in its middle by the meridian ``lon``."""
+    half = edge_m / 2 / (111_320.0 * math.cos(math.radians(lat)))
+    return shapely.Polygon([(lon - half, lat), (lon, lat - edge_m / 110_574.0),
+                            (lon + half, lat)])
+
+
+@dataclass
+class SweepRow:
+    lat: float
+    worst: float
+    median: float
+    worst_200: float
+    worst_densified: float
+    tri: float
+    tri_formula: float | None  # None when the triangle is cut more than once
+
+
+def latitude_sweep(n: int = 100, seed: int = SEED) -> list[SweepRow]:
+    """Engine vs Geod for single fields straddling the meridian 10° E (a line of every tile)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for lat in SWEEP_LATS:
+        errs, errs200, errs_d = [], [], []
+        for k in range(n):
+            big = k % 2 == 0
+            area = 2e6 if big else math.exp(rng.uniform(math.log(2e4), math.log(2e6)))
+            dlon = rng.uniform(-0.5, 0.5) * math.sqrt(area) / (111_320 * math.cos(math.radians(lat)))
+            f = field_polygon(10.0 + dlon, lat + 0.025, area, int(rng.choice([4, 6])), rng)
+            ref = geod_area(f)
+            err = rel(one(f), ref)
+            errs.append(err)
+            if big:
+                errs200.append(err)
+            errs_d.append(rel(one(geodesic_densify(f, 100.0)), ref))
+        tri = triangle(lat + 0.04, 1000.0)  # 50 ha, inside one row of 0.05° tiles
+        ref = geod_area(tri)
+        one_cut = len(tile_pieces(np.asarray([tri], dtype=object), 0.05)[1]) == 2
+        formula = -1000.0**3 * math.tan(math.radians(lat + 0.04)) / (16 * R_MEAN) / ref
+        rows.append(SweepRow(lat, worst(errs), float(np.median(np.abs(errs))), worst(errs200),
+                             worst(errs_d), rel(one(tri), ref), formula if one_cut else None))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -445,7 +521,8 @@ def machine() -> str:
             "`workers=1`")
 
 
-def report(real: list[Row], scale: list[Row], synth: list[SynthRow], notes: list[str]) -> str:
+def report(real: list[Row], scale: list[Row], synth: list[SynthRow], sweep: list[SweepRow],
+           notes: list[str]) -> str:
     out = [f"Run: {machine()}.", ""]
     for n in notes:
         out.append(f"- {n}")
@@ -454,10 +531,11 @@ def report(real: list[Row], scale: list[Row], synth: list[SynthRow], notes: list
     out += ["### Real parcels: engine against the reference (tile 0.05°)", "",
             "| dataset | lat ° | parcels | geometries (incl. re-uploads) | tiles / pieces "
             "| owner ha | owner err | worst user err | Σ daily owner err | worst Σ daily user err "
-            "| owner err at 0.01° / 0.5° |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| owner / worst user err at 0.01° | at 0.5° |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        other = " / ".join(e(r.tile_errs.get(t)) for t in (0.01, 0.5))
+        other = " | ".join(f"{e(r.tile_errs.get(t))} / {e(r.tile_users_errs.get(t))}"
+                           for t in (0.01, 0.5))
         out.append(f"| {r.name} | {r.lat[0]:.2f}–{r.lat[1]:.2f} | {r.parcels:,} | {r.geoms:,} "
                    f"| {r.tiles:,} / {r.pieces:,} | {r.ref_owner / 1e4:,.1f} | {e(r.owner_err)} "
                    f"| {e(r.users_err)} | {e(r.daily_err)} | {e(r.daily_users_err)} | {other} |")
@@ -466,7 +544,8 @@ def report(real: list[Row], scale: list[Row], synth: list[SynthRow], notes: list
             "| naive / engine |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        out.append(f"| {r.name} | {r.geoms:,} | {r.t_engine:.2f} | {r.t_engine_daily:.2f} "
+        daily = f"{r.t_engine_daily:.2f}" if r.t_engine_daily else "—"
+        out.append(f"| {r.name} | {r.geoms:,} | {r.t_engine:.2f} | {daily} "
                    f"| {r.t_naive:.2f} | {r.t_naive / r.t_engine:.1f}× |")
     out += ["", "### Alternative: EPSG:6933 + planar area, against the same reference", "",
             "| dataset | owner err | worst user err | worst parcel err | Σ parcels err "
@@ -503,17 +582,46 @@ def report(real: list[Row], scale: list[Row], synth: list[SynthRow], notes: list
         out.append(f"| {s.name} | {s.fields} | {s.geoms} | {' | '.join(cells)} "
                    f"| {' / '.join(f'{s.pieces[t]:,}' for t in TILES)} "
                    f"| {' / '.join(f'{s.seconds[t]:.2f}' for t in TILES)} |")
+    out += ["", "### Single fields across a tile meridian, by latitude (tile 0.05°)", "",
+            "100 fields per latitude (half of them 200 ha, half 2–200 ha), each straddling the "
+            "meridian 10° E; error of the engine's owner total against Geod of the field. "
+            "Triangle: 50 ha, its 1 km east–west edge cut in the middle (the worst case), with "
+            "the predicted −L³·tan φ/(16R)/A. What-if (not the engine): the same fields with "
+            "points inserted on the geodesic of every edge every 100 m before the engine.", "",
+            "| latitude | worst | median abs. | worst 200 ha | triangle 1 km edge "
+            "| triangle formula | what-if: geodesic points every 100 m, worst |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for w in sweep:
+        out.append(f"| {w.lat:.0f}° | {e(w.worst)} | {w.median:.1e} | {e(w.worst_200)} "
+                   f"| {e(w.tri)} | {e(w.tri_formula)} | {e(w.worst_densified)} |")
     worst_real = max((abs(x) for r in rows for x in
                       (r.owner_err, r.users_err, r.daily_err, r.daily_users_err,
-                       *r.tile_errs.values())), default=0.0)
+                       *r.tile_errs.values(), *r.tile_users_errs.values())
+                      if x is not None), default=0.0)
     worst_synth = {t: max(abs(x) for s in synth for x in (s.owner[t], s.users[t])) for t in TILES}
     out += ["", f"Worst |relative error| of any engine total: real parcels {worst_real:.1e}; "
             "synthetic " + ", ".join(f"{worst_synth[t]:.1e} at {t}°" for t in TILES) + "."]
     return "\n".join(out)
 
 
+ANTIMERIDIAN_CHILD = """
+import resource, sys, time, numpy as np, shapely
+from usagectl.meters.area import AreaInput, compute
+n = int(sys.argv[1])
+g = [shapely.MultiPolygon([shapely.box(179.995, -17 + i * 1e-3, 180, -16.995 + i * 1e-3),
+                           shapely.box(-180, -17 + i * 1e-3, -179.995, -16.995 + i * 1e-3)])
+     for i in range(n)]
+t = time.perf_counter()
+compute(AreaInput(np.asarray(g, dtype=object), np.asarray(["u"] * n, dtype=object)), workers=1)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
 def antimeridian_clip_cost() -> list[str]:
-    """Time of tile_pieces for one split field: its bounding box spans the whole globe."""
+    """Cost of fields split at ±180: their bounding box spans the globe, so tile_pieces makes
+    a box for every tile of that band before intersecting."""
+    import subprocess
+
     west = shapely.box(179.995, -17.01, 180.0, -17.0)
     east = shapely.box(-180.0, -17.01, -179.995, -17.0)
     g = np.asarray([shapely.MultiPolygon([west, east])], dtype=object)
@@ -521,8 +629,16 @@ def antimeridian_clip_cost() -> list[str]:
     for td in TILES:
         t = time.perf_counter()
         _, pieces, _ = tile_pieces(g, td)
-        out.append(f"{td}°: {time.perf_counter() - t:.3f} s ({len(pieces)} pieces kept)")
-    return out
+        out.append(f"one field at {td}°: {time.perf_counter() - t:.3f} s ({len(pieces)} pieces "
+                   "kept)")
+    peaks = []
+    for n in (1, 100):
+        res = subprocess.run([sys.executable, "-c", ANTIMERIDIAN_CHILD, str(n)], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        sec, rss = res.stdout.split()
+        peaks.append(f"{n} field{'s' if n > 1 else ''} at 0.05° in a fresh process: "
+                     f"{float(sec):.2f} s, peak RSS {int(rss) / 1024:,.0f} MiB")
+    return out + peaks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -531,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="parcels per dataset, nearest to the centre of its extent")
     ap.add_argument("--scale", type=int, default=20_000,
                     help="packed real shapes per dataset for the timing at size (0: skip)")
+    ap.add_argument("--daily-at-scale", nargs="*", default=["dk_2024", "nl_brp_2023"],
+                    help="datasets whose packed set also gets the daily computation (slow)")
     ap.add_argument("--synthetic", type=int, default=60, help="fields per synthetic case")
     args = ap.parse_args(argv)
     started = time.monotonic()
@@ -556,14 +674,17 @@ def main(argv: list[str] | None = None) -> int:
             packed = pack(parcels, args.scale)
             log(f"{label} packed: {len(packed)} parcels")
             scale.append(measure(f"{label} ×{args.scale // max(len(parcels), 1)} packed",
-                                 make_usage(packed), all_tiles=False, log=log))
+                                 make_usage(packed), all_tiles=False,
+                                 daily=label in args.daily_at_scale, log=log))
     synth = []
     for k, case in enumerate(CASES):
         log(f"synthetic {case.name}")
         synth.append(measure_synthetic(case, args.synthetic, SEED + k))
+    log("latitude sweep")
+    sweep = latitude_sweep()
     notes.append("tile_pieces on one antimeridian-split field (bounding box −180…180): "
                  + "; ".join(antimeridian_clip_cost()))
-    print(report(real, scale, synth, notes))
+    print(report(real, scale, synth, sweep, notes))
     log("done")
     return 0
 

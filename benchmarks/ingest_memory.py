@@ -321,6 +321,8 @@ def run_benchmark(sizes: list[int], *, geometry_fraction: float = 0.0, reingest:
                   workdir: Path | None = None, keep: bool = False, seed: int = 20260101,
                   log=print) -> list[Run]:  # type: ignore[no-untyped-def]
     sizes = sorted(sizes)
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="usagectl-bench-", dir=workdir))
     runs: list[Run] = []
     try:

@@ -112,3 +112,29 @@ def test_a_json_array_of_events_is_ingested(cli, tmp_path: Path) -> None:
     out = cli("ingest", f, "--format", "json").json()["files"][0]
     assert (out["format"], out["rows_read"], out["accepted"], out["rejected"]) == ("json", 3, 2, 1)
     assert "not a JSON object" in cli("rejects", "--format", "json").json()[0]["reason"]
+
+
+def test_v1_database_is_migrated_without_its_primary_key(tmp_path: Path) -> None:
+    """Schema 1 had PRIMARY KEY (owner_id, event_id); its index kept rolled-back keys after a
+    failed COMMIT. Opening for writing rebuilds the table without it and keeps every row."""
+    from usagectl.store import db as dbmod
+
+    path = tmp_path / "v1.duckdb"
+    v1 = dbmod.SCHEMA.replace("    ingested_at      TIMESTAMPTZ NOT NULL\n",
+                              "    ingested_at      TIMESTAMPTZ NOT NULL,\n    PRIMARY KEY (owner_id, event_id)\n")
+    con = duckdb.connect(str(path))
+    con.execute(v1)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("INSERT INTO events (owner_id, event_id, ts, user_id, product, action, succeeded, "
+                "content_hash, ingest_id, ingested_at) VALUES ('o', 'e1', now(), 'u', 'p', "
+                "'process', true, 'h', 1, now())")
+    con.close()
+    con = connect(path)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert con.execute("SELECT event_id FROM events").fetchall() == [("e1",)]
+        pk = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' "
+                         "AND constraint_type = 'PRIMARY KEY'").fetchone()
+        assert pk == (0,)
+    finally:
+        con.close()

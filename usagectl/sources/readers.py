@@ -290,22 +290,13 @@ class CsvSource(Source):
         batch_pre: list[str | None] = []
         batch_vals: list[list[str] | None] = []
 
+        empty_row = [None] * width
+
         def flush() -> pa.Table:
-            cols: dict[str, list] = {c: [] for c, _ in canon_idx}
-            ex: list[list] = [[] for _ in extra_idx]
-            for vals in batch_vals:
-                if vals is None:
-                    for c, _ in canon_idx:
-                        cols[c].append(None)
-                    for e in ex:
-                        e.append(None)
-                else:
-                    for c, i in canon_idx:
-                        v = vals[i]
-                        cols[c].append(v if v != "" else None)
-                    for e, i in zip(ex, extra_idx):
-                        v = vals[i]
-                        e.append(v if v != "" else None)
+            # Transpose once; empty strings become NULL in the staging SQL (NULLIF).
+            columns = list(zip(*(v if v is not None else empty_row for v in batch_vals)))
+            cols = {c: list(columns[i]) for c, i in canon_idx}
+            ex = [list(columns[i]) for i in extra_idx]
             t = _table(cols, ex, batch_lines, batch_raw, batch_pre)
             batch_lines.clear(), batch_raw.clear(), batch_pre.clear(), batch_vals.clear()
             return t
@@ -361,7 +352,7 @@ class CsvSource(Source):
                           "unterminated quote: this line opens a quoted value that never closes; "
                           "fix the quoting (a literal \" inside a value is written \"\")")
                 continue
-            blob = b"".join(p[1] for p in pending)
+            blob = b if len(pending) == 1 else b"".join(p[1] for p in pending)
             try:
                 text = blob.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -189,9 +189,13 @@ def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes:
         pairs = []
         for i, name in enumerate(extras):
             params[f"xk{i}"] = name
-            pairs.append(f"$xk{i}, x_{i}")
-        attributes = f"CASE WHEN {' OR '.join(f'x_{i} IS NOT NULL' for i in range(len(extras)))} " \
-                     f"THEN json_object({', '.join(pairs)}) END"
+            # An empty CSV cell is an absent value, as for canonical columns.
+            pairs.append(f"$xk{i}, NULLIF(x_{i}, '')" if pa.types.is_string(schema.field(f"x_{i}").type)
+                         else f"$xk{i}, x_{i}")
+        present = " OR ".join(
+            f"NULLIF(x_{i}, '') IS NOT NULL" if pa.types.is_string(schema.field(f"x_{i}").type)
+            else f"x_{i} IS NOT NULL" for i in range(len(extras)))
+        attributes = f"CASE WHEN {present} THEN json_object({', '.join(pairs)}) END"
     elif has_attributes:
         attributes = "CAST(_attributes AS JSON)"
     else:
@@ -415,7 +419,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
         _record_failure(con, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
                         "io_error" if isinstance(exc, OSError) else "internal_error")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {stage}")
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {stage}")
+        except duckdb.Error:
+            pass  # left for recover_interrupted on the next write
         result.seconds = time.monotonic() - started
     return result
 
@@ -428,12 +435,18 @@ def _record_failure(con: duckdb.DuckDBPyConnection, ingest_id: int, result: File
         pass  # no transaction was open
     result.status, result.error, result.error_code = "failed", message, code
     result.accepted = result.duplicates = result.repaired = 0
-    con.execute(
-        "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
-        "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, repaired = 0, "
-        "blank_lines = ? WHERE id = ?",
-        [message, datetime.now(UTC), result.format, result.rows_read, result.rejected,
-         result.conflicts, result.blank_lines, ingest_id])
+    try:
+        con.execute(
+            "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
+            "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, "
+            "repaired = 0, blank_lines = ? WHERE id = ?",
+            [message, datetime.now(UTC), result.format, result.rows_read, result.rejected,
+             result.conflicts, result.blank_lines, ingest_id])
+    except duckdb.Error:
+        # The connection itself broke (e.g. a failed COMMIT). The ingest row stays 'running'
+        # and the next writer marks it failed; nothing from the file was stored.
+        result.error = (f"{message} (the failure could not be recorded now; the next usagectl "
+                        "command that writes will list this ingest as failed)")
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
@@ -603,8 +616,7 @@ ORDER BY s.rownum""", [ingest_id])
 INSERT INTO events ({cols}, ingest_id, source_line, ingested_at)
 SELECT {scols}, ?, s.line, ?
 FROM {stage} s JOIN {cls} c USING (rownum)
-WHERE c.outcome = 'accepted'
-ORDER BY s.rownum""", [ingest_id, ingested_at])
+WHERE c.outcome = 'accepted'""", [ingest_id, ingested_at])
         con.execute(
             "UPDATE ingests SET status = 'ok', finished_at = ?, format = ?, rows_read = ?, "
             "accepted = ?, duplicates = ?, rejected = ?, conflicts = ?, repaired = ?, "

@@ -1,0 +1,261 @@
+"""Area accuracy of the engine against the SPEC §5.1 reference, on real parcels and synthetic fields.
+
+Reference: ``abs(Geod(ellps="WGS84").geometry_area_perimeter(orient_polygons(union_all(g)))[0])``
+on the exact union of the valid lon/lat geometries. The SPEC allows 1e-4 (0.01 %) on every total.
+Where the error measured with these exact inputs is far below that, the bound here is ~10× the
+measured worst, so a regression shows long before the SPEC is broken. Method and numbers:
+docs/area-accuracy.md (measured by benchmarks/area_accuracy.py, which uses the same recipe).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+import shapely.affinity
+from pyproj import Geod
+
+from usagectl.meters.area import AreaInput, compute
+
+FIELDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fields"
+GEOD = Geod(ellps="WGS84")
+SPEC = 1e-4
+SEED = 20261121
+N_USERS = 10
+R_MEAN = 6_371_008.8
+
+
+def ref(g: shapely.Geometry) -> float:
+    """The SPEC's reference formula on one lon/lat geometry."""
+    return abs(GEOD.geometry_area_perimeter(shapely.orient_polygons(g))[0])
+
+
+def rel(x: float, reference: float) -> float:
+    return (x - reference) / reference
+
+
+def polygonal(g: shapely.Geometry) -> shapely.Geometry | None:
+    if g is None or shapely.is_empty(g):
+        return None
+    if shapely.get_type_id(g) in (3, 6):
+        return g
+    polys = [q for p in shapely.get_parts(g) if shapely.get_type_id(p) in (3, 6)
+             for q in shapely.get_parts(p)]
+    if not polys:
+        return None
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def clean(geoms: np.ndarray) -> np.ndarray:
+    """What ingest does: make_valid, keep polygonal parts with area."""
+    out = [polygonal(g) for g in shapely.make_valid(geoms)]
+    return np.asarray([g for g in out if g is not None and shapely.area(g) > 0], dtype=object)
+
+
+def jitter(g: shapely.Geometry, max_m: float, rng: np.random.Generator) -> shapely.Geometry:
+    def ring(coords: np.ndarray) -> np.ndarray:
+        pts = coords[:-1].copy()
+        d = rng.uniform(0.0, max_m, len(pts))
+        az = rng.uniform(0.0, 2 * math.pi, len(pts))
+        pts[:, 0] += d * np.sin(az) / (111_320.0 * np.cos(np.radians(pts[:, 1])))
+        pts[:, 1] += d * np.cos(az) / 110_574.0
+        return np.vstack([pts, pts[:1]])
+
+    polys = [shapely.Polygon(ring(shapely.get_coordinates(p.exterior)),
+                             [ring(shapely.get_coordinates(h)) for h in p.interiors])
+             for p in shapely.get_parts(g)]
+    return polygonal(shapely.make_valid(polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)))
+
+
+def usage(parcels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """10 users; 30 % of parcels re-uploaded by another user with 0–5 m vertex jitter; days."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, N_USERS, len(parcels))
+    again = np.flatnonzero(rng.random(len(parcels)) < 0.30)
+    extra, extra_users = [], []
+    for i in again:
+        j = jitter(parcels[i], rng.uniform(0.0, 5.0), rng)
+        if j is not None:
+            extra.append(j)
+            extra_users.append((users[i] + rng.integers(1, N_USERS)) % N_USERS)
+    geoms = np.concatenate([parcels, np.asarray(extra, dtype=object)])
+    names = np.asarray([f"user{u:02d}" for u in np.concatenate([users, extra_users])],
+                       dtype=object)
+    return geoms, names, rng.integers(0, 30, len(geoms))
+
+
+def references(geoms: np.ndarray, users: np.ndarray) -> tuple[float, dict[str, float]]:
+    return ref(shapely.union_all(geoms)), {u: ref(shapely.union_all(geoms[users == u]))
+                                           for u in sorted(set(users))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real parcels (shared/data/fields: six national datasets in their original projections)
+
+DATASETS = ("nl_brp_2023.gpkg", "nl_reference_parcels.gpkg", "dk_2024.parquet",
+            "fi_parcels.gpkg", "jp_fude_2024.parquet", "vn_ai4sf.gpkg")
+SAMPLE = 3000
+# Measured worst over owner, every user and Σ daily (owner and users) at the default 0.05° tile
+# and at 0.5°: 1.9e-6 (nl_reference_parcels, Σ daily owner); most are 1e-8..1e-7. About 10× that:
+REAL_TOL = 2e-5
+# At 0.01° tiles (five times the tile lines): 3.1e-5, a user of nl_reference_parcels (thin strips
+# of a few hundred m², whose long edges the tile lines cut); only the SPEC's bound is left there.
+REAL_TOL_BY_TILE = {0.01: SPEC, 0.5: REAL_TOL}
+
+
+def load_parcels(name: str) -> np.ndarray:
+    """The parcels nearest the centre of the file's extent (all of them when it holds fewer than
+    SAMPLE), reprojected to EPSG:4326 and repaired."""
+    path = FIELDS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    gpd = pytest.importorskip("geopandas")
+    gdf = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    metric = gdf.to_crs(gdf.estimate_utm_crs()) if gdf.crs.is_geographic else gdf
+    b = metric.total_bounds
+    centre = shapely.Point((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    dist = metric.geometry.representative_point().distance(centre).to_numpy()
+    take = np.sort(np.lexsort((np.arange(len(gdf)), dist))[:SAMPLE])
+    return clean(gdf.iloc[take].to_crs(4326).geometry.to_numpy())
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_real_parcels_owner_users_and_daily_match_the_reference(name: str) -> None:
+    if not FIELDS.is_dir():
+        pytest.skip(f"{FIELDS} not present")
+    parcels = load_parcels(name)
+    assert len(parcels) >= 50
+    geoms, users, days = usage(parcels, SEED)
+    owner, per_user = references(geoms, users)
+    assert sum(per_user.values()) > owner  # the re-uploads do overlap
+
+    r = compute(AreaInput(geoms, users, days), daily=True, workers=1)
+    assert set(r.users) == set(per_user)
+    assert abs(rel(r.owner, owner)) <= REAL_TOL
+    for u, a in per_user.items():
+        assert abs(rel(r.users[u], a)) <= REAL_TOL, u
+        assert abs(rel(sum(r.daily_users[u].values()), a)) <= REAL_TOL, u
+    assert abs(rel(sum(r.daily_owner.values()), owner)) <= REAL_TOL
+    for tile, bound in REAL_TOL_BY_TILE.items():
+        other = compute(AreaInput(geoms, users), tile_deg=tile, workers=1)
+        assert abs(rel(other.owner, owner)) <= bound, tile
+        assert max(abs(rel(other.users[u], a)) for u, a in per_user.items()) <= bound, tile
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic fields: 2–200 ha quadrilaterals and hexagons within 4 km of a point
+
+
+def field_polygon(lon: float, lat: float, area_m2: float, corners: int,
+                  rng: np.random.Generator) -> shapely.Polygon:
+    r = math.sqrt(2 * area_m2 / (corners * math.sin(2 * math.pi / corners)))
+    az = np.sort((np.arange(corners) + rng.uniform(-0.3, 0.3, corners)) * 360 / corners
+                 + rng.uniform(0, 360))
+    dist = r * rng.uniform(0.75, 1.25, corners)
+    x, y, _ = GEOD.fwd(np.full(corners, lon), np.full(corners, lat), az, dist)
+    x = lon + ((np.asarray(x) - lon + 180) % 360 - 180)  # unwrapped around lon
+    return shapely.orient_polygons(shapely.Polygon(np.column_stack([x, y])))
+
+
+def split_antimeridian(g: shapely.Geometry) -> shapely.Geometry:
+    """RFC 7946 §3.1.9: parts at +179.99…180 and −180…−179.99."""
+    b = shapely.bounds(g)
+    if b[2] <= 180:
+        return g
+    if b[0] >= 180:
+        return shapely.affinity.translate(g, -360)
+    west = shapely.intersection(g, shapely.box(b[0] - 1, -90, 180, 90))
+    east = shapely.affinity.translate(
+        shapely.intersection(g, shapely.box(180, -90, b[2] + 1, 90)), -360)
+    return shapely.MultiPolygon([q for x in (west, east) for q in shapely.get_parts(polygonal(x))])
+
+
+def synthetic(lon: float, lat: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x, y, _ = GEOD.fwd(lon, lat, rng.uniform(0, 360), 4000.0 * math.sqrt(rng.uniform()))
+        x = lon + ((x - lon + 180) % 360 - 180)
+        area = math.exp(rng.uniform(math.log(2e4), math.log(2e6)))
+        out.append(field_polygon(x, y, area, int(rng.choice([4, 6])), rng))
+    geoms, users, _ = usage(clean(np.asarray(out, dtype=object)), seed)
+    if lon == 180.0:
+        geoms = np.asarray([split_antimeridian(g) for g in geoms], dtype=object)
+        assert shapely.is_valid(geoms).all()
+        assert shapely.bounds(geoms)[:, 2].max() <= 180 and shapely.bounds(geoms)[:, 0].min() >= -180
+        assert any(shapely.get_type_id(g) == 6 for g in geoms)  # some fields really are split
+    return geoms, users
+
+
+# (name, lon, lat, seed, bound). 20 fields, 10 users: a user total is a few fields, so a
+# per-field edge-splitting error is barely diluted. Bounds are ~10× the worst error measured
+# over owner and every user at tiles 0.01/0.05/0.5°, capped at the SPEC's 1e-4; the measured
+# worst is in the comment.
+CASES = [
+    ("equator", 30.0, 0.0, SEED, 6e-8),             # 5.8e-9
+    ("45N", 10.0, 45.0, SEED + 1, 6e-5),             # 5.8e-6
+    ("70N", 25.0, 70.0, SEED + 2, SPEC),             # 2.1e-5
+    ("80N", 15.0, 80.0, SEED + 3, SPEC),             # 9.3e-5: passes by 7 %
+    pytest.param("85S", -60.0, -85.0, SEED + 4, SPEC, marks=pytest.mark.xfail(
+        strict=True, reason="measured 2.1e-4 (a user's total): tile meridians cut east-west "
+                            "edges, see docs/area-accuracy.md")),
+    pytest.param("89N", 100.0, 89.0, SEED + 5, SPEC, marks=pytest.mark.xfail(
+        strict=True, reason="measured 4.1e-4 (a user's total), 1.5e-4 (owner)")),
+    ("utm-6E", 6.0, 50.0, SEED + 6, SPEC),           # 2.4e-5
+    ("utm-12E", 12.0, 48.0, SEED + 7, SPEC),         # 2.8e-5
+    ("utm-177E", 177.0, -17.0, SEED + 8, 5e-5),      # 4.1e-6
+    ("antimeridian-17S", 180.0, -17.0, SEED + 9, SPEC),   # 8.9e-6
+    ("antimeridian-66N", 180.0, 66.0, SEED + 10, SPEC),   # 2.0e-5
+]
+
+
+@pytest.mark.parametrize(("name", "lon", "lat", "seed", "bound"), CASES)
+def test_synthetic_fields_match_the_reference_at_every_tile_size(
+        name: str, lon: float, lat: float, seed: int, bound: float) -> None:
+    geoms, users = synthetic(lon, lat, 20, seed)
+    owner, per_user = references(geoms, users)
+    assert 1e5 < owner < 1e9
+    for tile in (0.01, 0.05, 0.5):
+        r = compute(AreaInput(geoms, users), tile_deg=tile, workers=1)
+        assert r.tiles > 1
+        assert abs(rel(r.owner, owner)) <= bound, (tile, rel(r.owner, owner))
+        errs = {u: rel(r.users[u], a) for u, a in per_user.items()}
+        u = max(errs, key=lambda k: abs(errs[k]))
+        assert abs(errs[u]) <= bound, (tile, u, errs[u])
+
+
+# ---------------------------------------------------------------------------------------------
+# The known effect: a tile meridian cuts an east–west edge at a point of the straight lon/lat
+# line, which lies equatorward of the geodesic Geod draws; the field loses ½·L·s, s being the
+# sagitta L²·tan φ/(8R): ΔA = −L³·tan φ/(16R).
+
+
+def triangle(lat: float, edge_m: float, lon: float = 10.0) -> shapely.Polygon:
+    half = edge_m / 2 / (111_320.0 * math.cos(math.radians(lat)))
+    return shapely.Polygon([(lon - half, lat), (lon, lat - edge_m / 110_574.0),
+                            (lon + half, lat)])
+
+
+def engine_error(g: shapely.Geometry, tile: float = 0.05) -> float:
+    r = compute(AreaInput(np.asarray([g], dtype=object), np.asarray(["u"], dtype=object)),
+                tile_deg=tile, workers=1)
+    return rel(r.owner, ref(g))
+
+
+@pytest.mark.parametrize("lat", [45.04, 60.04, 70.04])
+def test_a_cut_east_west_edge_loses_the_predicted_sliver(lat: float) -> None:
+    tri = triangle(lat, 1000.0)  # 50 ha; the meridian 10° E cuts its northern edge in the middle
+    predicted = -1000.0**3 * math.tan(math.radians(lat)) / (16 * R_MEAN) / ref(tri)
+    err = engine_error(tri)
+    assert err == pytest.approx(predicted, rel=0.03)  # measured within 0.7 %
+    assert engine_error(triangle(lat, 1000.0, lon=10.025)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="measured −1.07e-4: one 200 ha field at 70° N whose 2 km "
+                                       "east–west edge a tile meridian cuts in the middle")
+def test_a_200_ha_triangle_at_70n_across_a_tile_meridian_meets_the_spec() -> None:
+    assert abs(engine_error(triangle(70.04, 2000.0))) <= SPEC

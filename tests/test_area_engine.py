@@ -56,7 +56,7 @@ def test_fields_across_tile_edges_match_the_untiled_union(lat: float) -> None:
              for i in range(8)]
     r = run(boxes, [f"u{i % 3}" for i in range(8)])
     assert r.tiles > 1
-    assert r.owner == pytest.approx(ref(shapely.union_all(boxes)), rel=1e-6)
+    assert r.owner == pytest.approx(ref(shapely.union_all(boxes)), rel=1e-9)
 
 
 def test_antimeridian_split_field_is_one_field() -> None:
@@ -86,6 +86,11 @@ boxes_strategy = st.lists(
               st.floats(0.001, 0.02), st.sampled_from("abcd"), st.integers(0, 9)),
     min_size=1, max_size=25)
 TOL = 2e-5
+# Tile cuts are corrected exactly (test_fields_across_tile_edges_match_the_untiled_union asserts
+# 1e-9). What remains here is the generator's exactly collinear edges along parallels (dyadic
+# coordinates): there the reference's own value depends on which collinear vertices GEOS keeps in
+# one global union versus per-tile unions, a few 1e-6 for km-sized boxes.
+TOL_REF = TOL
 
 
 @settings(max_examples=40, deadline=None)
@@ -96,12 +101,12 @@ def test_invariants(items, seed) -> None:  # noqa: ANN001
     days = [d for *_, d in items]
     r = run(boxes, users, days, overlap=True, daily=True)
     total = ref(shapely.union_all(boxes))
-    assert r.owner == pytest.approx(total, rel=TOL)
+    assert r.owner == pytest.approx(total, rel=TOL_REF)
     assert sum(r.users.values()) >= r.owner * (1 - TOL)
     for u, a in r.users.items():
         assert r.exclusive[u] <= a * (1 + TOL)
         assert a == pytest.approx(ref(shapely.union_all([b for b, v in zip(boxes, users) if v == u])),
-                                  rel=TOL)
+                                  rel=TOL_REF)
     assert sum(r.daily_owner.values()) == pytest.approx(r.owner, rel=TOL)
     for u, days_u in r.daily_users.items():
         assert sum(days_u.values()) == pytest.approx(r.users[u], rel=TOL)
@@ -114,7 +119,7 @@ def test_invariants(items, seed) -> None:  # noqa: ANN001
     for tile in (0.013, 1.0):
         other = compute(AreaInput(np.asarray(boxes, dtype=object), np.asarray(users, dtype=object)),
                         tile_deg=tile, workers=1)
-        assert other.owner == pytest.approx(r.owner, rel=TOL)
+        assert other.owner == pytest.approx(r.owner, rel=TOL_REF)
 
 
 def test_overlap_regions_name_every_user_covering_them() -> None:

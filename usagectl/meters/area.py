@@ -62,6 +62,8 @@ class AreaResult:
     regions: list[tuple[shapely.Geometry, tuple[str, ...]]] = field(default_factory=list)
     tiles: int = 0
     pieces: int = 0
+    # (level, axis, x, y, role, other x, other y): vertices a tile clip put on a tile line.
+    splits: list[tuple] = field(default_factory=list)
 
     def merge(self, other: AreaResult) -> None:
         self.owner += other.owner
@@ -74,6 +76,7 @@ class AreaResult:
             for d, v in days.items():
                 mine[d] = mine.get(d, 0.0) + v
         self.regions.extend(other.regions)
+        self.splits.extend(other.splits)
         self.tiles += other.tiles
         self.pieces += other.pieces
 
@@ -115,6 +118,94 @@ def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
     return np.concatenate(keys), np.concatenate(pieces), np.concatenate(source)
 
 
+def _on_line(v: np.ndarray, tile_deg: float) -> np.ndarray:
+    # Clip boxes are built as k * tile_deg; the same float operation recognises their lines.
+    return v == np.round(v / tile_deg) * tile_deg
+
+
+def _split_records(geom: shapely.Geometry, level: tuple, tile_deg: float) -> list[tuple]:
+    """Vertices of a tile's result that lie on a tile line where an edge was cut.
+
+    Such a vertex S has one neighbour along the tile line (the clip edge) and one off it: P
+    before it ("in": P→S, then along the line) or Q after it ("out"). Matched across the two
+    tiles, P→S→Q is the cut edge P→Q, and Geod took it as two geodesics instead of one.
+    """
+    if geom is None or shapely.is_empty(geom):
+        return []
+    out: list[tuple] = []
+    for poly in shapely.get_parts(shapely.orient_polygons(geom)):
+        if shapely.get_type_id(poly) != 3:
+            continue
+        for ring in (poly.exterior, *poly.interiors):
+            c = np.asarray(ring.coords)[:-1]
+            n = len(c)
+            if n < 3:
+                continue
+            on_x, on_y = _on_line(c[:, 0], tile_deg), _on_line(c[:, 1], tile_deg)
+            for i in np.flatnonzero(on_x | on_y):
+                prev, nxt, here = c[i - 1], c[(i + 1) % n], c[i]
+                for axis, on in ((0, on_x), (1, on_y)):  # a tile corner is on both lines
+                    if not on[i]:
+                        continue
+                    prev_on, next_on = prev[axis] == here[axis], nxt[axis] == here[axis]
+                    if prev_on == next_on:
+                        continue
+                    other = prev if next_on else nxt
+                    out.append((level, axis, here[0], here[1], "in" if next_on else "out",
+                                other[0], other[1]))
+    return out
+
+
+def _apply_split_corrections(result: AreaResult, original: set[tuple[float, float]]) -> None:
+    """Replace every cut edge P→S1…Sk→Q by the geodesic P→Q in owner, user and daily totals.
+
+    Each cut vertex S, seen from the two tiles it joins (per tile line: a tile corner is on two),
+    knows its neighbour before (P) and after (Q). An edge crossing several tile lines forms a
+    chain whose inner vertices are cut vertices too; the whole chain is corrected at once (the
+    sliver grows as the cube of the length, so pairwise corrections would not add up). Vertices
+    of the input itself are not cuts: the reference has them too.
+    """
+    halves: dict[tuple, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for level, axis, x, y, role, ox, oy in result.splits:
+        if (x, y) not in original:
+            halves[(level, axis, x, y)][role].append((ox, oy))
+    links: dict[tuple, dict[tuple[float, float], list[tuple]]] = defaultdict(lambda: defaultdict(list))
+    for (level, _axis, x, y), roles in halves.items():
+        if len(roles["in"]) == 1 and len(roles["out"]) == 1:
+            links[level][(x, y)].append((roles["in"][0], roles["out"][0]))
+    for level, nodes in links.items():
+        def step(node: tuple[float, float], came_from: tuple[float, float]) -> tuple | None:
+            return next((pair for pair in nodes.get(node, ()) if pair[0] == came_from), None)
+
+        for node, pairs in nodes.items():
+            for p_in, p_out in pairs:
+                if any(pr[1] == node for pr in nodes.get(p_in, ())):
+                    continue  # an inner vertex of a longer chain: counted from its start
+                chain = [p_in, node]
+                cur, nxt = node, p_out
+                for _ in range(10_000):
+                    pair = step(nxt, cur)
+                    if pair is None:
+                        break
+                    chain.append(nxt)
+                    cur, nxt = nxt, pair[1]
+                chain.append(nxt)
+                if len(set(chain)) < 3:
+                    continue  # degenerate: nothing between the geodesic and the path
+                sliver = _GEOD.polygon_area_perimeter([c[0] for c in chain], [c[1] for c in chain])[0]
+                kind = level[0]
+                if kind == "o":
+                    result.owner -= sliver
+                elif kind == "u":
+                    result.users[level[1]] = result.users.get(level[1], 0.0) - sliver
+                elif kind == "od":
+                    result.daily_owner[level[1]] = result.daily_owner.get(level[1], 0.0) - sliver
+                elif kind == "ud":
+                    days = result.daily_users.setdefault(level[1], {})
+                    days[level[2]] = days.get(level[2], 0.0) - sliver
+    result.splits = []
+
+
 def _union(geoms: Sequence[shapely.Geometry]) -> shapely.Geometry:
     if len(geoms) == 1:
         return geoms[0]
@@ -123,6 +214,7 @@ def _union(geoms: Sequence[shapely.Geometry]) -> shapely.Geometry:
 
 @dataclass
 class _Options:
+    tile_deg: float = TILE_DEG
     overlap: bool = False
     pairs: bool = False
     daily_owner: bool = False
@@ -130,7 +222,8 @@ class _Options:
     regions: bool = False
 
 
-def _daily_new(geoms: list, days: list[int]) -> dict[int, float]:
+def _daily_new(geoms: list, days: list[int], record: tuple | None = None,
+               tile_deg: float = TILE_DEG, splits: list | None = None) -> dict[int, float]:
     """Newly covered area per day within one tile (SPEC §5.1 daily consumption).
 
     A day's new area is its union minus what earlier days covered. Earlier coverage is kept as
@@ -151,6 +244,8 @@ def _daily_new(geoms: list, days: list[int]) -> dict[int, float]:
                               & (earlier_bounds[:, 1] <= ymax) & (earlier_bounds[:, 3] >= ymin))
         new = shapely.difference(today, _union([earlier[i] for i in near])) if near.size else today
         out[day] = geodesic_area(new)
+        if splits is not None and record is not None:
+            splits.extend(_split_records(new, (*record, day), tile_deg))
         parts = [p for p in shapely.get_parts(new) if not shapely.is_empty(p)]
         if parts:
             earlier.extend(parts)
@@ -165,10 +260,15 @@ def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Opt
     for g, u in zip(geoms, users):
         by_user[u].append(g)
     unions = {u: _union(gs) for u, gs in by_user.items()}
+    t = opts.tile_deg
     for u, g in unions.items():
         res.users[u] = geodesic_area(g)
-    owner_union = _union(list(unions.values()))
+        res.splits.extend(_split_records(g, ("u", u), t))
+    # From every piece at once, as the reference does: a union of the user unions can keep, on the
+    # final boundary, intersection vertices that a single union never makes (Geod counts them).
+    owner_union = _union(geoms) if len(unions) > 1 else next(iter(unions.values()))
     res.owner = geodesic_area(owner_union) if len(unions) > 1 else next(iter(res.users.values()))
+    res.splits.extend(_split_records(owner_union, ("o",), t))
     if opts.overlap:
         names = sorted(unions)
         if len(names) == 1:
@@ -201,13 +301,13 @@ def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Opt
             if opts.regions and multi is not None:
                 res.regions.extend(_overlap_regions(unions, multi))
     if opts.daily_owner and days is not None:
-        res.daily_owner = _daily_new(geoms, days)
+        res.daily_owner = _daily_new(geoms, days, ("od",), t, res.splits)
     if opts.daily_users and days is not None:
         by_user_days: dict[str, list[int]] = defaultdict(list)
         for u, d in zip(users, days):
             by_user_days[u].append(d)
         for u, gs in by_user.items():
-            res.daily_users[u] = _daily_new(gs, by_user_days[u])
+            res.daily_users[u] = _daily_new(gs, by_user_days[u], ("ud", u), t, res.splits)
     return res
 
 
@@ -253,7 +353,7 @@ def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
     ``daily`` is True (owner and users), ``"owner"`` or ``"users"``: a report that only needs
     the billed level's series (for its trend) does not pay for the other.
     """
-    opts = _Options(overlap=overlap or pairs or regions, pairs=pairs,
+    opts = _Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
                     daily_owner=daily is True or daily == "owner",
                     daily_users=daily is True or daily == "users", regions=regions)
     result = AreaResult()
@@ -277,6 +377,11 @@ def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
         for s, e in zip(starts, ends):
             result.merge(_work_tile(list(pieces[s:e]), list(users[s:e]),
                                     list(days[s:e]) if days is not None else None, opts))
+    if result.splits:
+        coords = shapely.get_coordinates(data.geoms)
+        on = _on_line(coords[:, 0], tile_deg) | _on_line(coords[:, 1], tile_deg)
+        original = {(float(x), float(y)) for x, y in coords[on]}
+        _apply_split_corrections(result, original)
     if regions:
         result.regions = _merge_regions(result.regions)
     return result

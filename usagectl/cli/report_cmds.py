@@ -14,7 +14,7 @@ from usagectl.contracts import parse_as_of, resolve_period
 from usagectl.errors import IOFailure, NotFoundError, ValidationError
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
-from usagectl.renderers.tables import print_fitting
+from usagectl.renderers.tables import print_first_fitting, print_fitting
 from usagectl.renderers.text import safe
 from usagectl.reports import views
 from usagectl.store import contracts_repo
@@ -205,6 +205,17 @@ def _fmt(v: Any, decimals: int = 2) -> str:
 
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "exceeded": "red"}
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """Daily new consumption as block characters (▁ for nothing, █ for the busiest day)."""
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values)
 
 
 def _header(env: Env, doc: dict[str, Any]) -> None:
@@ -217,12 +228,8 @@ def _header(env: Env, doc: dict[str, Any]) -> None:
 def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
     _header(env, doc)
 
-    def build(narrow: bool) -> Table:
+    def build(cols: list[str]) -> Table:
         t = Table(title_justify="left")
-        cols = ["meter", "unit", "owner", "Σ users", "billed", "limit", "overage", "amount",
-                "status", "projected"]
-        if narrow:
-            cols = ["meter", "billed", "limit", "amount", "status"]
         for col in cols:
             t.add_column(col, justify="left" if col in ("meter", "unit", "status") else "right",
                          no_wrap=True)
@@ -235,11 +242,17 @@ def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
                     "overage": _fmt(m["overage"]),
                     "amount": f"${m['overage_amount_cents'] / 100:,.2f}",
                     "status": f"[{style}]{m['status']}[/]",
-                    "projected": _fmt(m["projection"]["projected"])}
+                    "projected": _fmt(m["projection"]["projected"]),
+                    "last 14 days": sparkline([float(v) for v in m.get("last_14_days") or []])}
             t.add_row(*[cell[c] for c in cols])
         return t
 
-    print_fitting(env, build, "unit, owner, Σ users, overage and projection")
+    full = ["meter", "unit", "owner", "Σ users", "billed", "limit", "overage", "amount", "status",
+            "projected", "last 14 days"]
+    print_first_fitting(env, [lambda: build(full), lambda: build(full[:-1]),
+                              lambda: build(["meter", "billed", "limit", "amount", "status"])],
+                        ["", "the last 14 days' sparkline",
+                         "unit, owner, Σ users, overage, projection and sparkline"])
     env.out.print(f"{doc['users']:,} users · {doc['events_counted']:,} events counted")
 
 

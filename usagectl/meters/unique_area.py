@@ -48,6 +48,7 @@ class AreaMeterValue:
     regions: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)
     events: int = 0
     weeks: tuple[float, float] | None = None  # new area: last 7 local days, the 7 before
+    recent: list[float] | None = None  # new area on each of the last 14 local days
 
     @property
     def user_total(self) -> float:
@@ -125,15 +126,21 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
     ordinals = np.asarray([d.toordinal() for d in days], dtype=np.int64)
     level = "users" if meter.billed_on == "user" else "owner"
     if weeks and not daily:
-        # The trend needs only three steps: before, the previous week, the last week.
+        # The trend and the sparkline need only the last 14 local days one by one; everything
+        # before them is one step. A 15-step increment instead of one per day of the period.
         today = window.as_of.astimezone(window.contract.zone).date().toordinal()
-        buckets = np.where(ordinals > today - 7, 2, np.where(ordinals > today - 14, 1, 0))
+        first = today - 13
+        buckets = np.where(ordinals >= first, ordinals, first - 1)
         result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), buckets),
                               overlap=overlap, pairs=pairs, daily=level, regions=regions)
-        steps = (result.daily_owner if level == "owner" else
-                 {k: sum(u.get(k, 0.0) for u in result.daily_users.values()) for k in (1, 2)})
+        steps: dict[int, float] = (dict(result.daily_owner) if level == "owner" else {})
+        if level == "users":
+            for days_u in result.daily_users.values():
+                for k, v in days_u.items():
+                    steps[k] = steps.get(k, 0.0) + v
         per = float(meter.unit_m2)
-        value.weeks = (steps.get(2, 0.0) / per, steps.get(1, 0.0) / per)
+        value.recent = [steps.get(d, 0.0) / per for d in range(first, today + 1)]
+        value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))
         result.daily_owner, result.daily_users = {}, {}
     else:
         result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals),

@@ -43,3 +43,16 @@ def print_fitting(env: Env, build: Callable[[bool], Table], hidden: str) -> None
         return
     env.out.print(build(True))
     env.note(f"[dim]({hidden} shown on terminals ≥ {need} columns, or with --format json)[/]")
+
+
+def print_first_fitting(env: Env, builds: list[Callable[[], Table]], hidden: list[str]) -> None:
+    """Print the first table (richest first) that fits; note what the printed one leaves out."""
+    for i, build in enumerate(builds):
+        table = build()
+        if i == len(builds) - 1 or required_width(table) <= env.out.width:
+            env.out.print(table)
+            if hidden[i]:
+                need = required_width(builds[0]())
+                env.note(f"[dim]({hidden[i]} shown on terminals ≥ {need} columns, or with "
+                         "--format json)[/]")
+            return

@@ -72,10 +72,15 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
     area = isinstance(value, AreaMeterValue)
     billed = billed_value(meter, value)
     priced = price(meter, billed)
+    today = window.as_of.astimezone(window.contract.zone).date()
     if isinstance(value, AreaMeterValue) and value.weeks is not None:
         weeks = (as_decimal(value.weeks[0]), as_decimal(value.weeks[1]))
+        recent = [num(v, True) for v in value.recent or []]
     else:
-        weeks = week_sums(_daily_billed(meter, value), window.as_of, window.contract.zone)
+        daily = _daily_billed(meter, value)
+        weeks = week_sums(daily, window.as_of, window.contract.zone)
+        recent = [num(daily.get(today - timedelta(days=13 - i), Decimal(0)), area)
+                  for i in range(14)]
     proj = project(meter, billed, window.period, window.as_of, weeks)
     return {
         "name": meter.name, "aggregate": meter.aggregate,
@@ -92,6 +97,7 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         "projection": {k: (num(v, area) if isinstance(v, Decimal) else v)
                        for k, v in proj.to_dict().items()},
         "events": value.events,
+        "last_14_days": recent,  # new consumption per local day, oldest first (billed level)
     }
 
 

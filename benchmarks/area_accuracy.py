@@ -213,6 +213,8 @@ class Row:
     users_err: float = 0.0  # worst |relative| over all users, signed
     daily_err: float | None = None  # Σ daily owner vs reference owner
     daily_users_err: float | None = None
+    exclusive_err: float | None = None  # worst, relative to the user's area
+    pairs_err: float | None = None  # worst, relative to the pair's area
     t_engine: float = 0.0
     t_engine_daily: float = 0.0
     t_naive: float = 0.0
@@ -231,6 +233,24 @@ class Row:
     dense_parcel_max: float = 0.0
     dense_union: float = 0.0
     union_vs_sum: float | None = None
+
+
+def overlap_errors(g: np.ndarray, u: np.ndarray, user_unions: dict, tile_deg: float = 0.05
+                   ) -> tuple[float, float]:
+    """Worst error of exclusive areas (relative to the user's area) and of pair areas (relative
+    to the pair's), against Geod of U_u − ∪ others and of U_a ∩ U_b on whole unions."""
+    r = compute(AreaInput(g, u, None), pairs=True, tile_deg=tile_deg, workers=1)
+    names = sorted(user_unions)
+    ref_u = {k: geod_area(v) for k, v in user_unions.items()}
+    ex = []
+    for k in names:
+        others = shapely.union_all(np.asarray([user_unions[j] for j in names if j != k],
+                                              dtype=object))
+        ex.append((r.exclusive[k] - geod_area(shapely.difference(user_unions[k], others)))
+                  / ref_u[k])
+    pe = [rel(v, geod_area(shapely.intersection(user_unions[a], user_unions[b])))
+          for (a, b), v in r.pairs.items()]
+    return worst(ex), worst(pe)
 
 
 def worst(errors: list[float]) -> float:
@@ -263,7 +283,8 @@ def measure(name: str, usage: Usage, *, all_tiles: bool = True, daily: bool = Tr
     row.tile_errs[0.05] = row.owner_err
     log(f"  {name}: engine {row.t_engine:.2f} s, naive {row.t_naive:.2f} s, "
         f"owner {row.owner_err:+.2e}")
-    if all_tiles:
+    if all_tiles:  # the small samples: overlap figures too (their references cost a union each)
+        row.exclusive_err, row.pairs_err = overlap_errors(g, u, user_unions)
         for td in TILES:
             if td != 0.05:
                 rt = compute(AreaInput(g, u, None), tile_deg=td, workers=1)
@@ -407,6 +428,10 @@ class SynthRow:
     users: dict[float, float] = field(default_factory=dict)
     pieces: dict[float, int] = field(default_factory=dict)
     seconds: dict[float, float] = field(default_factory=dict)
+    exclusive: float = 0.0  # at 0.05°, worst, relative to the user's area
+    pairs: float = 0.0  # at 0.05°, worst, relative to the pair's area
+    daily_owner: float = 0.0  # Σ daily owner vs reference owner, at 0.05°
+    daily_users: float = 0.0
 
 
 def measure_synthetic(case: Case, n: int, seed: int, tiles=TILES) -> SynthRow:  # noqa: ANN001
@@ -422,6 +447,12 @@ def measure_synthetic(case: Case, n: int, seed: int, tiles=TILES) -> SynthRow:  
         row.owner[td] = rel(r.owner, ref_owner)
         row.users[td] = worst([rel(r.users[k], ref_users[k]) for k in ref_users])
         row.pieces[td] = r.pieces
+    unions = {k: shapely.union_all(g[u == k]) for k in ref_users}
+    row.exclusive, row.pairs = overlap_errors(g, u, unions)
+    rd = compute(AreaInput(g, u, usage.days), daily=True, workers=1)
+    row.daily_owner = rel(sum(rd.daily_owner.values()), ref_owner)
+    row.daily_users = worst([rel(sum(rd.daily_users[k].values()), ref_users[k])
+                             for k in ref_users])
     return row
 
 
@@ -430,22 +461,6 @@ def measure_synthetic(case: Case, n: int, seed: int, tiles=TILES) -> SynthRow:  
 
 R_MEAN = 6_371_008.8
 SWEEP_LATS = (0.0, 45.0, 55.0, 60.0, 65.0, 70.0, 80.0, 85.0, 89.0)
-
-
-def geodesic_densify(g: shapely.Geometry, max_m: float) -> shapely.Geometry:
-    """Insert points *on the geodesic* of every edge longer than ``max_m`` (area unchanged)."""
-    def ring(c: np.ndarray) -> list:
-        out = []
-        for (x0, y0), (x1, y1) in zip(c[:-1], c[1:]):
-            out.append((x0, y0))
-            n = int(GEOD.inv(x0, y0, x1, y1)[2] // max_m)
-            if n:
-                out.extend(GEOD.npts(x0, y0, x1, y1, n))
-        return out + out[:1]
-    polys = [shapely.Polygon(ring(shapely.get_coordinates(p.exterior)),
-                             [ring(shapely.get_coordinates(h)) for h in p.interiors])
-             for p in shapely.get_parts(g)]
-    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
 def one(g: shapely.Geometry, tile_deg: float = 0.05) -> float:
@@ -463,37 +478,40 @@ def triangle(lat: float, edge_m: float, lon: float = 10.0) -> shapely.Polygon:
 @dataclass
 class SweepRow:
     lat: float
-    worst: float
-    median: float
-    worst_200: float
-    worst_densified: float
-    tri: float
+    raw_worst: float
+    raw_median: float
+    engine_worst: float
+    tri_raw: float
+    tri_engine: float
     tri_formula: float | None  # None when the triangle is cut more than once
 
 
+def raw_cut(g: shapely.Geometry, tile_deg: float = 0.05) -> float:
+    """Σ Geod(clipped pieces): the area before the engine corrects its cut edges."""
+    _, pieces, _ = tile_pieces(np.asarray([g], dtype=object), tile_deg)
+    return float(sum(geod_area(x) for x in pieces))
+
+
 def latitude_sweep(n: int = 100, seed: int = SEED) -> list[SweepRow]:
-    """Engine vs Geod for single fields straddling the meridian 10° E (a line of every tile)."""
+    """Single fields straddling the meridian 10° E (a line of every tile size)."""
     rng = np.random.default_rng(seed)
     rows = []
     for lat in SWEEP_LATS:
-        errs, errs200, errs_d = [], [], []
+        raw, eng = [], []
         for k in range(n):
-            big = k % 2 == 0
-            area = 2e6 if big else math.exp(rng.uniform(math.log(2e4), math.log(2e6)))
+            area = 2e6 if k % 2 == 0 else math.exp(rng.uniform(math.log(2e4), math.log(2e6)))
             dlon = rng.uniform(-0.5, 0.5) * math.sqrt(area) / (111_320 * math.cos(math.radians(lat)))
             f = field_polygon(10.0 + dlon, lat + 0.025, area, int(rng.choice([4, 6])), rng)
             ref = geod_area(f)
-            err = rel(one(f), ref)
-            errs.append(err)
-            if big:
-                errs200.append(err)
-            errs_d.append(rel(one(geodesic_densify(f, 100.0)), ref))
+            raw.append(rel(raw_cut(f), ref))
+            eng.append(rel(one(f), ref))
         tri = triangle(lat + 0.04, 1000.0)  # 50 ha, inside one row of 0.05° tiles
         ref = geod_area(tri)
         one_cut = len(tile_pieces(np.asarray([tri], dtype=object), 0.05)[1]) == 2
         formula = -1000.0**3 * math.tan(math.radians(lat + 0.04)) / (16 * R_MEAN) / ref
-        rows.append(SweepRow(lat, worst(errs), float(np.median(np.abs(errs))), worst(errs200),
-                             worst(errs_d), rel(one(tri), ref), formula if one_cut else None))
+        rows.append(SweepRow(lat, worst(raw), float(np.median(np.abs(raw))), worst(eng),
+                             rel(raw_cut(tri), ref), rel(one(tri), ref),
+                             formula if one_cut else None))
     return rows
 
 
@@ -514,16 +532,21 @@ def machine() -> str:
         load = open("/proc/loadavg").read().split()[:3]  # noqa: SIM115
     except OSError:
         load = ["?"]
+    import hashlib
+
+    import usagectl.meters.area as engine
+
+    digest = hashlib.sha256(Path(engine.__file__).read_bytes()).hexdigest()[:12]
     return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {cores} cores, load average at start "
             f"{' '.join(load)}; Python {platform.python_version()}, shapely {shapely.__version__} "
             f"(GEOS {shapely.geos_version_string}), pyproj {pyproj.__version__} "
             f"(PROJ {pyproj.proj_version_str}), geopandas {geopandas.__version__}; engine "
-            "`workers=1`")
+            f"`usagectl/meters/area.py` sha256 {digest}…, run with `workers=1`")
 
 
 def report(real: list[Row], scale: list[Row], synth: list[SynthRow], sweep: list[SweepRow],
-           notes: list[str]) -> str:
-    out = [f"Run: {machine()}.", ""]
+           notes: list[str], run: str) -> str:
+    out = [f"Run: {run}; took {notes.pop()}.", ""]
     for n in notes:
         out.append(f"- {n}")
     out.append("")
@@ -531,14 +554,16 @@ def report(real: list[Row], scale: list[Row], synth: list[SynthRow], sweep: list
     out += ["### Real parcels: engine against the reference (tile 0.05°)", "",
             "| dataset | lat ° | parcels | geometries (incl. re-uploads) | tiles / pieces "
             "| owner ha | owner err | worst user err | Σ daily owner err | worst Σ daily user err "
-            "| owner / worst user err at 0.01° | at 0.5° |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| worst exclusive err | worst pair err | owner / worst user err at 0.01° | at 0.5° |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: |"]
     for r in rows:
         other = " | ".join(f"{e(r.tile_errs.get(t))} / {e(r.tile_users_errs.get(t))}"
                            for t in (0.01, 0.5))
         out.append(f"| {r.name} | {r.lat[0]:.2f}–{r.lat[1]:.2f} | {r.parcels:,} | {r.geoms:,} "
                    f"| {r.tiles:,} / {r.pieces:,} | {r.ref_owner / 1e4:,.1f} | {e(r.owner_err)} "
-                   f"| {e(r.users_err)} | {e(r.daily_err)} | {e(r.daily_users_err)} | {other} |")
+                   f"| {e(r.users_err)} | {e(r.daily_err)} | {e(r.daily_users_err)} "
+                   f"| {e(r.exclusive_err)} | {e(r.pairs_err)} | {other} |")
     out += ["", "### Speed: engine against a naive union (same output: owner + every user)", "",
             "| dataset | geometries | engine s | engine + daily s | naive `union_all` + Geod s "
             "| naive / engine |",
@@ -573,39 +598,48 @@ def report(real: list[Row], scale: list[Row], synth: list[SynthRow], sweep: list
     out += ["", "### Synthetic fields: engine against the reference", "",
             "2–200 ha quadrilaterals and hexagons, log-uniform sizes, within 4 km of the point; "
             "10 users, 30 % re-uploaded by another user with 0–5 m jitter. Owner error / worst "
-            "user error per tile size.", "",
+            "user error per tile size; at 0.05°: worst exclusive area error (relative to the "
+            "user's area), worst pair error, Σ daily (30 random days) against owner and users.",
+            "",
             "| case | fields | geometries | tile 0.01° | tile 0.05° | tile 0.5° "
-            "| pieces at 0.01 / 0.05 / 0.5 | engine s at 0.01 / 0.05 / 0.5 |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "| exclusive / pairs | Σ daily owner / users | pieces at 0.01 / 0.05 / 0.5 "
+            "| engine s at 0.01 / 0.05 / 0.5 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in synth:
         cells = [f"{e(s.owner[t])} / {e(s.users[t])}" for t in TILES]
         out.append(f"| {s.name} | {s.fields} | {s.geoms} | {' | '.join(cells)} "
+                   f"| {e(s.exclusive)} / {e(s.pairs)} | {e(s.daily_owner)} / {e(s.daily_users)} "
                    f"| {' / '.join(f'{s.pieces[t]:,}' for t in TILES)} "
                    f"| {' / '.join(f'{s.seconds[t]:.2f}' for t in TILES)} |")
     out += ["", "### Single fields across a tile meridian, by latitude (tile 0.05°)", "",
-            "100 fields per latitude (half of them 200 ha, half 2–200 ha), each straddling the "
-            "meridian 10° E; error of the engine's owner total against Geod of the field. "
-            "Triangle: 50 ha, its 1 km east–west edge cut in the middle (the worst case), with "
-            "the predicted −L³·tan φ/(16R)/A. What-if (not the engine): the same fields with "
-            "points inserted on the geodesic of every edge every 100 m before the engine.", "",
-            "| latitude | worst | median abs. | worst 200 ha | triangle 1 km edge "
-            "| triangle formula | what-if: geodesic points every 100 m, worst |",
+            "100 fields per latitude (half 200 ha, half 2–200 ha), each straddling the meridian "
+            "10° E. *Raw*: Σ Geod of the clipped pieces against Geod of the field (the effect of "
+            "cutting east–west edges at a point of the straight lon/lat line); *engine*: the "
+            "engine's total, which corrects cut edges. Triangle: 50 ha, its 1 km east–west edge "
+            "cut in the middle (the worst case), against −L³·tan φ/(16R)/A.", "",
+            "| latitude | raw: worst | raw: median abs. | engine: worst | triangle raw "
+            "| triangle formula | triangle engine |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for w in sweep:
-        out.append(f"| {w.lat:.0f}° | {e(w.worst)} | {w.median:.1e} | {e(w.worst_200)} "
-                   f"| {e(w.tri)} | {e(w.tri_formula)} | {e(w.worst_densified)} |")
+        out.append(f"| {w.lat:.0f}° | {e(w.raw_worst)} | {w.raw_median:.1e} "
+                   f"| {e(w.engine_worst)} | {e(w.tri_raw)} | {e(w.tri_formula)} "
+                   f"| {e(w.tri_engine)} |")
     worst_real = max((abs(x) for r in rows for x in
-                      (r.owner_err, r.users_err, r.daily_err, r.daily_users_err,
-                       *r.tile_errs.values(), *r.tile_users_errs.values())
+                      (r.owner_err, r.users_err, r.daily_err, r.daily_users_err, r.exclusive_err,
+                       r.pairs_err, *r.tile_errs.values(), *r.tile_users_errs.values())
                       if x is not None), default=0.0)
     worst_synth = {t: max(abs(x) for s in synth for x in (s.owner[t], s.users[t])) for t in TILES}
-    out += ["", f"Worst |relative error| of any engine total: real parcels {worst_real:.1e}; "
-            "synthetic " + ", ".join(f"{worst_synth[t]:.1e} at {t}°" for t in TILES) + "."]
+    worst_other = max(abs(x) for s in synth
+                      for x in (s.exclusive, s.pairs, s.daily_owner, s.daily_users))
+    out += ["", f"Worst |relative error| of an owner or user total: real parcels "
+            f"{worst_real:.1e} (incl. Σ daily, exclusive, pairs); synthetic "
+            + ", ".join(f"{worst_synth[t]:.1e} at {t}°" for t in TILES)
+            + f"; synthetic exclusive, pairs and Σ daily: {worst_other:.1e}."]
     return "\n".join(out)
 
 
 ANTIMERIDIAN_CHILD = """
-import resource, sys, time, numpy as np, shapely
+import sys, time, numpy as np, shapely
 from usagectl.meters.area import AreaInput, compute
 n = int(sys.argv[1])
 g = [shapely.MultiPolygon([shapely.box(179.995, -17 + i * 1e-3, 180, -16.995 + i * 1e-3),
@@ -613,7 +647,9 @@ g = [shapely.MultiPolygon([shapely.box(179.995, -17 + i * 1e-3, 180, -16.995 + i
      for i in range(n)]
 t = time.perf_counter()
 compute(AreaInput(np.asarray(g, dtype=object), np.asarray(["u"] * n, dtype=object)), workers=1)
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork + exec.
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
+print(time.perf_counter() - t, hwm)
 """
 
 
@@ -652,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=60, help="fields per synthetic case")
     args = ap.parse_args(argv)
     started = time.monotonic()
+    run = machine()
 
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - started:5.0f} s] {msg}", file=sys.stderr, flush=True)
@@ -684,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = latitude_sweep()
     notes.append("tile_pieces on one antimeridian-split field (bounding box −180…180): "
                  + "; ".join(antimeridian_clip_cost()))
-    print(report(real, scale, synth, sweep, notes))
+    notes.append(f"{(time.monotonic() - started) / 60:.0f} min")
+    print(report(real, scale, synth, sweep, notes, run))
     log("done")
     return 0
 

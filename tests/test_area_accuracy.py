@@ -1,11 +1,11 @@
 """Area accuracy of the engine against the SPEC §5.1 reference, on real parcels and synthetic fields.
 
 Reference: ``abs(Geod(ellps="WGS84").geometry_area_perimeter(orient_polygons(union_all(g)))[0])``
-on the exact union of the valid lon/lat geometries. The SPEC allows 1e-4 (0.01 %) on every total.
-Where the error measured with these exact inputs is far below that, the bound here is ~10× the
-measured worst, so a regression shows long before the SPEC is broken. Method and numbers:
-docs/area-accuracy.md (measured by benchmarks/area_accuracy.py, which uses the same recipe).
-"""
+on the exact union of the valid lon/lat geometries (for exclusive areas and pairs: on U_u − ∪ others
+and U_a ∩ U_b). The SPEC allows 1e-4 (0.01 %) on every total. Where the error measured with these
+exact inputs is far below that, the bound here is ~10× the measured worst (quoted beside it), so a
+regression shows long before the SPEC is broken. Method and numbers: docs/area-accuracy.md
+(benchmarks/area_accuracy.py builds the same inputs: same seeds, same recipe)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import shapely
 import shapely.affinity
 from pyproj import Geod
 
-from usagectl.meters.area import AreaInput, compute
+from usagectl.meters.area import AreaInput, compute, tile_pieces
 
 FIELDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fields"
 GEOD = Geod(ellps="WGS84")
@@ -98,12 +98,10 @@ def references(geoms: np.ndarray, users: np.ndarray) -> tuple[float, dict[str, f
 DATASETS = ("nl_brp_2023.gpkg", "nl_reference_parcels.gpkg", "dk_2024.parquet",
             "fi_parcels.gpkg", "jp_fude_2024.parquet", "vn_ai4sf.gpkg")
 SAMPLE = 3000
-# Measured worst over owner, every user and Σ daily (owner and users) at the default 0.05° tile
-# and at 0.5°: 1.9e-6 (nl_reference_parcels, Σ daily owner); most are 1e-8..1e-7. About 10× that:
-REAL_TOL = 2e-5
-# At 0.01° tiles (five times the tile lines): 3.1e-5, a user of nl_reference_parcels (thin strips
-# of a few hundred m², whose long edges the tile lines cut); only the SPEC's bound is left there.
-REAL_TOL_BY_TILE = {0.01: SPEC, 0.5: REAL_TOL}
+# Measured worst over the six datasets (engine sha256 a9b93c26f7b0…, GEOS 3.14.1):
+TOTALS_TOL = 3e-8     # owner and every user at tiles 0.01/0.05/0.5°: 2.6e-9 (users: 3e-16)
+DAILY_TOL = 2e-5      # Σ daily owner 1.9e-6 (nl_reference_parcels), Σ daily user 8.6e-8
+OVERLAP_TOL = SPEC    # exclusive areas 8.3e-6 (relative to the user's area), pairs 5.4e-6
 
 
 def load_parcels(name: str) -> np.ndarray:
@@ -135,15 +133,32 @@ def test_real_parcels_owner_users_and_daily_match_the_reference(name: str) -> No
 
     r = compute(AreaInput(geoms, users, days), daily=True, workers=1)
     assert set(r.users) == set(per_user)
-    assert abs(rel(r.owner, owner)) <= REAL_TOL
+    assert abs(rel(r.owner, owner)) <= TOTALS_TOL
     for u, a in per_user.items():
-        assert abs(rel(r.users[u], a)) <= REAL_TOL, u
-        assert abs(rel(sum(r.daily_users[u].values()), a)) <= REAL_TOL, u
-    assert abs(rel(sum(r.daily_owner.values()), owner)) <= REAL_TOL
-    for tile, bound in REAL_TOL_BY_TILE.items():
+        assert abs(rel(r.users[u], a)) <= TOTALS_TOL, u
+        assert abs(rel(sum(r.daily_users[u].values()), a)) <= DAILY_TOL, u
+    assert abs(rel(sum(r.daily_owner.values()), owner)) <= DAILY_TOL
+    for tile in (0.01, 0.5):
         other = compute(AreaInput(geoms, users), tile_deg=tile, workers=1)
-        assert abs(rel(other.owner, owner)) <= bound, tile
-        assert max(abs(rel(other.users[u], a)) for u, a in per_user.items()) <= bound, tile
+        assert abs(rel(other.owner, owner)) <= TOTALS_TOL, tile
+        assert max(abs(rel(other.users[u], a)) for u, a in per_user.items()) <= TOTALS_TOL, tile
+    exclusive, pairs = overlap_errors(geoms, users)
+    assert abs(exclusive) <= OVERLAP_TOL and abs(pairs) <= OVERLAP_TOL
+
+
+def overlap_errors(geoms: np.ndarray, users: np.ndarray) -> tuple[float, float]:
+    """Worst exclusive-area error (relative to the user's area) and pair error (relative to the
+    pair's area) of the engine at the default tile, against Geod on whole unions."""
+    r = compute(AreaInput(geoms, users), pairs=True, workers=1)
+    unions = {u: shapely.union_all(geoms[users == u]) for u in sorted(set(users))}
+    ex = []
+    for u, g in unions.items():
+        others = shapely.union_all(np.asarray([h for v, h in unions.items() if v != u],
+                                              dtype=object))
+        ex.append((r.exclusive[u] - ref(shapely.difference(g, others))) / ref(g))
+    pe = [rel(a, ref(shapely.intersection(unions[x], unions[y]))) for (x, y), a in r.pairs.items()]
+    assert pe, "the re-uploads make pairs"
+    return max(ex, key=abs), max(pe, key=abs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +189,8 @@ def split_antimeridian(g: shapely.Geometry) -> shapely.Geometry:
     return shapely.MultiPolygon([q for x in (west, east) for q in shapely.get_parts(polygonal(x))])
 
 
-def synthetic(lon: float, lat: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic(lon: float, lat: float, n: int, seed: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -182,46 +198,67 @@ def synthetic(lon: float, lat: float, n: int, seed: int) -> tuple[np.ndarray, np
         x = lon + ((x - lon + 180) % 360 - 180)
         area = math.exp(rng.uniform(math.log(2e4), math.log(2e6)))
         out.append(field_polygon(x, y, area, int(rng.choice([4, 6])), rng))
-    geoms, users, _ = usage(clean(np.asarray(out, dtype=object)), seed)
+    geoms, users, days = usage(clean(np.asarray(out, dtype=object)), seed)
     if lon == 180.0:
         geoms = np.asarray([split_antimeridian(g) for g in geoms], dtype=object)
         assert shapely.is_valid(geoms).all()
         assert shapely.bounds(geoms)[:, 2].max() <= 180 and shapely.bounds(geoms)[:, 0].min() >= -180
         assert any(shapely.get_type_id(g) == 6 for g in geoms)  # some fields really are split
-    return geoms, users
+    return geoms, users, days
 
 
-# (name, lon, lat, seed, bound). 20 fields, 10 users, tiles of 0.01/0.05/0.5°. Before the engine
-# corrected tile cuts, the worst errors were 2.1e-4 (85° S) and 4.1e-4 (89° N); with the
-# correction every case measured ≤ 2.2e-11 (docs/area-accuracy.md). Bounds keep a wide margin.
+# 20 fields, 10 users: a user total is a few fields, so a per-field error is barely diluted.
+# Owner and user totals at tiles 0.01/0.05/0.5°: measured worst 2.2e-11 (89° N), most ~1e-12.
+# (Before the engine corrected tile cuts: 2.1e-4 at 85° S and 4.1e-4 at 89° N.)
+SYNTH_TOTALS_TOL = 3e-10
+_UNCORRECTED = ("exclusive, pair and daily regions are cut at tile lines too, and only the owner "
+                "and user totals are corrected for it (docs/area-accuracy.md); measured ")
+# (name, lon, lat, seed, bound on exclusive areas, pairs and Σ daily at the default tile): ~10×
+# the measured worst (in the comment), capped at the SPEC's 1e-4.
 CASES = [
-    ("equator", 30.0, 0.0, SEED, 1e-9),
-    ("45N", 10.0, 45.0, SEED + 1, 1e-9),
-    ("70N", 25.0, 70.0, SEED + 2, 1e-9),
-    ("80N", 15.0, 80.0, SEED + 3, 1e-9),
-    ("85S", -60.0, -85.0, SEED + 4, 1e-9),
-    ("89N", 100.0, 89.0, SEED + 5, 1e-8),
-    ("utm-6E", 6.0, 50.0, SEED + 6, 1e-9),
-    ("utm-12E", 12.0, 48.0, SEED + 7, 1e-9),
-    ("utm-177E", 177.0, -17.0, SEED + 8, 1e-9),
-    ("antimeridian-17S", 180.0, -17.0, SEED + 9, 1e-9),
-    ("antimeridian-66N", 180.0, 66.0, SEED + 10, 1e-9),
+    ("equator", 30.0, 0.0, SEED, 1e-8),              # 9.0e-10
+    ("45N", 10.0, 45.0, SEED + 1, SPEC),             # 1.3e-5 (pair)
+    ("70N", 25.0, 70.0, SEED + 2, SPEC),             # 3.7e-5 (exclusive)
+    ("80N", 15.0, 80.0, SEED + 3, SPEC),             # 8.5e-5 (pair): passes by 15 %
+    ("85S", -60.0, -85.0, SEED + 4, SPEC),           # 5.8e-5 (exclusive), after pair correction
+    pytest.param("89N", 100.0, 89.0, SEED + 5, SPEC, marks=pytest.mark.xfail(
+        strict=True, reason=_UNCORRECTED + "5.1e-4 exclusive, 3.6e-4 pair, 2.7e-4 Σ daily user")),
+    ("utm-6E", 6.0, 50.0, SEED + 6, SPEC),           # 2.2e-5 (pair)
+    ("utm-12E", 12.0, 48.0, SEED + 7, SPEC),         # 2.6e-5 (pair)
+    ("utm-177E", 177.0, -17.0, SEED + 8, SPEC),      # 7.1e-6 (exclusive)
+    ("antimeridian-17S", 180.0, -17.0, SEED + 9, 5e-5),   # 4.8e-6 (exclusive)
+    ("antimeridian-66N", 180.0, 66.0, SEED + 10, SPEC),   # 4.0e-5 (exclusive)
 ]
+TOTAL_CASES = [c.values[:4] if hasattr(c, "values") else c[:4] for c in CASES]
 
 
-@pytest.mark.parametrize(("name", "lon", "lat", "seed", "bound"), CASES)
-def test_synthetic_fields_match_the_reference_at_every_tile_size(
-        name: str, lon: float, lat: float, seed: int, bound: float) -> None:
-    geoms, users = synthetic(lon, lat, 20, seed)
+@pytest.mark.parametrize(("name", "lon", "lat", "seed"), TOTAL_CASES)
+def test_synthetic_owner_and_user_totals_match_the_reference_at_every_tile_size(
+        name: str, lon: float, lat: float, seed: int) -> None:
+    geoms, users, _ = synthetic(lon, lat, 20, seed)
     owner, per_user = references(geoms, users)
     assert 1e5 < owner < 1e9
     for tile in (0.01, 0.05, 0.5):
         r = compute(AreaInput(geoms, users), tile_deg=tile, workers=1)
         assert r.tiles > 1
-        assert abs(rel(r.owner, owner)) <= bound, (tile, rel(r.owner, owner))
+        assert abs(rel(r.owner, owner)) <= SYNTH_TOTALS_TOL, (tile, rel(r.owner, owner))
         errs = {u: rel(r.users[u], a) for u, a in per_user.items()}
         u = max(errs, key=lambda k: abs(errs[k]))
-        assert abs(errs[u]) <= bound, (tile, u, errs[u])
+        assert abs(errs[u]) <= SYNTH_TOTALS_TOL, (tile, u, errs[u])
+
+
+@pytest.mark.parametrize(("name", "lon", "lat", "seed", "bound"), CASES)
+def test_synthetic_exclusive_pairs_and_daily_match_the_reference(
+        name: str, lon: float, lat: float, seed: int, bound: float) -> None:
+    geoms, users, days = synthetic(lon, lat, 20, seed)
+    owner, per_user = references(geoms, users)
+    exclusive, pairs = overlap_errors(geoms, users)
+    assert abs(exclusive) <= bound
+    assert abs(pairs) <= bound
+    r = compute(AreaInput(geoms, users, days), daily=True, workers=1)
+    assert abs(rel(sum(r.daily_owner.values()), owner)) <= bound
+    for u, a in per_user.items():
+        assert abs(rel(sum(r.daily_users[u].values()), a)) <= bound, u
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +285,9 @@ def test_a_cut_east_west_edge_no_longer_loses_the_sliver(lat: float) -> None:
     matches the cut vertices across tiles and restores the geodesic P→Q."""
     tri = triangle(lat, 1000.0)  # 50 ha; the meridian 10° E cuts its northern edge in the middle
     predicted = -1000.0**3 * math.tan(math.radians(lat)) / (16 * R_MEAN) / ref(tri)
-    assert abs(predicted) > 1e-6  # the effect being corrected is real at these latitudes
+    _, pieces, _ = tile_pieces(np.asarray([tri], dtype=object), 0.05)
+    assert len(pieces) == 2
+    assert rel(sum(ref(p) for p in pieces), ref(tri)) == pytest.approx(predicted, rel=0.03)
     assert engine_error(tri) == pytest.approx(0.0, abs=1e-12)
     assert engine_error(triangle(lat, 1000.0, lon=10.025)) == pytest.approx(0.0, abs=1e-9)
 

@@ -68,7 +68,8 @@ class AreaResult:
     def merge(self, other: AreaResult) -> None:
         self.owner += other.owner
         for src, dst in ((other.users, self.users), (other.exclusive, self.exclusive),
-                         (other.pairs, self.pairs), (other.daily_owner, self.daily_owner)):
+                         (other.pairs, self.pairs),
+                         (other.daily_owner, self.daily_owner)):
             for k, v in src.items():
                 dst[k] = dst.get(k, 0.0) + v  # type: ignore[index]
         for u, days in other.daily_users.items():
@@ -203,6 +204,11 @@ def _apply_split_corrections(result: AreaResult, original: set[tuple[float, floa
                 elif kind == "ud":
                     days = result.daily_users.setdefault(level[1], {})
                     days[level[2]] = days.get(level[2], 0.0) - sliver
+                elif kind == "x":
+                    result.exclusive[level[1]] = result.exclusive.get(level[1], 0.0) - sliver
+                elif kind == "p":
+                    key = (level[1], level[2])
+                    result.pairs[key] = result.pairs.get(key, 0.0) - sliver
     result.splits = []
 
 
@@ -273,9 +279,10 @@ def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Opt
         names = sorted(unions)
         if len(names) == 1:
             res.exclusive[names[0]] = res.users[names[0]]
+            res.splits.extend(_split_records(unions[names[0]], ("x", names[0]), t))
         else:
             # One sweep builds the region covered by two users or more; a user's exclusive area
-            # is what of its union lies outside that region.
+            # is its area minus what of its union lies inside that region.
             covered = multi = None
             for u in names:
                 g = unions[u]
@@ -287,17 +294,22 @@ def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Opt
                     multi = both if multi is None else shapely.union(multi, both)
                 covered = shapely.union(covered, g)
             for u in names:
-                inside = 0.0 if multi is None else geodesic_area(shapely.intersection(unions[u], multi))
-                res.exclusive[u] = max(res.users[u] - inside, 0.0)
+                # Directly A(U_u − multi), as the reference defines it: A(U_u) − A(U_u ∩ multi)
+                # would count U_u's edges unsplit where the intersection splits them.
+                alone = unions[u] if multi is None else shapely.difference(unions[u], multi)
+                res.exclusive[u] = geodesic_area(alone)
+                res.splits.extend(_split_records(alone, ("x", u), t))
             if opts.pairs:
                 boxes = {u: shapely.bounds(unions[u]) for u in names}
                 for a, b in combinations(names, 2):
                     ba, bb = boxes[a], boxes[b]
                     if ba[0] > bb[2] or bb[0] > ba[2] or ba[1] > bb[3] or bb[1] > ba[3]:
                         continue
-                    shared = geodesic_area(shapely.intersection(unions[a], unions[b]))
+                    common = shapely.intersection(unions[a], unions[b])
+                    shared = geodesic_area(common)
                     if shared > 0:
                         res.pairs[(a, b)] = shared
+                        res.splits.extend(_split_records(common, ("p", a, b), t))
             if opts.regions and multi is not None:
                 res.regions.extend(_overlap_regions(unions, multi))
     if opts.daily_owner and days is not None:
@@ -382,6 +394,9 @@ def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
         on = _on_line(coords[:, 0], tile_deg) | _on_line(coords[:, 1], tile_deg)
         original = {(float(x), float(y)) for x, y in coords[on]}
         _apply_split_corrections(result, original)
+    if opts.overlap:
+        result.exclusive = {u: min(max(result.exclusive.get(u, 0.0), 0.0), a)
+                            for u, a in result.users.items()}
     if regions:
         result.regions = _merge_regions(result.regions)
     return result

@@ -114,3 +114,32 @@ cycle = "monthly"
     then = cli(*args, "--as-ingested-at", invoice_time.isoformat()).json()["meters"][0]
     assert (now["owner_total"], then["owner_total"]) == (8, 5)
     assert now["late_events"] == 2 and then["late_events"] == 1
+
+
+def test_export_survives_a_kill_mid_write(sample, db_path: Path, tmp_path: Path) -> None:
+    """Killed at any moment, every file present is a complete one; a rerun leaves no temp files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = tmp_path / "ref"
+    sample("export", "--all", "--out-dir", reference, "--as-of", AS_OF)
+    expected = {p.name: p.read_bytes() for p in reference.iterdir()}
+    out = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "usagectl", "--db", str(db_path), "export", "--all", "--out-dir",
+           str(out), "--as-of", AS_OF, "--quiet"]
+    env = {**os.environ, "COLUMNS": "120"}
+    for delay in (0.6, 1.0, 1.4, 1.8, 2.4):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for f in out.glob("*") if out.exists() else []:
+            if f.name.startswith("."):
+                continue  # a temp file: never the published name
+            assert f.read_bytes() == expected[f.name], (delay, f.name)
+    assert subprocess.run(cmd, env=env, timeout=300).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # no temp files left
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == expected

@@ -92,6 +92,10 @@ def export(
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        # A run killed mid-write leaves its temp file (never a half-written CSV); clear them.
+        # Two exports into one folder at the same moment are not supported.
+        for stale in [*folder.glob(".*.csv.*.tmp"), *folder.glob(".manifest.json.*.tmp")]:
+            stale.unlink(missing_ok=True)
     except OSError as exc:
         raise IOFailure(f"cannot create {out_dir}: {exc.strerror}") from None
     now = parse_as_of(as_of)

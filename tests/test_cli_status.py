@@ -152,3 +152,29 @@ def test_late_events_count_what_arrived_after_the_period_closed(db, tmp_path: Pa
     doc = db("report", "-c", "credits", "--period", "1", "--as-of", "2026-11-01", "--format", "json").json()
     # Period 1 (Feb 28 – Mar 31 2026) closed long before this ingest ran.
     assert {m["name"]: m["late_events"] for m in doc["meters"]}["credits"] == 1
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 4),
+                                st.lists(st.integers(1, 9), max_size=4),
+                                st.sampled_from(["/datasets", "/datasets", "/other"]),
+                                st.sampled_from([200, 200, 200, 500]), st.integers(1, 28)),
+                      min_size=1, max_size=25))
+def test_log_marks_always_sum_to_the_distinct_counts(cli, tmp_path_factory, calls) -> None:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp("marks")
+    db = tmp / "u.duckdb"
+    assert cli("contracts", "load", write(tmp / "c.toml", CONTRACTS), db=db).exit_code == 0
+    rows = "".join(f'2026-08-{day:02d}T{i % 24:02d}:00:00Z,{u},{ep},{st_},{ds},"{",".join(map(str, ind))}",DATASETS\n'
+                   for i, (u, ds, ind, ep, st_, day) in enumerate(calls))
+    cli("ingest", write(tmp / "l.csv", LICENCE.splitlines()[0] + "\n" + rows), "--owner", "lca", db=db)
+    doc = cli("report", "-c", "lic", "--as-of", "2026-09-01", "--format", "json", db=db).json()
+    counts = {m["name"]: m["owner_total"] for m in doc["meters"]}
+    log = cli("report", "-c", "lic", "--as-of", "2026-09-01", "--view", "log", "--format", "json", db=db).json()
+    assert sum(e["new_user"] for e in log["events"]) == counts["users"]
+    assert sum(e["new_dataset"] for e in log["events"]) == counts["datasets"]
+    assert sum(len(e["new_indicators"]) for e in log["events"]) == counts["indicators"]
+    assert log["total_count"] == len(log["events"]) == doc["events_counted"]

@@ -18,10 +18,9 @@ from usagectl.errors import ExitCode
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
-from usagectl.store.ingest import IngestOptions, expand_paths, ingest_file
 
 # Files that need ingest options, as a user would pass them on the command line.
-DEMO_OPTIONS = {"licence_calls.csv": IngestOptions(owner="lca-institute")}
+DEMO_OWNERS = {"licence_calls.csv": "lca-institute"}
 # The sample data spans 2026-08-01 … 2026-11-20; this "now" keeps the demo's output stable.
 DEMO_AS_OF = "2026-11-20T12:00:00Z"
 
@@ -39,6 +38,8 @@ def demo(
 
     Example: usagectl demo
     """
+    from usagectl.store.ingest import IngestOptions, expand_paths, ingest_file
+
     _, _, env = resolve(None, "table", quiet)
     folder = Path(tempfile.mkdtemp(prefix="usagectl-demo-"))
     if data is None and (Path("sample_data") / "contracts.toml").exists():
@@ -54,7 +55,7 @@ def demo(
     env.note(f"Building {safe(db)} from {safe(data_dir)}/ …")
     with session(db) as con:
         files = expand_paths([str(data_dir)])
-        results = [ingest_file(con, f, DEMO_OPTIONS.get(f.name, IngestOptions())) for f in files]
+        results = [ingest_file(con, f, IngestOptions(owner=DEMO_OWNERS.get(f.name))) for f in files]
         outcome = contracts_repo.load_file(con, data_dir / "contracts.toml")
         contracts = contracts_repo.list_contracts(con)
         rows = [_with_period(c, as_of) for c in contracts]

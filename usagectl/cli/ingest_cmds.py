@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,7 +18,9 @@ from usagectl.renderers.text import safe
 from usagectl.sources.columns import parse_mapping
 from usagectl.store import audit
 from usagectl.store.db import session
-from usagectl.store.ingest import FileResult, IngestOptions, ingest_paths
+
+if TYPE_CHECKING:  # ingest loads pyarrow, shapely and pyproj: only when a file is ingested
+    from usagectl.store.ingest import FileResult
 
 COUNT_KEYS = ("rows_read", "accepted", "duplicates", "rejected", "repaired")
 
@@ -51,6 +53,8 @@ def ingest(
 
     Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
     """
+    from usagectl.store.ingest import IngestOptions
+
     db, fmt, env = resolve(db, fmt, quiet)
     options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
                             strict=strict, format=source_format)
@@ -71,6 +75,8 @@ def ingest(
 
 
 def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]
+    from usagectl.store.ingest import ingest_paths
+
     if env.quiet or not env.stderr_is_tty:
         return ingest_paths(con, paths, options)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

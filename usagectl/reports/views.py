@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -18,8 +18,13 @@ from usagectl.errors import ValidationError
 from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
 from usagectl.meters.select import Window, meter_filter
-from usagectl.meters.unique_area import AreaMeterValue, compute_area_meter
-from usagectl.reports import breakdown
+
+if TYPE_CHECKING:  # the area engine (shapely, numpy) loads only when an area meter is computed
+    from usagectl.meters.unique_area import AreaMeterValue
+
+
+def _is_area(value: object) -> bool:
+    return type(value).__name__ == "AreaMeterValue"
 
 AREA_DECIMALS = 6
 
@@ -46,6 +51,8 @@ def compute_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, 
                   regions: bool = False, weeks: bool = False) -> AreaMeterValue | ScalarMeterValue:
     """One meter's values, by aggregate; ``weeks`` adds what the projection's trend needs."""
     if meter.aggregate == "unique_area":
+        from usagectl.meters.unique_area import compute_area_meter
+
         return compute_area_meter(con, meter, window, daily=daily, overlap=overlap, pairs=pairs,
                                   regions=regions, weeks=weeks)
     return compute_scalar_meter(con, meter, window, daily=bool(daily) or weeks)
@@ -69,11 +76,11 @@ def _daily_billed(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> dic
 def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: Window
                 ) -> dict[str, Any]:
     """The consolidated view's object for one meter (SPEC §7)."""
-    area = isinstance(value, AreaMeterValue)
+    area = _is_area(value)
     billed = billed_value(meter, value)
     priced = price(meter, billed)
     today = window.as_of.astimezone(window.contract.zone).date()
-    if isinstance(value, AreaMeterValue) and value.weeks is not None:
+    if _is_area(value) and value.weeks is not None:
         weeks = (as_decimal(value.weeks[0]), as_decimal(value.weeks[1]))
         recent = [num(v, True) for v in value.recent or []]
     else:
@@ -119,6 +126,8 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
     for m in meters:
         block = meter_block(m, compute_meter(con, m, window, weeks=True), window)
         block["late_events"] = late_events(con, m, window)
+        from usagectl.reports import breakdown
+
         if m.aggregate == "sum":
             block["fields"] = breakdown.sum_fields(con, m, window)
         if m.aggregate == "count":
@@ -156,7 +165,7 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
                           "last_seen": last.astimezone(c.zone).isoformat()}
     for m in meters:
         v = values[m.name]
-        area = isinstance(v, AreaMeterValue)
+        area = _is_area(v)
         for user, val in v.users.items():
             rows.setdefault(user, {"user_id": user, "org_id": None, "meters": {}, "events": 0,
                                    "first_seen": None, "last_seen": None})
@@ -192,7 +201,7 @@ def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list
         entry: dict[str, Any] = {"date": d.isoformat(), "meters": {}}
         for m in meters:
             v = values[m.name]
-            area = isinstance(v, AreaMeterValue)
+            area = _is_area(v)
             owner = v.daily_owner.get(d, 0.0 if area else Decimal(0))
             user = sum((u.get(d, 0.0 if area else Decimal(0)) for u in v.daily_users.values()),
                        0.0 if area else Decimal(0))
@@ -216,8 +225,10 @@ def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str
         meter = area_meters[0]
     else:
         raise ValidationError(f"contract {c.id!r} has no unique_area meter")
+    from usagectl.meters.unique_area import compute_area_meter
+
     v = compute_area_meter(con, meter, window, overlap=True, pairs=True, regions=regions)
-    assert isinstance(v, AreaMeterValue)
+    assert _is_area(v)
     users = [{"user_id": u, "area": num(a, True), "exclusive_area": num(v.exclusive.get(u, a), True),
               "shared_area": num(a - v.exclusive.get(u, a), True)}
              for u, a in sorted(v.users.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -267,6 +278,8 @@ def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) ->
 def series_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
                 bucket: str) -> dict[str, Any]:
     """New consumption per hour/day/month bucket for each meter; buckets add up to the total."""
+    from usagectl.reports import breakdown
+
     c = window.contract
     meters = _pick(c, meter_names)
     by_start: dict[datetime, dict[str, Any]] = {}
@@ -290,6 +303,8 @@ def top_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
     meters = _pick(c, meter_names)
     if not meters:
         raise ValidationError(f"contract {c.id!r} has no meters")
+    from usagectl.reports import breakdown
+
     meter = meters[0]
     rows = breakdown.top(con, meter, window, group_by, limit)
     return {"contract": contract_header(c), "period": period_header(window), "meter": meter.name,

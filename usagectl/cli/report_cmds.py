@@ -245,6 +245,10 @@ def _consolidated_table(env: Env, doc: dict[str, Any]) -> None:
                     "projected": _fmt(m["projection"]["projected"]),
                     "last 14 days": sparkline([float(v) for v in m.get("last_14_days") or []])}
             t.add_row(*[cell[c] for c in cols])
+        # Meters have different units; only the money adds up across them.
+        total = sum(m["overage_amount_cents"] for m in doc["meters"])
+        t.add_row(*[("[bold]total[/]" if c == "meter" else f"[bold]${total / 100:,.2f}[/]"
+                     if c == "amount" else "") for c in cols])
         return t
 
     full = ["meter", "unit", "owner", "Σ users", "billed", "limit", "overage", "amount", "status",

@@ -1,30 +1,31 @@
-"""Area accuracy of the unique-area engine against the SPEC §5.1 reference.
+"""Area accuracy of the unique-area engine against the SPEC §5.1 reference (docs/area-accuracy.md).
 
 The reference is the SPEC's formula applied to the exact union:
 ``abs(Geod(ellps="WGS84").geometry_area_perimeter(orient_polygons(union_all(valid geoms)))[0])``.
 The engine (``usagectl.meters.area.compute``) cuts space into lon/lat tiles, clips the geometries
-that cross tile lines, unions per tile and sums Geod areas. Every total must be within 1e-4
-(0.01 %) of the reference. This script measures, and asserts nothing:
+that cross tile lines, unions per tile, sums Geod areas and corrects the edges its clips cut.
+Every total must be within 1e-4 (0.01 %) of the reference. This script measures, and asserts
+nothing (tests/test_area_accuracy.py asserts, on the same inputs):
 
 1. real parcels from ``shared/data/fields`` (six national datasets, original projections),
-   reprojected to EPSG:4326, repaired with ``make_valid``, given to ~10 users, 30 % of them
-   re-uploaded by a second user with 0–5 m of vertex jitter: owner, every user, Σ daily;
-   engine and naive-union timings; the same parcels' shapes packed into a larger contiguous set
-   (``--scale``) for a timing at a realistic size;
-2. synthetic fields (2–200 ha quadrilaterals and hexagons) at 0°, 45°, 70°, 80–89° N/S, across
-   UTM zone edges and split at the antimeridian, at tile sizes 0.01°, 0.05°, 0.5°;
+   reprojected to EPSG:4326, repaired with ``make_valid``, given to 10 users, 30 % of them
+   re-uploaded by a second user with 0–5 m of vertex jitter, on random days: owner, every user,
+   Σ daily, exclusive areas, pairs; engine and naive-union timings; the same parcels' shapes
+   packed into a 20,000-parcel block (``--scale``) for timings at a realistic size;
+2. synthetic fields (2–200 ha quadrilaterals and hexagons) at 0°, 45°, 70°, 80° N, 85° S,
+   89° N, across UTM zone edges and split at the antimeridian, at tile sizes 0.01°, 0.05°, 0.5°;
 3. the alternative area method, EPSG:6933 (cylindrical equal-area on WGS84) + planar area,
    against the same reference on the same samples, accuracy and speed;
-4. the edge-splitting effect: Geod takes every edge as a geodesic, so a vertex inserted on a
-   straight lon/lat edge (a tile line, a union's intersection node) moves the area.
+4. the edge-splitting effect: Geod takes every edge as a geodesic, so a vertex put on the
+   straight lon/lat line of an edge (a tile line, a difference's intersection node) moves the
+   area: raw, per parcel and per latitude, and what remains after the engine's correction.
 
 Usage::
 
-    .venv/bin/python benchmarks/area_accuracy.py              # ~3-6 min on 2 cores
-    .venv/bin/python benchmarks/area_accuracy.py --scale 0    # real samples and synthetic only
+    .venv/bin/python benchmarks/area_accuracy.py              # ~20 min on 2 cores
+    .venv/bin/python benchmarks/area_accuracy.py --scale 0    # without the packed sets: ~1 min
 
-It prints Markdown (the tables of docs/area-accuracy.md) on stdout, progress on stderr.
-"""
+It prints Markdown (the tables of docs/area-accuracy.md) on stdout, progress on stderr."""
 
 from __future__ import annotations
 

@@ -446,3 +446,17 @@ def test_geoparquet_crs_is_honoured(cli, tmp_path: Path, db_path: Path) -> None:
     assert area == pytest.approx(10_000, rel=2e-4)  # RD scale factor is within 1e-4 here
     conflict = cli("ingest", path, "--crs", "EPSG:4326", "--format", "json")
     assert "declares CRS" in one_file(conflict.json())["error"]
+
+
+def test_a_field_split_at_the_antimeridian_is_accepted(cli, tmp_path: Path) -> None:
+    """RFC 7946 §3.1.9: the split MultiPolygon spans 360° as a whole but each part is narrow."""
+    split = ("MULTIPOLYGON(((179.995 -17.01,180 -17.01,180 -17,179.995 -17,179.995 -17.01)),"
+             "((-180 -17.01,-179.995 -17.01,-179.995 -17,-180 -17,-180 -17.01)))")
+    f = write(tmp_path / "a.csv", GEO_HEADER + f'e1,2026-01-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{split}"\n')
+    out = one_file(cli("ingest", f, "--format", "json").json())
+    assert (out["accepted"], out["rejected"]) == (1, 0), cli("rejects", "--format", "json").stdout
+    cli("contracts", "load", write(tmp_path / "c.toml", '[[contract]]\nid = "c"\nowner = "acme"\n'
+                                   'start = 2026-01-01\ncycle = "annual"\n  [[contract.meter]]\n'
+                                   '  name = "a"\n  aggregate = "unique_area"\n  unit = "m2"\n'))
+    m = cli("report", "-c", "c", "--as-of", "2026-06-01", "--format", "json").json()["meters"][0]
+    assert 1.0e6 < m["owner_total"] < 1.2e6  # ~0.01° × 0.01° in Fiji, not a 360°-wide band

@@ -91,7 +91,17 @@ def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
     """
     if len(geoms) == 0:
         return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    origin = np.arange(len(geoms))
     b = shapely.bounds(geoms)
+    wide = np.flatnonzero(b[:, 2] - b[:, 0] > 180)
+    if wide.size:
+        # A field split at the antimeridian spans 360° as a whole: tile its parts one by one
+        # instead of every tile of the band between them.
+        parts, index = shapely.get_parts(geoms[wide], return_index=True)
+        keep = np.setdiff1d(origin, wide)
+        geoms = np.concatenate([geoms[keep], parts])
+        origin = np.concatenate([keep, wide[index]])
+        b = shapely.bounds(geoms)
     ix0 = np.floor(b[:, 0] / tile_deg).astype(np.int64)
     iy0 = np.floor(b[:, 1] / tile_deg).astype(np.int64)
     ix1 = np.floor(b[:, 2] / tile_deg).astype(np.int64)
@@ -116,7 +126,7 @@ def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
         keys.append(np.asarray(mk, dtype=np.int64)[keep])
         pieces.append(clipped[keep])
         source.append(ms_arr[keep])
-    return np.concatenate(keys), np.concatenate(pieces), np.concatenate(source)
+    return np.concatenate(keys), np.concatenate(pieces), origin[np.concatenate(source)]
 
 
 def _on_line(v: np.ndarray, tile_deg: float) -> np.ndarray:
@@ -411,7 +421,7 @@ def _parallel(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
     for b in range(0, len(starts), per):
         batch = []
         for s, e in zip(starts[b:b + per], ends[b:b + per]):
-            batch.append((list(wkb[s:e]), [str(u) for u in users[s:e]],
+            batch.append((list(wkb[s:e]), list(users[s:e]),
                           [int(d) for d in days[s:e]] if days is not None else None))
         batches.append(batch)
     result = AreaResult()

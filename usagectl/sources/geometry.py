@@ -63,6 +63,12 @@ def _is_lonlat_wgs84(crs: CRS) -> bool:
     return crs.equals(WGS84, ignore_axis_order=True)
 
 
+def _widest_part(geom: shapely.Geometry) -> float:
+    """The largest longitude span of any polygonal part."""
+    b = shapely.bounds(shapely.get_parts(geom))
+    return float((b[:, 2] - b[:, 0]).max()) if len(b) else 0.0
+
+
 def _parse(values: list) -> tuple[np.ndarray, np.ndarray]:
     """Parse WKT, GeoJSON text, hex WKB or WKB bytes; returns (geoms, present mask)."""
     n = len(values)
@@ -153,7 +159,9 @@ def process_geometries(values: list, src_crs: CRS | None, crs_hint: str = "--crs
                 if src_crs is None or _is_lonlat_wgs84(src_crs) else
                 f"coordinates reprojected from {crs_label(src_crs)} fall outside lon ±180 / "
                 "lat ±90; check --crs")
-        elif xmax - xmin > 180:
+        elif xmax - xmin > 180 and _widest_part(g[j]) > 180:
+            # A MultiPolygon already split at ±180° (RFC 7946 §3.1.9) spans 360° as a whole but
+            # each of its parts is narrow; only a single part that wide is an unsplit crossing.
             reasons[i] = ("polygon spans more than 180° of longitude: an unsplit antimeridian "
                           "crossing; split it at ±180° into a MultiPolygon (RFC 7946 §3.1.9)")
     keep = np.array([reasons[i] is None for i in idx], dtype=bool)

@@ -10,7 +10,7 @@ import typer
 
 from usagectl.cli import handle_errors, QuietOption, app, resolve
 from usagectl.cli.contract_cmds import _with_period, contracts_table
-from usagectl.cli.ingest_cmds import COUNT_KEYS, _ingest_table
+from usagectl.cli.ingest_cmds import _ingest_table, ingest_totals
 from usagectl.cli.report_cmds import _consolidated_table as consolidated_table
 from usagectl.contracts import parse_as_of, period_containing, resolve_period
 from usagectl.reports import views
@@ -62,7 +62,7 @@ def demo(
         now = parse_as_of(as_of)
         reports = [views.consolidated(con, views.make_window(c, resolve_period(c, None, now), now))
                    for c in contracts if period_containing(c, now) is not None]
-    totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
+    totals = ingest_totals(results)
     _ingest_table(env, results, totals)
     env.out.print()
     contracts_table(env, rows, title=f"Contracts ({len(outcome)} loaded) as of {as_of}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +16,7 @@ from usagectl.cli.report_cmds import (AsIngestedOption, AsOfOption, ContractOpti
 from usagectl.contracts import parse_as_of, period_containing, resolve_period
 from usagectl.errors import ExitCode, IOFailure, UsagectlError, ValidationError
 from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.files import atomic_write
 from usagectl.renderers.text import safe
 from usagectl.reports import reconcile as reconciling
 from usagectl.reports import views
@@ -25,32 +24,6 @@ from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
 EXPORT_VIEWS = ("consolidated", "users", "daily", "log")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; exports are for others to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _view_doc(con, window: views.Window, view: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]

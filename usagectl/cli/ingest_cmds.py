@@ -60,9 +60,7 @@ def ingest(
                             strict=strict, format=source_format)
     with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
-    totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
-    totals["files"] = len(results)
-    totals["failed"] = sum(r.status != "ok" for r in results)
+    totals = ingest_totals(results)
     if fmt == "json":
         env.write(jsonout.dumps({"files": [r.to_dict() for r in results], "totals": totals}))
     elif fmt == "csv":
@@ -72,6 +70,14 @@ def ingest(
         _ingest_table(env, results, totals)
         _reject_hints(env, con_path=db, results=results)
     return int(ExitCode.ERROR) if totals["failed"] else 0
+
+
+def ingest_totals(results: list[FileResult]) -> dict[str, int]:
+    """Row counts summed over files, with how many files ran and how many failed."""
+    totals = {k: sum(getattr(r, k) for r in results) for k in COUNT_KEYS}
+    totals["files"] = len(results)
+    totals["failed"] = sum(r.status != "ok" for r in results)
+    return totals
 
 
 def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from usagectl.cli import DbOption, FormatOption, QuietOption, app, handle_errors
 from usagectl.contracts import parse_as_of, resolve_period
 from usagectl.errors import IOFailure, NotFoundError, ValidationError
 from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.files import atomic_write
 from usagectl.renderers.console import Env
 from usagectl.renderers.tables import print_first_fitting, print_fitting
 from usagectl.renderers.text import safe
@@ -39,8 +40,6 @@ def write_output(env: Env, text: str, out: str | None) -> None:
     if out is None:
         env.write(text)
         return
-    from usagectl.cli.export_cmds import atomic_write
-
     target = Path(out)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import ClassVar
 
 import duckdb
 
@@ -22,6 +23,7 @@ from usagectl.meters.select import Window, meter_filter
 class ScalarMeterValue:
     """A count/sum/distinct meter's figures (exact: int or Decimal)."""
 
+    is_area: ClassVar[bool] = False
     owner: Decimal = Decimal(0)
     users: dict[str, Decimal] = field(default_factory=dict)
     daily_owner: dict[date, Decimal] = field(default_factory=dict)

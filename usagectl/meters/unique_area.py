@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import numpy as np
@@ -28,7 +28,7 @@ import shapely
 
 from usagectl.contracts import Meter
 from usagectl.errors import ValidationError
-from usagectl.meters import area
+from usagectl.meters import area, billed_series
 from usagectl.meters.select import Window, meter_filter
 
 BOUNDARY = "FIELDS_BOUNDARY"
@@ -38,6 +38,7 @@ BOUNDARY = "FIELDS_BOUNDARY"
 class AreaMeterValue:
     """A unique_area meter's figures in the meter's unit."""
 
+    is_area: ClassVar[bool] = True
     unit: str
     owner: float = 0.0
     users: dict[str, float] = field(default_factory=dict)
@@ -133,11 +134,7 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         buckets = np.where(ordinals >= first, ordinals, first - 1)
         result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), buckets),
                               overlap=overlap, pairs=pairs, daily=level, regions=regions)
-        steps: dict[int, float] = (dict(result.daily_owner) if level == "owner" else {})
-        if level == "users":
-            for days_u in result.daily_users.values():
-                for k, v in days_u.items():
-                    steps[k] = steps.get(k, 0.0) + v
+        steps = billed_series(meter.billed_on, result.daily_owner, result.daily_users)
         per = float(meter.unit_m2)
         value.recent = [steps.get(d, 0.0) / per for d in range(first, today + 1)]
         value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))

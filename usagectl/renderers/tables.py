@@ -36,23 +36,19 @@ def required_width(table: Table) -> int:
 
 def print_fitting(env: Env, build: Callable[[bool], Table], hidden: str) -> None:
     """Print ``build(False)`` when it fits the terminal, else ``build(True)`` and a note."""
-    full = build(False)
-    need = required_width(full)
-    if need <= env.out.width:
-        env.out.print(full)
-        return
-    env.out.print(build(True))
-    env.note(f"[dim]({hidden} shown on terminals ≥ {need} columns, or with --format json)[/]")
+    print_first_fitting(env, [lambda: build(False), lambda: build(True)], ["", hidden])
 
 
 def print_first_fitting(env: Env, builds: list[Callable[[], Table]], hidden: list[str]) -> None:
     """Print the first table (richest first) that fits; note what the printed one leaves out."""
+    need = 0
     for i, build in enumerate(builds):
         table = build()
-        if i == len(builds) - 1 or required_width(table) <= env.out.width:
+        width = required_width(table)
+        need = need or width  # what the richest table needs
+        if i == len(builds) - 1 or width <= env.out.width:
             env.out.print(table)
             if hidden[i]:
-                need = required_width(builds[0]())
                 env.note(f"[dim]({hidden[i]} shown on terminals ≥ {need} columns, or with "
                          "--format json)[/]")
             return

@@ -23,7 +23,7 @@ import shapely
 from usagectl.contracts import Meter
 from usagectl.contracts.model import DISTINCT_FIELDS, SUM_FIELDS
 from usagectl.errors import ValidationError
-from usagectl.meters import area
+from usagectl.meters import area, billed_series
 from usagectl.meters.select import Window, meter_filter
 from usagectl.meters.unique_area import _rows as area_rows
 
@@ -99,11 +99,7 @@ def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, b
     result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object),
                                          np.asarray(keys, dtype=np.int64)), daily=level)
     per = float(meter.unit_m2)
-    totals: dict[int, float] = dict(result.daily_owner) if level == "owner" else {}
-    if level == "users":
-        for days_u in result.daily_users.values():
-            for k, v in days_u.items():
-                totals[k] = totals.get(k, 0.0) + v
+    totals = billed_series(meter.billed_on, result.daily_owner, result.daily_users)
     return [(_localize(key_to_start[k], window), v / per) for k, v in sorted(totals.items())]
 
 

@@ -18,6 +18,7 @@ import duckdb
 
 from usagectl.contracts import Meter
 from usagectl.errors import IOFailure, ValidationError
+from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal
 from usagectl.meters.select import Window
 from usagectl.reports import views
@@ -76,12 +77,8 @@ def reconcile(con: duckdb.DuckDBPyConnection, window: Window, meter: Meter, stat
     if key == "date":
         level = "users" if meter.billed_on == "user" else "owner"
         value = views.compute_meter(con, meter, window, daily=level)
-        ours: dict[str, Decimal] = {}
-        series = (value.daily_owner if level == "owner" else
-                  {d: sum((u.get(d, 0) for u in value.daily_users.values()), 0)
-                   for d in {d for u in value.daily_users.values() for d in u}})
-        for d, v in series.items():
-            ours[d.isoformat()] = as_decimal(v)
+        series = billed_series(meter.billed_on, value.daily_owner, value.daily_users)
+        ours = {d.isoformat(): as_decimal(v) for d, v in series.items()}
     else:
         value = views.compute_meter(con, meter, window)
         ours = {u: as_decimal(v) for u, v in value.users.items()}

@@ -15,16 +15,13 @@ import duckdb
 
 from usagectl.contracts import Contract, Meter, Period
 from usagectl.errors import ValidationError
+from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
 from usagectl.meters.select import Window, meter_filter
 
 if TYPE_CHECKING:  # the area engine (shapely, numpy) loads only when an area meter is computed
     from usagectl.meters.unique_area import AreaMeterValue
-
-
-def _is_area(value: object) -> bool:
-    return type(value).__name__ == "AreaMeterValue"
 
 AREA_DECIMALS = 6
 
@@ -64,23 +61,18 @@ def billed_value(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> Deci
 
 
 def _daily_billed(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> dict[date, Decimal]:
-    if meter.billed_on == "owner":
-        return {d: as_decimal(v) for d, v in value.daily_owner.items()}
-    out: dict[date, Decimal] = {}
-    for days in value.daily_users.values():
-        for d, v in days.items():
-            out[d] = out.get(d, Decimal(0)) + as_decimal(v)
-    return out
+    series = billed_series(meter.billed_on, value.daily_owner, value.daily_users)
+    return {d: as_decimal(v) for d, v in series.items()}
 
 
 def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: Window
                 ) -> dict[str, Any]:
     """The consolidated view's object for one meter (SPEC §7)."""
-    area = _is_area(value)
+    area = value.is_area
     billed = billed_value(meter, value)
     priced = price(meter, billed)
     today = window.as_of.astimezone(window.contract.zone).date()
-    if _is_area(value) and value.weeks is not None:
+    if value.is_area and value.weeks is not None:
         weeks = (as_decimal(value.weeks[0]), as_decimal(value.weeks[1]))
         recent = [num(v, True) for v in value.recent or []]
     else:
@@ -165,7 +157,7 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
                           "last_seen": last.astimezone(c.zone).isoformat()}
     for m in meters:
         v = values[m.name]
-        area = _is_area(v)
+        area = v.is_area
         for user, val in v.users.items():
             rows.setdefault(user, {"user_id": user, "org_id": None, "meters": {}, "events": 0,
                                    "first_seen": None, "last_seen": None})
@@ -195,17 +187,17 @@ def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list
     if lo > hi:
         raise ValidationError(f"--from {lo} is after --to {hi}")
     lo, hi = max(lo, first), min(hi, last)
+    users_daily = {n: billed_series("user", {}, v.daily_users) for n, v in values.items()}
     days = []
     d = lo
     while d <= hi:
         entry: dict[str, Any] = {"date": d.isoformat(), "meters": {}}
         for m in meters:
             v = values[m.name]
-            area = _is_area(v)
-            owner = v.daily_owner.get(d, 0.0 if area else Decimal(0))
-            user = sum((u.get(d, 0.0 if area else Decimal(0)) for u in v.daily_users.values()),
-                       0.0 if area else Decimal(0))
-            entry["meters"][m.name] = {"owner": num(owner, area), "user": num(user, area)}
+            zero = 0.0 if v.is_area else Decimal(0)
+            owner = v.daily_owner.get(d, zero)
+            user = users_daily[m.name].get(d, zero)
+            entry["meters"][m.name] = {"owner": num(owner, v.is_area), "user": num(user, v.is_area)}
         days.append(entry)
         d += timedelta(days=1)
     return {"contract": contract_header(c), "period": period_header(window), "days": days}
@@ -228,7 +220,7 @@ def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str
     from usagectl.meters.unique_area import compute_area_meter
 
     v = compute_area_meter(con, meter, window, overlap=True, pairs=True, regions=regions)
-    assert _is_area(v)
+    assert v.is_area
     users = [{"user_id": u, "area": num(a, True), "exclusive_area": num(v.exclusive.get(u, a), True),
               "shared_area": num(a - v.exclusive.get(u, a), True)}
              for u, a in sorted(v.users.items(), key=lambda kv: (-kv[1], kv[0]))]

@@ -167,10 +167,8 @@ def _as_text(col: str, typ: pa.DataType) -> str:
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_struct(typ) \
             or pa.types.is_map(typ) or pa.types.is_fixed_size_list(typ):
         expr = f"CAST(to_json({col}) AS VARCHAR)"
-    elif pa.types.is_floating(typ):
-        # Exact decimal text of a binary float (12.0 → '12.0', 12.5 → '12.5').
-        expr = f"CAST({col} AS VARCHAR)"
     else:
+        # Floats cast to their shortest exact text (12.0 → '12.0', 12.5 → '12.5').
         expr = f"CAST({col} AS VARCHAR)"
     return f"NULLIF(trim({expr}), '')"
 
@@ -356,6 +354,22 @@ def _differs(a: str, b: str) -> str:
     return f"concat_ws(', ', {parts})"
 
 
+# The staged row of a conflict, as the reject's raw record (geometry left out: it is binary).
+_CONFLICT_RAW = ("CAST(to_json(struct_pack(" + ", ".join(
+    f"{f} := s.{f}" for f in _STAGE_COLUMNS[5:] if f != "geometry") + ")) AS VARCHAR)")
+
+
+def _conflict_rejects(stage: str, cls: str, outcome: str, join: str, reason: str) -> str:
+    """SQL inserting the rejects of one kind of conflict; the other side is joined as given."""
+    return f"""
+INSERT INTO rejects
+SELECT ?, s.line, {reason}, {_CONFLICT_RAW}
+FROM {stage} s JOIN {cls} c USING (rownum)
+{join}
+WHERE c.outcome = '{outcome}'
+ORDER BY s.rownum"""
+
+
 # ------------------------------------------------------------------------------------ ingest
 
 
@@ -408,9 +422,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
         con.execute("UPDATE ingests SET sha256 = ?, size_bytes = ? WHERE id = ?",
                     [result.sha256, size, ingest_id])
         source = open_source(path, options.mapping, options.owner is not None, options.format)
-        result.format = source.format
+        result.format = source.format  # known now, so that a failure below records it
         _stage_file(con, source, stage, options, progress, size)
-        result.format = source.format
+        result.format = source.format  # reading may refine it (a .json array is "json")
         result.blank_lines = source.stats.blank_lines
         _commit(con, stage, ingest_id, source, options, result)
     except UsagectlError as exc:
@@ -453,15 +467,12 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
                 options: IngestOptions, progress: ProgressCallback | None, size: int) -> None:
     """Read, check and stage every record of the file (committed, outside the final txn)."""
     con.execute(f"DROP TABLE IF EXISTS {stage}")
-    con.execute(f"CREATE TABLE {stage} AS SELECT * FROM (SELECT NULL::BIGINT AS rownum, "
-                "NULL::BIGINT AS line, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, "
-                "false AS repaired) WHERE false")
     # Typed columns come from the events table so that the two can never drift apart.
-    for col in _STAGE_COLUMNS[5:]:
-        typ = con.execute("SELECT data_type FROM information_schema.columns "
-                          "WHERE table_name = 'events' AND column_name = ?", [col]).fetchone()
-        sql_type = typ[0] if typ else "VARCHAR"
-        con.execute(f"ALTER TABLE {stage} ADD COLUMN {col} {sql_type}")
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'events'").fetchall())
+    columns = ["rownum BIGINT", "line BIGINT", "reason VARCHAR", "raw VARCHAR",
+               "repaired BOOLEAN"] + [f"{c} {types[c]}" for c in _STAGE_COLUMNS[5:]]
+    con.execute(f"CREATE TABLE {stage} ({', '.join(columns)})")  # names from fixed lists
     user_crs = parse_crs(options.crs)
     crs = user_crs
     sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
@@ -570,30 +581,20 @@ FROM {cls}""").fetchone()
         # Rejects: invalid rows, then conflicts naming both sides.
         con.execute(f"INSERT INTO rejects SELECT ?, line, reason, raw FROM {stage} "
                     "WHERE reason IS NOT NULL ORDER BY rownum", [ingest_id])
-        con.execute(f"""
-INSERT INTO rejects
-SELECT ?, s.line,
-    format('conflict: event_id {{}} of owner {{}} is already stored from {{}} line {{}} '
-           '(ingest #{{}}) with different {{}}; the stored event was kept. If this is a '
-           'different event, give it its own event_id', s.event_id, s.owner_id,
-           i.path, e.source_line, e.ingest_id, {_differs('s', 'e')}),
-    CAST(to_json(struct_pack({", ".join(f"{f} := s.{f}" for f in _STAGE_COLUMNS[5:] if f not in ("geometry",))})) AS VARCHAR)
-FROM {stage} s JOIN {cls} c USING (rownum)
-JOIN events e ON e.owner_id = s.owner_id AND e.event_id = s.event_id
-LEFT JOIN ingests i ON i.id = e.ingest_id
-WHERE c.outcome = 'conflict_stored'
-ORDER BY s.rownum""", [ingest_id])
-        con.execute(f"""
-INSERT INTO rejects
-SELECT ?, s.line,
-    format('conflict: event_id {{}} of owner {{}} appears earlier in this file (line {{}}) with '
-           'different {{}}; the earlier row was kept. If this is a different event, give it '
-           'its own event_id', s.event_id, s.owner_id, f.line, {_differs('s', 'f')}),
-    CAST(to_json(struct_pack({", ".join(f"{f} := s.{f}" for f in _STAGE_COLUMNS[5:] if f not in ("geometry",))})) AS VARCHAR)
-FROM {stage} s JOIN {cls} c USING (rownum)
-JOIN {stage} f ON f.rownum = c.first_rownum
-WHERE c.outcome = 'conflict_file'
-ORDER BY s.rownum""", [ingest_id])
+        con.execute(_conflict_rejects(
+            stage, cls, "conflict_stored",
+            "JOIN events e ON e.owner_id = s.owner_id AND e.event_id = s.event_id "
+            "LEFT JOIN ingests i ON i.id = e.ingest_id",
+            "format('conflict: event_id {} of owner {} is already stored from {} line {} "
+            "(ingest #{}) with different {}; the stored event was kept. If this is a different "
+            "event, give it its own event_id', s.event_id, s.owner_id, i.path, e.source_line, "
+            f"e.ingest_id, {_differs('s', 'e')})"), [ingest_id])
+        con.execute(_conflict_rejects(
+            stage, cls, "conflict_file", f"JOIN {stage} f ON f.rownum = c.first_rownum",
+            "format('conflict: event_id {} of owner {} appears earlier in this file (line {}) "
+            "with different {}; the earlier row was kept. If this is a different event, give "
+            f"it its own event_id', s.event_id, s.owner_id, f.line, {_differs('s', 'f')})"),
+            [ingest_id])
         if options.strict and rejected:
             first = con.execute("SELECT line, reason FROM rejects WHERE ingest_id = ? "
                                 "ORDER BY line LIMIT 1", [ingest_id]).fetchone()

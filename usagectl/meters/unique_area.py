@@ -10,6 +10,8 @@
 * ``mode = "audit"``: the boundaries active as of ``as_of``, whatever the contract dates: a
   boundary's latest event at or before ``as_of`` decides; its latest processed geometry counts.
   Events without ``resource_id`` are boundaries of their own.
+* ``derive_operations = true``: ``OPERATIONS_OPERATION`` events without a geometry count their
+  machine file ∩ the user's boundaries active at the file's time (:mod:`.operations`).
 
 The day of a geometry (for daily values) is the local date, in the contract's zone, from which it
 counts in the period: its event's date, or the period's first day for an ``active`` boundary
@@ -20,16 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import numpy as np
 import shapely
 
 from usagectl.contracts import Meter
-from usagectl.errors import ValidationError
 from usagectl.meters import area, billed_series
 from usagectl.meters.select import Window, meter_filter
+
+if TYPE_CHECKING:
+    from usagectl.meters.operations import DerivedOperations
 
 BOUNDARY = "FIELDS_BOUNDARY"
 
@@ -50,6 +54,7 @@ class AreaMeterValue:
     events: int = 0
     weeks: tuple[float, float] | None = None  # new area: last 7 local days, the 7 before
     recent: list[float] | None = None  # new area on each of the last 14 local days
+    unlinked_operations: int | None = None  # derive_operations: operations that got no area
 
     @property
     def user_total(self) -> float:
@@ -60,20 +65,45 @@ class AreaMeterValue:
         return max(self.user_total - self.owner, 0.0)
 
 
+def state_timeline_sql(where: str) -> str:
+    """Events selected by ``where``, each with ``next_ts``: when its resource's next event is.
+
+    A resource is (``user_id``, ``resource_id``); an event without ``resource_id`` is one of its
+    own. Its state at an instant ``t`` is decided by the event with ``ts <= t < next_ts``
+    (``next_ts`` NULL: no later event); events of the same instant are ordered by ``event_id``.
+    Audit mode reads it at ``as_of`` (SPEC §5.1), derived operations at a file's time.
+    """
+    return f"""
+SELECT *, lead(ts) OVER (PARTITION BY user_id, coalesce(resource_id, 'event:' || event_id)
+                         ORDER BY ts, event_id) AS next_ts
+FROM events WHERE {where}"""
+
+
 def _rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> tuple[list, list, list]:
-    """(WKB, user, local day) of every counted geometry."""
+    """(WKB, user, local day) of every counted geometry, derived operations included."""
+    wkb, users, days = _event_rows(con, meter, window)
+    if meter.derive_operations:
+        derived = _derive(con, meter, window)
+        wkb, users, days = wkb + derived.wkb, users + derived.users, days + derived.days
+    return wkb, users, days
+
+
+def _derive(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> DerivedOperations:
+    from usagectl.meters.operations import derive_operations  # it imports this module
+
+    return derive_operations(con, meter, window)
+
+
+def _event_rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
+                ) -> tuple[list, list, list]:
+    """(WKB, user, local day) of every counted geometry that its event carries."""
     tz = window.contract.timezone
     if meter.mode == "audit":
         where, params = meter_filter(meter, window, in_period=False)
         sql = f"""
-WITH latest AS (
-    SELECT geometry, user_id, action, ts,
-        row_number() OVER (PARTITION BY user_id, coalesce(resource_id, 'event:' || event_id)
-                           ORDER BY ts DESC, event_id DESC) AS rn
-    FROM events WHERE {where}
-)
+WITH timeline AS ({state_timeline_sql(where)})
 SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE)
-FROM latest WHERE rn = 1 AND action = 'process' AND geometry IS NOT NULL"""
+FROM timeline WHERE next_ts IS NULL AND action = 'process' AND geometry IS NOT NULL"""
         return _fetch(con, sql, [*params, tz])
     in_where, in_params = meter_filter(meter, window)
     if meter.boundary_policy != "active":
@@ -113,14 +143,14 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
                        overlap: bool = False, pairs: bool = False, daily: bool | str = False,
                        regions: bool = False, weeks: bool = False) -> AreaMeterValue:
     """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
-    if meter.derive_operations:
-        # Counting operations without their derived area would under-bill silently.
-        raise ValidationError(
-            f"meter {meter.name!r}: derive_operations is not supported yet; give "
-            "OPERATIONS_OPERATION events their own geometry or remove the option")
-    wkb, users, days = _rows(con, meter, window)
+    wkb, users, days = _event_rows(con, meter, window)
     unit = meter.unit or "acre"
     value = AreaMeterValue(unit=unit, events=len(wkb))
+    if meter.derive_operations:  # as _rows does, keeping the operations' counts
+        derived = _derive(con, meter, window)
+        wkb, users, days = wkb + derived.wkb, users + derived.users, days + derived.days
+        value.events += derived.counted
+        value.unlinked_operations = derived.unlinked
     if not wkb:
         return value
     geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))

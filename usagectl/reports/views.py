@@ -81,7 +81,7 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         recent = [num(daily.get(today - timedelta(days=13 - i), Decimal(0)), area)
                   for i in range(14)]
     proj = project(meter, billed, window.period, window.as_of, weeks)
-    return {
+    block = {
         "name": meter.name, "aggregate": meter.aggregate,
         "unit": (meter.unit or "acre") if area else None,
         "billed_on": meter.billed_on,
@@ -98,6 +98,9 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         "events": value.events,
         "last_14_days": recent,  # new consumption per local day, oldest first (billed level)
     }
+    if value.is_area and value.unlinked_operations is not None:  # derive_operations meters only
+        block["unlinked_operations"] = value.unlinked_operations
+    return block
 
 
 def _counted_union(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[Any]]:

@@ -4,15 +4,24 @@ Benchmarks are not tests: they measure and report, they never assert times or me
 is on whatever machine `make bench` runs on, so the report starts with a description of that
 machine (cores, memory, Python, DuckDB, date).
 
-For now there is one benchmark, ``ingest_memory.py`` (wall time and peak RSS of
-``usagectl ingest`` at growing file sizes, plus a re-ingest of the largest file). The default
-size list takes about 10–15 minutes on a 2-core machine; ``--sizes`` picks others, e.g.
-``--sizes 100000 250000`` for a quick look (written elsewhere with ``--output``).
+Two benchmarks:
+
+- ``ingest_memory.py``: wall time and peak RSS of ``usagectl ingest`` at growing file sizes,
+  plus a re-ingest of the largest file. The default size list takes about 10–15 minutes on a
+  2-core machine; ``--sizes`` picks others, e.g. ``--sizes 100000 250000`` for a quick look
+  (written elsewhere with ``--output``).
+- ``area_scale.py``: the unique-area reports (consolidated, again, users, overlap, daily, after
+  one more day) against a naive ``shapely.union_all`` and DuckDB spatial's ``ST_Union_Agg`` (in
+  a separate virtual environment it creates), at ``--area-sizes`` events (default 200,000 and
+  1,000,000; long at 1,000,000: every measured step has a timeout, ``--area-timeout``).
+  ``--area-sizes`` with no value, or ``--skip-area``, skips it.
 
 Usage::
 
     make bench
     .venv/bin/python benchmarks/run.py --sizes 100000 250000 --output /tmp/bench.md
+    .venv/bin/python benchmarks/run.py --sizes 100000 --geometry-sizes --area-sizes 20000 \\
+        --output /tmp/bench.md
 """
 
 from __future__ import annotations
@@ -29,11 +38,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import ingest_memory  # noqa: E402 — the benchmark module beside this file
+import area_scale  # noqa: E402 — the benchmark modules beside this file
+import ingest_memory  # noqa: E402
 
 SIZES = (250_000, 1_000_000, 2_500_000, 5_000_000)
 GEOMETRY_SIZES = (250_000, 1_000_000)
 GEOMETRY_FRACTION = 0.1
+AREA_SIZES = area_scale.SIZES
 
 
 def _meminfo_gib() -> str:
@@ -105,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--geometry-fraction", type=float, default=GEOMETRY_FRACTION,
                     help="in that series, the fraction of rows that are FIELDS_BOUNDARY events "
                          "with a WKT polygon (default: %(default)s)")
+    ap.add_argument("--area-sizes", type=int, nargs="*", default=list(AREA_SIZES),
+                    help="event counts for the unique-area benchmark; none to skip "
+                         "(default: %(default)s)")
+    ap.add_argument("--skip-area", action="store_true",
+                    help="skip the unique-area benchmark")
+    ap.add_argument("--area-timeout", type=float, default=area_scale.TIMEOUT_S,
+                    help="seconds per measured step of the area benchmark before it is "
+                         "recorded as timed out (default: %(default)s)")
+    ap.add_argument("--spatial-venv", type=Path, default=None,
+                    help="virtual environment for DuckDB spatial (duckdb + "
+                         "duckdb-extension-spatial), created when missing "
+                         "(default: $TMPDIR/usagectl-spatial-venv)")
     ap.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
                     help="report file (default: docs/benchmarks.md)")
     ap.add_argument("--workdir", type=Path, default=None,
@@ -127,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         geo_runs = ingest_memory.run_benchmark(args.geometry_sizes, reingest=False,
                                                geometry_fraction=args.geometry_fraction,
                                                workdir=args.workdir, log=log)
+    area_results = []
+    if args.area_sizes and not args.skip_area:
+        log("area_scale: sizes " + ", ".join(f"{n:,}" for n in args.area_sizes))
+        area_results = area_scale.run_benchmark(args.area_sizes, timeout=args.area_timeout,
+                                                workdir=args.workdir,
+                                                spatial_venv=args.spatial_venv, log=log)
     total = time.monotonic() - started
     load_after = os.getloadavg()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -140,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         ingest_memory.markdown_report(geo_runs, args.geometry_fraction),
     ] if geo_runs else []
+    area_section = [area_scale.markdown_section(area_results)] if area_results else []
     report = "\n".join([
         "# Benchmarks",
         "",
@@ -161,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         ingest_memory.markdown_report(runs, 0.0),
         *geo_section,
+        *area_section,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")

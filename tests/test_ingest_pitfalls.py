@@ -131,7 +131,7 @@ def test_v1_database_is_migrated_without_its_primary_key(tmp_path: Path) -> None
     con.close()
     con = connect(path)
     try:
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(dbmod.SCHEMA_VERSION),)
         assert con.execute("SELECT event_id FROM events").fetchall() == [("e1",)]
         pk = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'events' "
                          "AND constraint_type = 'PRIMARY KEY'").fetchone()

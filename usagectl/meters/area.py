@@ -3,12 +3,13 @@
 Area is additive over disjoint pieces of space, so the plane is cut into square lon/lat tiles;
 each geometry is assigned to the tile holding it (the few that cross a tile edge are clipped into
 every tile they touch); every union, difference and intersection is done within one tile; and the
-areas are summed. A tile is a unit of work for a process pool (both cores today, a distributed
-engine's partition later) and never holds more than its own geometries.
+areas are summed. Tiles are grouped in batches, the unit of work of a process pool (both cores
+today, a distributed engine's partition later); a tile's result depends only on the geometries in
+it, which is what lets ``usagectl.store.area_cache`` keep results per tile.
 
-Areas are ellipsoidal: pyproj's WGS84 ``Geod.geometry_area_perimeter`` on the lon/lat result,
-after orienting rings (Geod is signed and winding-sensitive), so a total is the SPEC's reference
-formula applied to the union itself. See docs/area.md for the measured error of the tiling.
+Areas are ellipsoidal: pyproj's WGS84 geodesic polygon area of the lon/lat result, after
+orienting rings (Geod is signed and winding-sensitive), so a total is the SPEC's reference formula
+applied to the union itself. See docs/area.md for the method and its measured error.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import combinations
+from typing import Any
 
 import numpy as np
 import shapely
 from pyproj import Geod
 
-#: Tile edge in degrees. ~5.5 km of latitude: fields (2–200 ha) rarely cross an edge, and a tile
-#: of dense fields holds a few thousand polygons, which GEOS unions quickly.
-TILE_DEG = 0.05
+#: Tile edge in degrees (~11 km north–south). Fields of 2–200 ha seldom cross a line of it, and
+#: a tile of dense fields holds a few hundred polygons, which GEOS unions quickly.
+TILE_DEG = 0.1
 _GEOD = Geod(ellps="WGS84")
 #: Below this many pieces the process pool costs more than it saves.
 PARALLEL_MIN_PIECES = 20_000
+#: Bumped when a tile's figures would come out differently: stored results of another version
+#: are not reused (usagectl.meters.area_cache).
+ENGINE_VERSION = 2
 
 
 def geodesic_area(geom: shapely.Geometry | None) -> float:
@@ -40,13 +44,103 @@ def geodesic_area(geom: shapely.Geometry | None) -> float:
     return abs(_GEOD.geometry_area_perimeter(shapely.orient_polygons(geom))[0])
 
 
+def _ring_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Oriented rings of (multi)polygons: (coords, ring starts, ring lengths, ring → geometry).
+
+    Exteriors run counter-clockwise and holes clockwise (rings are reversed where needed), so
+    signed ring areas add up to the geometries' areas. Points and lines have no area: dropped.
+    """
+    geoms = _polygonal(np.array(geoms, dtype=object), strict=True)
+    kind, coords, offsets = shapely.to_ragged_array(geoms)
+    if kind == shapely.GeometryType.POLYGON:
+        ring_off, poly_off = offsets
+        poly_geom = np.arange(len(poly_off) - 1)
+    else:
+        ring_off, poly_off, geom_off = offsets
+        poly_geom = np.repeat(np.arange(len(geom_off) - 1), np.diff(geom_off))
+    n_rings = len(ring_off) - 1
+    ring_poly = np.repeat(np.arange(len(poly_off) - 1), np.diff(poly_off))
+    starts = ring_off[:-1].astype(np.int64)
+    lengths = np.diff(ring_off).astype(np.int64)
+    if n_rings == 0 or len(coords) == 0:
+        return coords, starts, lengths, poly_geom[ring_poly]
+    # Planar orientation (shoelace on lon/lat) of each closed ring; tiles are small enough for the
+    # sign to be the geodesic one.
+    # Relative to each ring's first vertex: thin slivers keep their sign in floating point.
+    first = np.repeat(starts, lengths)
+    x, y = coords[:, 0] - coords[first, 0], coords[:, 1] - coords[first, 1]
+    cross = np.zeros(len(coords))
+    cross[:-1] = x[:-1] * y[1:] - x[1:] * y[:-1]
+    last = starts + lengths - 1
+    cross[last] = 0.0  # no edge from a ring's last vertex to the next ring's first
+    signed = np.add.reduceat(cross, starts) if len(starts) else np.zeros(0)
+    signed[lengths == 0] = 0.0
+    exterior = np.zeros(n_rings, dtype=bool)
+    exterior[poly_off[:-1][np.diff(poly_off) > 0]] = True
+    flip = np.flatnonzero(np.where(exterior, signed < 0, signed > 0))
+    if flip.size:
+        n = lengths[flip]
+        offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        src = np.repeat(starts[flip], n) + offs
+        dst = np.repeat(starts[flip] + n - 1, n) - offs
+        coords = coords.copy()
+        coords[dst] = coords[src].copy()
+    return coords, starts, lengths, poly_geom[ring_poly]
+
+
+def group_areas(geoms: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Ellipsoidal area (m²) of each group of disjoint lon/lat geometries, in one Geod call each.
+
+    The rings of a group are chained into one closed path that returns to the group's first
+    vertex between rings: each connecting geodesic is walked once forth and once back, so it
+    adds nothing, and the path's signed area is the sum of the rings' signed areas (Karney's
+    algorithm, as ``Geod.geometry_area_perimeter`` applies it ring by ring).
+    """
+    out = np.zeros(n_groups)
+    if len(geoms) == 0:
+        return out
+    coords, starts, lengths, ring_geom = _ring_table(geoms)
+    if len(lengths) == 0:
+        return out
+    ring_group = np.asarray(groups, dtype=np.int64)[ring_geom]
+    order = np.argsort(ring_group, kind="stable")
+    rg, n, s = ring_group[order], lengths[order], starts[order]
+    first = np.ones(len(rg), dtype=bool)
+    first[1:] = rg[1:] != rg[:-1]
+    out_len = n + (~first)
+    out_start = np.concatenate([[0], np.cumsum(out_len)[:-1]])
+    offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    path = np.empty((int(out_len.sum()), 2))
+    path[np.repeat(out_start, n) + offs] = coords[np.repeat(s, n) + offs]
+    head = np.maximum.accumulate(np.where(first, np.arange(len(rg)), 0))
+    back = ~first
+    path[(out_start + n)[back]] = coords[s[head[back]]]
+    lon, lat = np.ascontiguousarray(path[:, 0]), np.ascontiguousarray(path[:, 1])
+    g_start = out_start[first]
+    g_end = np.concatenate([g_start[1:], [len(path)]])
+    for g, a, b in zip(rg[first], g_start, g_end):
+        out[g] = abs(_ring_area(lon[a:b], lat[a:b]))
+    return out
+
+
+def _ring_area(lon: np.ndarray, lat: np.ndarray) -> float:
+    """Signed geodesic area of one closed path (pyproj's call without its per-call copying)."""
+    return _RAW_AREA(lon, lat, radians=False)[0]
+
+
+#: ``Geod.polygon_area_perimeter`` copies its inputs on every call; contiguous float arrays can
+#: go to the compiled method directly (the public one where a pyproj version lacks it).
+_RAW_AREA = getattr(_GEOD, "_polygon_area_perimeter", None) or (
+    lambda lon, lat, radians=False: _GEOD.polygon_area_perimeter(lon, lat, radians=radians))
+
+
 @dataclass
 class AreaInput:
     """The counted geometries of one owner, meter and period, with who and when."""
 
     geoms: np.ndarray  # shapely geometries, EPSG:4326 lon/lat
     users: np.ndarray  # user id per geometry
-    days: np.ndarray | None = None  # local day (date ordinal) per geometry, for daily values
+    days: np.ndarray | None = None  # local day (date ordinal, or any integer bucket) per geometry
 
 
 @dataclass
@@ -81,6 +175,41 @@ class AreaResult:
         self.tiles += other.tiles
         self.pieces += other.pieces
 
+    def to_json(self) -> dict[str, Any]:
+        """A tile's figures as JSON-ready data (floats round-trip exactly through ``json``)."""
+        return {"owner": self.owner, "users": self.users, "exclusive": self.exclusive,
+                "pairs": [[a, b, v] for (a, b), v in self.pairs.items()],
+                "daily_owner": [[d, v] for d, v in self.daily_owner.items()],
+                "daily_users": {u: [[d, v] for d, v in ds.items()]
+                                for u, ds in self.daily_users.items()},
+                "pieces": self.pieces,
+                "splits": [[list(s[0]), *s[1:]] for s in self.splits]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AreaResult:
+        return cls(owner=data["owner"], users=dict(data["users"]),
+                   exclusive=dict(data["exclusive"]),
+                   pairs={(a, b): v for a, b, v in data["pairs"]},
+                   daily_owner={d: v for d, v in data["daily_owner"]},
+                   daily_users={u: {d: v for d, v in ds} for u, ds in data["daily_users"].items()},
+                   tiles=1, pieces=data["pieces"],
+                   splits=[(tuple(s[0]), *s[1:]) for s in data["splits"]])
+
+
+def _polygonal(geoms: np.ndarray, strict: bool = False) -> np.ndarray:
+    """Drop the points and lines a clip can leave beside polygons (they have no area).
+
+    ``strict`` also turns a lone point or line into an empty polygon. Changes ``geoms`` in place.
+    """
+    types = shapely.get_type_id(geoms)
+    for k in np.flatnonzero(types == 7):
+        parts = shapely.get_parts(geoms[k])
+        parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+        geoms[k] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+    if strict:
+        geoms[~np.isin(types, (3, 6, 7))] = shapely.Polygon()
+    return geoms
+
 
 def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,8 +218,20 @@ def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
     A geometry inside one tile is kept whole; one that crosses tile edges is intersected with each
     tile box it touches, so that the pieces of all geometries partition space by tile.
     """
+    keys, pieces, source, _ = _tile_pieces(geoms, tile_deg)
+    return keys, pieces, source
+
+
+def _tile_pieces(geoms: np.ndarray, tile_deg: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``tile_pieces`` and, per piece, whether a clip made it.
+
+    A geometry inside one tile is kept whole; one that crosses tile edges is intersected with each
+    tile box it touches, so that the pieces of all geometries partition space by tile.
+    """
     if len(geoms) == 0:
-        return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+        return (np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=object),
+                np.empty(0, dtype=np.int64), np.empty(0, dtype=bool))
     origin = np.arange(len(geoms))
     b = shapely.bounds(geoms)
     wide = np.flatnonzero(b[:, 2] - b[:, 0] > 180)
@@ -110,23 +251,51 @@ def tile_pieces(geoms: np.ndarray, tile_deg: float = TILE_DEG
     keys = [np.column_stack([ix0[single], iy0[single]])]
     pieces = [geoms[single]]
     source = [np.flatnonzero(single)]
+    clipped = [np.zeros(int(single.sum()), dtype=bool)]
     multi = np.flatnonzero(~single)
     if multi.size:
-        mk, mp, ms = [], [], []
-        for i in multi:
-            for tx in range(ix0[i], ix1[i] + 1):
-                for ty in range(iy0[i], iy1[i] + 1):
-                    mk.append((tx, ty))
-                    mp.append(shapely.box(tx * tile_deg, ty * tile_deg,
-                                          (tx + 1) * tile_deg, (ty + 1) * tile_deg))
-                    ms.append(i)
-        ms_arr = np.asarray(ms, dtype=np.int64)
-        clipped = shapely.intersection(geoms[ms_arr], np.asarray(mp, dtype=object))
-        keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
-        keys.append(np.asarray(mk, dtype=np.int64)[keep])
-        pieces.append(clipped[keep])
-        source.append(ms_arr[keep])
-    return np.concatenate(keys), np.concatenate(pieces), origin[np.concatenate(source)]
+        ny = iy1[multi] - iy0[multi] + 1
+        count = (ix1[multi] - ix0[multi] + 1) * ny
+        rep = np.repeat(np.arange(len(multi)), count)
+        local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        tx = ix0[multi][rep] + local // ny[rep]
+        ty = iy0[multi][rep] + local % ny[rep]
+        # Boxes from k * tile_deg: _on_line recognises their lines by the same float operation.
+        boxes = shapely.box(tx * tile_deg, ty * tile_deg, (tx + 1) * tile_deg, (ty + 1) * tile_deg)
+        cut = shapely.intersection(geoms[multi][rep], boxes)
+        keep = shapely.area(cut) > 0
+        keys.append(np.column_stack([tx, ty])[keep])
+        pieces.append(_polygonal(cut[keep]))
+        source.append(multi[rep][keep])
+        clipped.append(np.ones(int(keep.sum()), dtype=bool))
+    return (np.concatenate(keys), np.concatenate(pieces), origin[np.concatenate(source)],
+            np.concatenate(clipped))
+
+
+def tile_spans(geoms: np.ndarray, tile_deg: float = TILE_DEG) -> tuple[np.ndarray, np.ndarray]:
+    """Every (tile key, geometry index) where a geometry's bounding box touches a tile.
+
+    A superset of the tiles ``tile_pieces`` gives a geometry pieces in, found without clipping.
+    """
+    if len(geoms) == 0:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=np.int64)
+    origin = np.arange(len(geoms))
+    b = shapely.bounds(geoms)
+    wide = np.flatnonzero(b[:, 2] - b[:, 0] > 180)
+    if wide.size:  # split at the antimeridian: its parts, as tile_pieces does
+        parts, index = shapely.get_parts(geoms[wide], return_index=True)
+        keep = np.setdiff1d(origin, wide)
+        b = np.concatenate([b[keep], shapely.bounds(parts)])
+        origin = np.concatenate([keep, wide[index]])
+    ix0 = np.floor(b[:, 0] / tile_deg).astype(np.int64)
+    iy0 = np.floor(b[:, 1] / tile_deg).astype(np.int64)
+    nx = np.floor(b[:, 2] / tile_deg).astype(np.int64) - ix0 + 1
+    ny = np.floor(b[:, 3] / tile_deg).astype(np.int64) - iy0 + 1
+    count = nx * ny
+    rep = np.repeat(np.arange(len(b)), count)
+    local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    keys = np.column_stack([ix0[rep] + local // ny[rep], iy0[rep] + local % ny[rep]])
+    return keys, origin[rep]
 
 
 def _on_line(v: np.ndarray, tile_deg: float) -> np.ndarray:
@@ -134,98 +303,139 @@ def _on_line(v: np.ndarray, tile_deg: float) -> np.ndarray:
     return v == np.round(v / tile_deg) * tile_deg
 
 
-def _split_records(geom: shapely.Geometry, level: tuple, tile_deg: float) -> list[tuple]:
-    """Vertices of a tile's result that lie on a tile line where an edge was cut.
+def _split_records(geoms: np.ndarray, labels: list[tuple], tile_deg: float) -> list[tuple]:
+    """Vertices of results that lie on a tile line where an edge was cut, labelled.
 
     Such a vertex S has one neighbour along the tile line (the clip edge) and one off it: P
     before it ("in": P→S, then along the line) or Q after it ("out"). Matched across the two
     tiles, P→S→Q is the cut edge P→Q, and Geod took it as two geodesics instead of one.
+    ``labels[k]`` names the figure ``geoms[k]`` is measured for.
     """
-    if geom is None or shapely.is_empty(geom):
+    if len(geoms) == 0:
         return []
+    coords, starts, lengths, ring_geom = _ring_table(geoms)
+    on_x, on_y = _on_line(coords[:, 0], tile_deg), _on_line(coords[:, 1], tile_deg)
+    cand = np.flatnonzero(on_x | on_y)
+    if cand.size == 0:
+        return []
+    ring = np.searchsorted(starts, cand, side="right") - 1
+    n = lengths[ring] - 1  # the closing vertex repeats the first
+    pos = cand - starts[ring]
+    ok = (pos < n) & (n >= 3)
+    cand, ring, n, pos = cand[ok], ring[ok], n[ok], pos[ok]
+    prev = starts[ring] + (pos - 1) % n
+    nxt = starts[ring] + (pos + 1) % n
     out: list[tuple] = []
-    for poly in shapely.get_parts(shapely.orient_polygons(geom)):
-        if shapely.get_type_id(poly) != 3:
-            continue
-        for ring in (poly.exterior, *poly.interiors):
-            c = np.asarray(ring.coords)[:-1]
-            n = len(c)
-            if n < 3:
-                continue
-            on_x, on_y = _on_line(c[:, 0], tile_deg), _on_line(c[:, 1], tile_deg)
-            for i in np.flatnonzero(on_x | on_y):
-                prev, nxt, here = c[i - 1], c[(i + 1) % n], c[i]
-                for axis, on in ((0, on_x), (1, on_y)):  # a tile corner is on both lines
-                    if not on[i]:
-                        continue
-                    prev_on, next_on = prev[axis] == here[axis], nxt[axis] == here[axis]
-                    if prev_on == next_on:
-                        continue
-                    other = prev if next_on else nxt
-                    out.append((level, axis, here[0], here[1], "in" if next_on else "out",
-                                other[0], other[1]))
+    for axis, on in ((0, on_x), (1, on_y)):  # a tile corner is on both lines
+        here = coords[cand, axis]
+        prev_on, next_on = coords[prev, axis] == here, coords[nxt, axis] == here
+        emit = np.flatnonzero(on[cand] & (prev_on != next_on))
+        for k in emit:
+            other = coords[prev[k]] if next_on[k] else coords[nxt[k]]
+            x, y = coords[cand[k]]
+            out.append((labels[ring_geom[ring[k]]], axis, float(x), float(y),
+                        "in" if next_on[k] else "out", float(other[0]), float(other[1])))
     return out
 
 
-def _apply_split_corrections(result: AreaResult, original: set[tuple[float, float]]) -> None:
-    """Replace every cut edge P→S1…Sk→Q by the geodesic P→Q in owner, user and daily totals.
+def _apply_split_corrections(result: AreaResult) -> None:
+    """Replace every cut edge P→S1…Sk→Q by the geodesic P→Q in every figure.
 
     Each cut vertex S, seen from the two tiles it joins (per tile line: a tile corner is on two),
     knows its neighbour before (P) and after (Q). An edge crossing several tile lines forms a
     chain whose inner vertices are cut vertices too; the whole chain is corrected at once (the
-    sliver grows as the cube of the length, so pairwise corrections would not add up). Vertices
-    of the input itself are not cuts: the reference has them too.
+    sliver grows as the cube of the length, so pairwise corrections would not add up).
     """
-    halves: dict[tuple, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for level, axis, x, y, role, ox, oy in result.splits:
-        if (x, y) not in original:
-            halves[(level, axis, x, y)][role].append((ox, oy))
-    links: dict[tuple, dict[tuple[float, float], list[tuple]]] = defaultdict(lambda: defaultdict(list))
-    for (level, _axis, x, y), roles in halves.items():
-        if len(roles["in"]) == 1 and len(roles["out"]) == 1:
-            links[level][(x, y)].append((roles["in"][0], roles["out"][0]))
-    for level, nodes in links.items():
+    splits = result.splits
+    result.splits = []
+    if not splits:
+        return
+    level_ids: dict[tuple, int] = {}
+    n = len(splits)
+    lev = np.fromiter((level_ids.setdefault(r[0], len(level_ids)) for r in splits), np.int64, n)
+    rec = np.asarray([r[1:4] + r[5:7] for r in splits], dtype=np.float64)  # axis x y ox oy
+    role_in = np.fromiter((r[4] == "in" for r in splits), bool, n)
+    order = np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0], lev))
+    lev, rec, role_in = lev[order], rec[order], role_in[order]
+    key = np.column_stack([lev, rec[:, :3]])
+    heads, ends = _runs_rows(key)
+    pair = (ends - heads == 2) & (role_in[heads] != role_in[np.minimum(heads + 1, n - 1)])
+    first, second = heads[pair], heads[pair] + 1
+    r_in = np.where(role_in[first], first, second)
+    r_out = np.where(role_in[first], second, first)
+    node_lev = lev[r_in]
+    s_xy = rec[r_in, 1:3]
+    p_xy, q_xy = rec[r_in, 3:5], rec[r_out, 3:5]
+    nodes = {(int(lv), float(x), float(y)): k
+             for k, (lv, x, y) in enumerate(zip(node_lev, s_xy[:, 0], s_xy[:, 1]))}
+    # A node whose neighbour is itself a node of the same figure is part of a longer chain.
+    linked = np.fromiter(((int(lv), px, py) in nodes or (int(lv), qx, qy) in nodes
+                          for lv, (px, py), (qx, qy) in zip(node_lev, p_xy.tolist(), q_xy.tolist())),
+                         bool, len(node_lev))
+    simple = ~linked & ~np.all(p_xy == q_xy, axis=1)
+    levels = list(level_ids)
+    # Simple cuts: each sliver is the triangle P, S, Q; summed per figure in one Geod call.
+    tri = np.stack([p_xy[simple], s_xy[simple], q_xy[simple], p_xy[simple]], axis=1)
+    for lv, sliver in zip(*_signed_sums(tri, node_lev[simple])):
+        _subtract(result, levels[lv], sliver)
+    # Chains: walked one by one (rare: an edge longer than a tile).
+    chains: dict[int, dict[tuple[float, float], list[tuple]]] = defaultdict(lambda: defaultdict(list))
+    for k in np.flatnonzero(linked):
+        chains[int(node_lev[k])][(float(s_xy[k, 0]), float(s_xy[k, 1]))].append(
+            ((float(p_xy[k, 0]), float(p_xy[k, 1])), (float(q_xy[k, 0]), float(q_xy[k, 1]))))
+    for lv, links in chains.items():
         def step(node: tuple[float, float], came_from: tuple[float, float]) -> tuple | None:
-            return next((pair for pair in nodes.get(node, ()) if pair[0] == came_from), None)
+            return next((pr for pr in links.get(node, ()) if pr[0] == came_from), None)
 
-        for node, pairs in nodes.items():
+        for node, pairs in links.items():
             for p_in, p_out in pairs:
-                if any(pr[1] == node for pr in nodes.get(p_in, ())):
+                if any(pr[1] == node for pr in links.get(p_in, ())):
                     continue  # an inner vertex of a longer chain: counted from its start
                 chain = [p_in, node]
                 cur, nxt = node, p_out
                 for _ in range(10_000):
-                    pair = step(nxt, cur)
-                    if pair is None:
+                    found = step(nxt, cur)
+                    if found is None:
                         break
                     chain.append(nxt)
-                    cur, nxt = nxt, pair[1]
+                    cur, nxt = nxt, found[1]
                 chain.append(nxt)
                 if len(set(chain)) < 3:
                     continue  # degenerate: nothing between the geodesic and the path
                 sliver = _GEOD.polygon_area_perimeter([c[0] for c in chain], [c[1] for c in chain])[0]
-                kind = level[0]
-                if kind == "o":
-                    result.owner -= sliver
-                elif kind == "u":
-                    result.users[level[1]] = result.users.get(level[1], 0.0) - sliver
-                elif kind == "od":
-                    result.daily_owner[level[1]] = result.daily_owner.get(level[1], 0.0) - sliver
-                elif kind == "ud":
-                    days = result.daily_users.setdefault(level[1], {})
-                    days[level[2]] = days.get(level[2], 0.0) - sliver
-                elif kind == "x":
-                    result.exclusive[level[1]] = result.exclusive.get(level[1], 0.0) - sliver
-                elif kind == "p":
-                    key = (level[1], level[2])
-                    result.pairs[key] = result.pairs.get(key, 0.0) - sliver
-    result.splits = []
+                _subtract(result, levels[lv], sliver)
 
 
-def _union(geoms: Sequence[shapely.Geometry]) -> shapely.Geometry:
-    if len(geoms) == 1:
-        return geoms[0]
-    return shapely.union_all(np.asarray(geoms, dtype=object))
+def _runs_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of runs of equal rows in a row-sorted 2-D array."""
+    change = np.r_[True, np.any(key[1:] != key[:-1], axis=1)]
+    heads = np.flatnonzero(change)
+    return heads, np.r_[heads[1:], len(key)]
+
+
+def _signed_sums(paths: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ signed Geod area of closed paths ``(n, k, 2)`` per group, one Geod call per group.
+
+    Paths of a group are chained through the group's first vertex; each connecting geodesic is
+    walked forth and back and adds nothing (as in ``group_areas``).
+    """
+    if len(paths) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    order = np.argsort(groups, kind="stable")
+    paths, groups = paths[order], groups[order]
+    heads, ends = _runs(groups)
+    sums = np.empty(len(heads))
+    for g, (s, e) in enumerate(zip(heads, ends)):
+        block = paths[s:e]
+        anchor = np.broadcast_to(block[0, 0], (e - s, 1, 2))
+        seq = np.concatenate([block, anchor], axis=1).reshape(-1, 2)
+        lon, lat = np.ascontiguousarray(seq[:, 0]), np.ascontiguousarray(seq[:, 1])
+        sums[g] = _ring_area(lon, lat)
+    return groups[heads], sums
+
+
+def _subtract(result: AreaResult, level: tuple, sliver: float) -> None:
+    _assign(result, level, -sliver)
 
 
 @dataclass
@@ -238,99 +448,238 @@ class _Options:
     regions: bool = False
 
 
-def _daily_new(geoms: list, days: list[int], record: tuple | None = None,
-               tile_deg: float = TILE_DEG, splits: list | None = None) -> dict[int, float]:
-    """Newly covered area per day within one tile (SPEC §5.1 daily consumption).
+def _union(geoms: np.ndarray | list) -> shapely.Geometry:
+    if len(geoms) == 1:
+        return geoms[0]
+    # Pieces that touch nothing else pass through untouched; only connected subsets are overlaid.
+    return shapely.disjoint_subset_union_all(np.asarray(geoms, dtype=object))
 
-    A day's new area is its union minus what earlier days covered. Earlier coverage is kept as
-    the disjoint pieces each day added, and only the pieces whose bounding boxes meet the day's
-    union take part in the difference, so a day costs what is near it, not the whole history.
-    The daily values add up to the area of the union of all days.
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of the runs of equal values in a sorted array."""
+    if len(keys) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    heads = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return heads, np.r_[heads[1:], len(keys)]
+
+
+def _minus_earlier(g: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Each ``g[i]`` minus the union of every ``g[j]`` paired with it; other ``g`` as they are."""
+    new = g.copy()
+    if i.size == 0:
+        return new
+    o = np.lexsort((j, i))
+    i, j = i[o], j[o]
+    heads, ends = _runs(i)
+    covers = np.empty(len(heads), dtype=object)
+    for k, (s, e) in enumerate(zip(heads, ends)):
+        covers[k] = g[j[s]] if e - s == 1 else shapely.union_all(g[j[s:e]])
+    targets = i[heads]
+    new[targets] = shapely.difference(g[targets], covers)
+    return new
+
+
+def _day_news(g: np.ndarray, d: np.ndarray, i: np.ndarray, j: np.ndarray, group: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's newly covered region, as (geometries, group of each).
+
+    ``(i, j)``: pieces whose interiors meet, ``j`` before ``i``; ``group`` per piece: its tile and
+    day (and user). A piece minus the earlier days' pieces it meets is what it adds; pieces of
+    the same day that overlap are united, so the result does not depend on the order of events
+    within a day.
     """
-    by_day: dict[int, list] = defaultdict(list)
-    for g, d in zip(geoms, days):
-        by_day[d].append(g)
-    out: dict[int, float] = {}
-    earlier: list = []
-    earlier_bounds = np.empty((0, 4))
-    for day in sorted(by_day):
-        today = _union(by_day[day])
-        xmin, ymin, xmax, ymax = shapely.bounds(today)
-        near = np.flatnonzero((earlier_bounds[:, 0] <= xmax) & (earlier_bounds[:, 2] >= xmin)
-                              & (earlier_bounds[:, 1] <= ymax) & (earlier_bounds[:, 3] >= ymin))
-        new = shapely.difference(today, _union([earlier[i] for i in near])) if near.size else today
-        out[day] = geodesic_area(new)
-        if splits is not None and record is not None:
-            splits.extend(_split_records(new, (*record, day), tile_deg))
-        parts = [p for p in shapely.get_parts(new) if not shapely.is_empty(p)]
-        if parts:
-            earlier.extend(parts)
-            earlier_bounds = np.vstack([earlier_bounds, shapely.bounds(np.asarray(parts, dtype=object))])
-    return out
+    before = d[j] < d[i]
+    new = _minus_earlier(g, i[before], j[before])
+    same = ~before
+    if not same.any():
+        return new, group
+    linked = np.zeros(len(g), dtype=bool)
+    linked[i[same]] = True
+    linked[j[same]] = True
+    solo = np.flatnonzero(~linked)
+    joined = np.flatnonzero(linked)
+    order = joined[np.argsort(group[joined], kind="stable")]
+    heads, ends = _runs(group[order])
+    merged = np.empty(len(heads), dtype=object)
+    for k, (s, e) in enumerate(zip(heads, ends)):
+        merged[k] = _union(new[order[s:e]])
+    return (np.concatenate([new[solo], merged]),
+            np.concatenate([group[solo], group[order[heads]]]))
 
 
-def _work_tile(geoms: list, users: list[str], days: list[int] | None, opts: _Options) -> AreaResult:
-    """All area figures of one tile (geometries already clipped to it)."""
-    res = AreaResult(tiles=1, pieces=len(geoms))
-    by_user: dict[str, list] = defaultdict(list)
-    for g, u in zip(geoms, users):
-        by_user[u].append(g)
-    unions = {u: _union(gs) for u, gs in by_user.items()}
-    t = opts.tile_deg
-    for u, g in unions.items():
-        res.users[u] = geodesic_area(g)
-        res.splits.extend(_split_records(g, ("u", u), t))
-    # From every piece at once, as the reference does: a union of the user unions can keep, on the
-    # final boundary, intersection vertices that a single union never makes (Geod counts them).
-    owner_union = _union(geoms) if len(unions) > 1 else next(iter(unions.values()))
-    res.owner = geodesic_area(owner_union) if len(unions) > 1 else next(iter(res.users.values()))
-    res.splits.extend(_split_records(owner_union, ("o",), t))
+class _Measures:
+    """Geometries to measure, each labelled with its tile and the figure it adds to."""
+
+    def __init__(self) -> None:
+        self.geoms: list[np.ndarray] = []
+        self.groups: list[np.ndarray] = []
+        self.labels: list[tuple[int, tuple]] = []
+
+    def add(self, tile: int, label: tuple, geom: shapely.Geometry) -> None:
+        self.geoms.append(np.asarray([geom], dtype=object))
+        self.groups.append(np.asarray([len(self.labels)]))
+        self.labels.append((tile, label))
+
+    def add_many(self, geoms: np.ndarray, tiles: np.ndarray, labels: list[tuple],
+                 label_of: np.ndarray) -> None:
+        """``geoms[k]`` adds to ``labels[label_of[k]]`` of tile ``tiles[k]``."""
+        key = tiles.astype(np.int64) * len(labels) + label_of
+        uniq, inv = np.unique(key, return_inverse=True)
+        base = len(self.labels)
+        self.labels.extend((int(u // len(labels)), labels[int(u % len(labels))]) for u in uniq)
+        self.geoms.append(geoms)
+        self.groups.append(base + inv)
+
+    def measure(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple]]]:
+        if not self.geoms:
+            return np.empty(0, dtype=object), np.empty(0, dtype=np.int64), []
+        geoms = np.concatenate(self.geoms)
+        groups = np.concatenate(self.groups)
+        return geoms, groups, self.labels
+
+
+def _work_batch(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
+                tiles: np.ndarray, clipped: np.ndarray, opts: _Options) -> list[AreaResult]:
+    """All area figures of a batch of tiles (pieces sorted by tile; ``tiles`` 0..n-1)."""
+    n_tiles = int(tiles[-1]) + 1 if len(tiles) else 0
+    results = [AreaResult(tiles=1) for _ in range(n_tiles)]
+    m = _Measures()
+    names, uinv = np.unique(users, return_inverse=True)
+    order = np.lexsort((uinv, tiles))
+    t_sorted, u_sorted = tiles[order], uinv[order]
+    heads, ends = _runs(t_sorted * len(names) + u_sorted)
+    unions = np.empty(len(heads), dtype=object)
+    for k, (s, e) in enumerate(zip(heads, ends)):
+        unions[k] = _union(pieces[order[s:e]])
+    union_tile, union_user = t_sorted[heads], u_sorted[heads]
+    for k in range(len(heads)):
+        m.add(int(union_tile[k]), ("u", names[union_user[k]]), unions[k])
+    t_heads, t_ends = _runs(union_tile)
+    for s, e in zip(t_heads, t_ends):
+        tile = int(union_tile[s])
+        owner = unions[s] if e - s == 1 else _union(unions[s:e])
+        m.add(tile, ("o",), owner)
+        if opts.regions and e - s > 1:
+            results[tile].regions.extend(
+                _tile_regions({names[union_user[k]]: unions[k] for k in range(s, e)}))
     if opts.overlap:
-        names = sorted(unions)
-        if len(names) == 1:
-            res.exclusive[names[0]] = res.users[names[0]]
-            res.splits.extend(_split_records(unions[names[0]], ("x", names[0]), t))
-        else:
-            # One sweep builds the region covered by two users or more; a user's exclusive area
-            # is its area minus what of its union lies inside that region.
-            covered = multi = None
-            for u in names:
-                g = unions[u]
-                if covered is None:
-                    covered = g
-                    continue
-                both = shapely.intersection(g, covered)
-                if not shapely.is_empty(both):
-                    multi = both if multi is None else shapely.union(multi, both)
-                covered = shapely.union(covered, g)
-            for u in names:
-                # Directly A(U_u − multi), as the reference defines it: A(U_u) − A(U_u ∩ multi)
-                # would count U_u's edges unsplit where the intersection splits them.
-                alone = unions[u] if multi is None else shapely.difference(unions[u], multi)
-                res.exclusive[u] = geodesic_area(alone)
-                res.splits.extend(_split_records(alone, ("x", u), t))
-            if opts.pairs:
-                boxes = {u: shapely.bounds(unions[u]) for u in names}
-                for a, b in combinations(names, 2):
-                    ba, bb = boxes[a], boxes[b]
-                    if ba[0] > bb[2] or bb[0] > ba[2] or ba[1] > bb[3] or bb[1] > ba[3]:
-                        continue
-                    common = shapely.intersection(unions[a], unions[b])
-                    shared = geodesic_area(common)
-                    if shared > 0:
-                        res.pairs[(a, b)] = shared
-                        res.splits.extend(_split_records(common, ("p", a, b), t))
-            if opts.regions and multi is not None:
-                res.regions.extend(_overlap_regions(unions, multi))
-    if opts.daily_owner and days is not None:
-        res.daily_owner = _daily_new(geoms, days, ("od",), t, res.splits)
-    if opts.daily_users and days is not None:
-        by_user_days: dict[str, list[int]] = defaultdict(list)
-        for u, d in zip(users, days):
-            by_user_days[u].append(d)
-        for u, gs in by_user.items():
-            res.daily_users[u] = _daily_new(gs, by_user_days[u], ("ud", u), t, res.splits)
-    return res
+        _overlap(m, unions, union_tile, union_user, names, opts)
+    for t, count in enumerate(np.bincount(tiles, minlength=n_tiles)):
+        results[t].pieces = int(count)
+    if days is not None and (opts.daily_owner or opts.daily_users):
+        _daily(m, pieces, uinv, names, days, tiles, opts)
+    geoms, groups, labels = m.measure()
+    areas = group_areas(geoms, groups, len(labels))
+    for (tile, label), a in zip(labels, areas):
+        _assign(results[tile], label, float(a))
+    tile_clipped = np.zeros(n_tiles, dtype=bool)
+    tile_clipped[tiles[clipped]] = True
+    if labels:
+        # Only tiles with clipped pieces have cut vertices on their lines.
+        label_tile = np.asarray([t for t, _ in labels], dtype=np.int64)
+        sel = np.flatnonzero(tile_clipped[label_tile][groups])
+        for rec in _split_records(geoms[sel], [labels[g] for g in groups[sel]], opts.tile_deg):
+            (tile, label), rest = rec[0], rec[1:]
+            results[tile].splits.append((label, *rest))
+    return results
+
+
+def _assign(res: AreaResult, label: tuple, a: float) -> None:
+    kind = label[0]
+    if kind == "o":
+        res.owner += a
+    elif kind == "u":
+        res.users[label[1]] = res.users.get(label[1], 0.0) + a
+    elif kind == "x":
+        res.exclusive[label[1]] = res.exclusive.get(label[1], 0.0) + a
+    elif kind == "p":
+        res.pairs[(label[1], label[2])] = res.pairs.get((label[1], label[2]), 0.0) + a
+    elif kind == "od":
+        res.daily_owner[label[1]] = res.daily_owner.get(label[1], 0.0) + a
+    elif kind == "ud":
+        days = res.daily_users.setdefault(label[1], {})
+        days[label[2]] = days.get(label[2], 0.0) + a
+
+
+def _overlap(m: _Measures, unions: np.ndarray, union_tile: np.ndarray, union_user: np.ndarray,
+             names: np.ndarray, opts: _Options) -> None:
+    """Exclusive areas and pairs, from the parts of the users' unions in each tile.
+
+    The parts of one user's union are disjoint, so a part's exclusive area is the part minus
+    the other users' parts whose interiors meet it, and ``A(U_a ∩ U_b)`` is the sum of its
+    parts' pairwise intersections, found with a spatial index: no union of everything.
+    """
+    parts, idx = shapely.get_parts(unions, return_index=True)
+    tile, user = union_tile[idx], union_user[idx]
+    i, j = shapely.STRtree(parts).query(parts, predicate="intersects")
+    keep = (tile[i] == tile[j]) & (user[i] != user[j])
+    i, j = i[keep], j[keep]
+    if i.size:
+        solid = shapely.relate_pattern(parts[i], parts[j], "2********")
+        i, j = i[solid], j[solid]
+    labels = [("x", u) for u in names]
+    m.add_many(_minus_earlier(parts, i, j), tile, labels, user)
+    if not opts.pairs:
+        return
+    once = user[i] < user[j]
+    i, j = i[once], j[once]
+    if i.size == 0:
+        return
+    key = user[i].astype(np.int64) * len(names) + user[j]
+    uk, kinv = np.unique(key, return_inverse=True)
+    pair_labels = [("p", names[k // len(names)], names[k % len(names)]) for k in uk]
+    m.add_many(shapely.intersection(parts[i], parts[j]), tile[i], pair_labels, kinv)
+
+
+def _tile_regions(unions: dict[str, shapely.Geometry]
+                  ) -> list[tuple[shapely.Geometry, tuple[str, ...]]]:
+    """The regions of one tile covered by two users or more (for ``overlap --geojson``)."""
+    covered = multi = None
+    for u in sorted(unions):
+        g = unions[u]
+        if covered is None:
+            covered = g
+            continue
+        both = shapely.intersection(g, covered)
+        if not shapely.is_empty(both):
+            multi = both if multi is None else shapely.union(multi, both)
+        covered = shapely.union(covered, g)
+    return [] if multi is None else _overlap_regions(unions, multi)
+
+
+def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray,
+           days: np.ndarray, tiles: np.ndarray, opts: _Options) -> None:
+    """Newly covered area per day, at owner and user level (SPEC §5.1 daily consumption).
+
+    Pieces are taken in time order; each adds what of it no earlier piece of its tile covered:
+    itself minus the union of the earlier pieces whose interiors meet it, found with a spatial
+    index. Summed per day these are A(U through d) − A(U through d − 1), and they add up to the
+    area of the union; a piece that overlaps nothing earlier costs no geometry operation.
+    """
+    n = len(pieces)
+    order = np.lexsort((np.arange(n), days))
+    g, u, d, t = pieces[order], uinv[order], days[order], tiles[order]
+    i, j = shapely.STRtree(g).query(g, predicate="intersects")
+    keep = (j < i) & (t[i] == t[j])
+    i, j = i[keep], j[keep]
+    if i.size:
+        solid = shapely.relate_pattern(g[i], g[j], "2********")
+        i, j = i[solid], j[solid]
+    day_names, dinv = np.unique(d, return_inverse=True)
+    if opts.daily_owner:
+        key = t.astype(np.int64) * len(day_names) + dinv
+        geoms, grp = _day_news(g, d, i, j, key)
+        m.add_many(geoms, grp // len(day_names), [("od", int(x)) for x in day_names],
+                   grp % len(day_names))
+    if opts.daily_users:
+        same = u[i] == u[j]
+        ud = u.astype(np.int64) * len(day_names) + dinv
+        uk, kinv = np.unique(ud, return_inverse=True)
+        labels = [("ud", names[k // len(day_names)], int(day_names[k % len(day_names)]))
+                  for k in uk]
+        key = t.astype(np.int64) * len(uk) + kinv
+        geoms, grp = _day_news(g, d, i[same], j[same], key)
+        m.add_many(geoms, grp // len(uk), labels, grp % len(uk))
 
 
 def _overlap_regions(unions: dict[str, shapely.Geometry], multi: shapely.Geometry
@@ -356,15 +705,107 @@ def _overlap_regions(unions: dict[str, shapely.Geometry], multi: shapely.Geometr
     return [(_union(fs), covering) for covering, fs in grouped.items()]
 
 
-def _work_batch(batch: list[tuple[list[bytes], list[str], list[int] | None]], opts: _Options
-                ) -> AreaResult:
-    total = AreaResult()
-    for wkbs, users, days in batch:
-        geoms = list(shapely.from_wkb(np.asarray(wkbs, dtype=object)))
-        total.merge(_work_tile(geoms, users, days, opts))
-    if opts.regions:
-        total.regions = [(shapely.to_wkb(g), users) for g, users in total.regions]  # type: ignore[misc]
-    return total
+
+
+def _batches(tile_of_piece: np.ndarray, n_batches: int) -> list[tuple[int, int]]:
+    """Piece ranges of about equal size that never split a tile (pieces sorted by tile)."""
+    heads, _ = _runs(tile_of_piece)
+    if len(heads) == 0:
+        return []
+    per = max(1, math.ceil(len(tile_of_piece) / n_batches))
+    cuts = [0]
+    for h in heads[1:]:
+        if h - cuts[-1] >= per:
+            cuts.append(int(h))
+    cuts.append(len(tile_of_piece))
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
+                  daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
+                  workers: int | None = None, only: Iterable[tuple[int, int]] | None = None
+                  ) -> dict[tuple[int, int], AreaResult]:
+    """Each tile's figures (m², before cut corrections), for every tile or those in ``only``.
+
+    A tile's figures depend only on the pieces in it; ``combine`` adds tiles up.
+    """
+    opts = _Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
+                    daily_owner=daily is True or daily == "owner",
+                    daily_users=daily is True or daily == "users", regions=regions)
+    if len(data.geoms) == 0:
+        return {}
+    keys, pieces, source, clipped = _tile_pieces(data.geoms, tile_deg)
+    if only is not None:
+        wanted = np.asarray(sorted(set(only)), dtype=np.int64).reshape(-1, 2)
+        sel = np.isin(keys[:, 0] * (1 << 32) + keys[:, 1], wanted[:, 0] * (1 << 32) + wanted[:, 1])
+        keys, pieces, source, clipped = keys[sel], pieces[sel], source[sel], clipped[sel]
+    users = np.asarray(data.users, dtype=object)[source]
+    days = np.asarray(data.days, dtype=np.int64)[source] if data.days is not None else None
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    keys, pieces, users, clipped = keys[order], pieces[order], users[order], clipped[order]
+    if days is not None:
+        days = days[order]
+    heads, _ = _runs(keys[:, 0] * (1 << 32) + keys[:, 1])
+    tile_of_piece = np.repeat(np.arange(len(heads)), np.diff(np.r_[heads, len(keys)]))
+    tile_keys = [(int(x), int(y)) for x, y in keys[heads]]
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    parallel = workers > 1 and len(pieces) >= PARALLEL_MIN_PIECES
+    ranges = _batches(tile_of_piece, workers * 8 if parallel else max(1, len(pieces) // 50_000))
+    out: dict[tuple[int, int], AreaResult] = {}
+
+    def collect(start: int, part: list[AreaResult]) -> None:
+        first = int(tile_of_piece[start])
+        for k, res in enumerate(part):
+            out[tile_keys[first + k]] = res
+
+    def args(s: int, e: int) -> tuple:
+        t = tile_of_piece[s:e] - tile_of_piece[s]
+        return (users[s:e], None if days is None else days[s:e], t, clipped[s:e], opts)
+
+    if parallel:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [(s, pool.submit(_work_batch_wkb, shapely.to_wkb(pieces[s:e]), *args(s, e)))
+                       for s, e in ranges]
+            for s, fut in futures:
+                part = fut.result()
+                for res in part:
+                    res.regions = [(shapely.from_wkb(g), u) for g, u in res.regions]
+                collect(s, part)
+    else:
+        for s, e in ranges:
+            collect(s, _work_batch(pieces[s:e], *args(s, e)))
+    if any(res.splits for res in out.values()):
+        coords = shapely.get_coordinates(data.geoms)
+        on = _on_line(coords[:, 0], tile_deg) | _on_line(coords[:, 1], tile_deg)
+        original = {(float(x), float(y)) for x, y in coords[on]}
+        if original:
+            # Vertices of the input itself are not cuts: the reference has them too.
+            for res in out.values():
+                res.splits = [s for s in res.splits if (s[2], s[3]) not in original]
+    return out
+
+
+def _work_batch_wkb(wkb: np.ndarray, *args: Any) -> list[AreaResult]:
+    results = _work_batch(shapely.from_wkb(wkb), *args)
+    for res in results:
+        res.regions = [(shapely.to_wkb(g), u) for g, u in res.regions]
+    return results
+
+
+def combine(tiles: Iterable[AreaResult], *, overlap: bool = False, regions: bool = False
+            ) -> AreaResult:
+    """Tiles added up, with every cut edge's sliver taken back (see _apply_split_corrections)."""
+    result = AreaResult()
+    for res in tiles:
+        result.merge(res)
+    if result.splits:
+        _apply_split_corrections(result)
+    if overlap:
+        result.exclusive = {u: min(max(result.exclusive.get(u, 0.0), 0.0), a)
+                            for u, a in result.users.items()}
+    if regions:
+        result.regions = _merge_regions(result.regions)
+    return result
 
 
 def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
@@ -373,64 +814,11 @@ def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
     """Owner and user areas (m²); on request exclusive areas, pairs, regions, daily new area.
 
     ``daily`` is True (owner and users), ``"owner"`` or ``"users"``: a report that only needs
-    the billed level's series (for its trend) does not pay for the other.
+    the billed level's series does not pay for the other.
     """
-    opts = _Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
-                    daily_owner=daily is True or daily == "owner",
-                    daily_users=daily is True or daily == "users", regions=regions)
-    result = AreaResult()
-    if len(data.geoms) == 0:
-        return result
-    keys, pieces, source = tile_pieces(data.geoms, tile_deg)
-    users = data.users[source]
-    days = data.days[source] if data.days is not None else None
-    # Group pieces by tile.
-    order = np.lexsort((keys[:, 1], keys[:, 0]))
-    keys, pieces, users = keys[order], pieces[order], users[order]
-    if days is not None:
-        days = days[order]
-    boundaries = np.flatnonzero(np.any(np.diff(keys, axis=0) != 0, axis=1)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(keys)]])
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    if workers > 1 and len(pieces) >= PARALLEL_MIN_PIECES:
-        result = _parallel(pieces, users, days, starts, ends, opts, workers)
-    else:
-        for s, e in zip(starts, ends):
-            result.merge(_work_tile(list(pieces[s:e]), list(users[s:e]),
-                                    list(days[s:e]) if days is not None else None, opts))
-    if result.splits:
-        coords = shapely.get_coordinates(data.geoms)
-        on = _on_line(coords[:, 0], tile_deg) | _on_line(coords[:, 1], tile_deg)
-        original = {(float(x), float(y)) for x, y in coords[on]}
-        _apply_split_corrections(result, original)
-    if opts.overlap:
-        result.exclusive = {u: min(max(result.exclusive.get(u, 0.0), 0.0), a)
-                            for u, a in result.users.items()}
-    if regions:
-        result.regions = _merge_regions(result.regions)
-    return result
-
-
-def _parallel(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
-              starts: np.ndarray, ends: np.ndarray, opts: _Options, workers: int) -> AreaResult:
-    wkb = shapely.to_wkb(pieces)
-    n_batches = workers * 8
-    per = max(1, math.ceil(len(starts) / n_batches))
-    batches = []
-    for b in range(0, len(starts), per):
-        batch = []
-        for s, e in zip(starts[b:b + per], ends[b:b + per]):
-            batch.append((list(wkb[s:e]), list(users[s:e]),
-                          [int(d) for d in days[s:e]] if days is not None else None))
-        batches.append(batch)
-    result = AreaResult()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for part in pool.map(_work_batch, batches, [opts] * len(batches)):
-            if opts.regions:
-                part.regions = [(shapely.from_wkb(g), u) for g, u in part.regions]
-            result.merge(part)
-    return result
+    tiles = compute_tiles(data, overlap=overlap, pairs=pairs, daily=daily, regions=regions,
+                          tile_deg=tile_deg, workers=workers)
+    return combine(tiles.values(), overlap=overlap or pairs or regions, regions=regions)
 
 
 def _merge_regions(regions: Iterable[tuple[shapely.Geometry, tuple[str, ...]]]

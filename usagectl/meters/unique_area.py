@@ -29,7 +29,7 @@ import numpy as np
 import shapely
 
 from usagectl.contracts import Meter
-from usagectl.meters import area, billed_series
+from usagectl.meters import area, area_cache, billed_series
 from usagectl.meters.select import Window, meter_filter
 
 if TYPE_CHECKING:
@@ -155,23 +155,27 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         return value
     geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
     ordinals = np.asarray([d.toordinal() for d in days], dtype=np.int64)
-    level = "users" if meter.billed_on == "user" else "owner"
-    if weeks and not daily:
-        # The trend and the sparkline need only the last 14 local days one by one; everything
-        # before them is one step. A 15-step increment instead of one per day of the period.
-        today = window.as_of.astimezone(window.contract.zone).date().toordinal()
-        first = today - 13
-        buckets = np.where(ordinals >= first, ordinals, first - 1)
-        result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), buckets),
-                              overlap=overlap, pairs=pairs, daily=level, regions=regions)
-        steps = billed_series(meter.billed_on, result.daily_owner, result.daily_users)
-        per = float(meter.unit_m2)
-        value.recent = [steps.get(d, 0.0) / per for d in range(first, today + 1)]
-        value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))
-        result.daily_owner, result.daily_users = {}, {}
+    data = area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals)
+    if regions:  # the overlap regions are geometry, not figures: never stored
+        result = area.compute(data, overlap=True, pairs=pairs, daily=daily, regions=True)
     else:
-        result = area.compute(area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals),
-                              overlap=overlap, pairs=pairs, daily=daily, regions=regions)
+        # Through the per-tile store: only tiles whose rows changed since the last report are
+        # computed. The trend needs the daily values, stored per tile whatever the as-of date.
+        flags = ((area_cache.DAILY if daily or weeks else 0)
+                 | (area_cache.OVERLAP if overlap or pairs else 0))
+        scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
+        result = area_cache.compute(con, data, area_cache.row_hashes(wkb, users, ordinals),
+                                    scope, flags)
+        if not (overlap or pairs):
+            result.exclusive, result.pairs = {}, {}
+    per = float(meter.unit_m2)
+    if weeks:
+        today = window.as_of.astimezone(window.contract.zone).date().toordinal()
+        steps = billed_series(meter.billed_on, result.daily_owner, result.daily_users)
+        value.recent = [steps.get(d, 0.0) / per for d in range(today - 13, today + 1)]
+        value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))
+    if not daily:
+        result.daily_owner, result.daily_users = {}, {}
     per = float(meter.unit_m2)
     value.owner = result.owner / per
     value.users = {u: a / per for u, a in sorted(result.users.items())}

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from usagectl import __version__
-from usagectl.errors import DatabaseLockedError, IOFailure, NotFoundError, ValidationError
+from usagectl.errors import (DatabaseLockedError, IOFailure, NotFoundError, UsagectlError,
+                             ValidationError)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "usage.duckdb"
 
 # The events table's column order is the canonical order of sources.columns.CANONICAL.
@@ -99,6 +100,17 @@ CREATE TABLE IF NOT EXISTS contracts (
     source     VARCHAR,
     sha256     VARCHAR,
     loaded_at  TIMESTAMPTZ NOT NULL
+);
+
+-- Per-tile unique-area results (usagectl.meters.area_cache): derived data, safe to delete.
+CREATE TABLE IF NOT EXISTS area_tiles (
+    scope       VARCHAR NOT NULL,
+    tx          BIGINT NOT NULL,
+    ty          BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    flags       INTEGER NOT NULL,
+    result      VARCHAR NOT NULL,
+    computed_at TIMESTAMPTZ NOT NULL
 );
 """
 
@@ -190,6 +202,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Create or upgrade the schema in one transaction.
 
     v1 → v2: the events table is rebuilt without its primary key (same columns, same rows).
+    v2 → v3: the ``area_tiles`` cache table is added.
     """
     version = _schema_version(con)
     if version is not None and version > SCHEMA_VERSION:
@@ -233,12 +246,53 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP TABLE IF EXISTS {name}")  # name checked against the pattern
 
 
+_deferred: dict[str, list[Callable[[duckdb.DuckDBPyConnection], None]]] = {}
+
+
+def defer_write(con: duckdb.DuckDBPyConnection, write: Callable[[duckdb.DuckDBPyConnection], None]
+                ) -> None:
+    """Run ``write`` on a writable connection once this read-only session closes.
+
+    For derived data only (the area cache): if the file is busy then, the write is dropped.
+    """
+    row = con.execute("SELECT path FROM duckdb_databases() "
+                      "WHERE database_name = current_database()").fetchone()
+    if row and row[0]:
+        _deferred.setdefault(str(Path(row[0]).resolve()), []).append(write)
+
+
+def _run_deferred(path: Path) -> None:
+    writes = _deferred.pop(str(path.resolve()), [])
+    if not writes:
+        return
+    try:
+        con = connect(path, create=False)
+    except UsagectlError:
+        return  # another process holds the file: the next report recomputes
+    try:
+        for write in writes:
+            write(con)
+    except duckdb.Error:
+        pass
+    finally:
+        con.close()
+
+
 @contextmanager
 def session(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
             ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """``with session(db) as con:`` — a connection closed however the block ends."""
+    """``with session(db) as con:`` — a connection closed however the block ends.
+
+    Derived data a read-only session computed (``defer_write``) is stored when it closes.
+    """
     con = connect(db, read_only=read_only)
+    path = resolve_db_path(db)
     try:
         yield con
-    finally:
+    except BaseException:
         con.close()
+        _deferred.pop(str(path.resolve()), None)
+        raise
+    con.close()
+    if read_only:
+        _run_deferred(path)

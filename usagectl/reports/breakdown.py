@@ -75,9 +75,9 @@ def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, b
     """New area per bucket at the billed level (owner, or Σ users)."""
     if bucket == "hour":
         # Geometry and its hour must come from one query so that they stay paired.
-        if meter.mode == "audit" or meter.boundary_policy == "active":
-            raise ValidationError("hour buckets of area need boundary_policy = processed; "
-                                  "use --bucket day or month")
+        if meter.mode == "audit" or meter.boundary_policy == "active" or meter.derive_operations:
+            raise ValidationError("hour buckets of area need boundary_policy = processed and no "
+                                  "derive_operations; use --bucket day or month")
         where, params = meter_filter(meter, window)
         rows = con.execute(
             "SELECT geometry, user_id, date_trunc('hour', timezone(?, ts)) FROM events "

@@ -26,6 +26,8 @@ import numpy as np
 import shapely
 from pyproj import Geod
 
+from usagectl.meters import area_cuts
+
 #: Tile edge in degrees (~11 km north–south). Fields of 2–200 ha seldom cross a line of it, and
 #: a tile of dense fields holds a few hundred polygons, which GEOS unions quickly.
 TILE_DEG = 0.1
@@ -34,7 +36,7 @@ _GEOD = Geod(ellps="WGS84")
 PARALLEL_MIN_PIECES = 20_000
 #: Bumped when a tile's figures would come out differently: stored results of another version
 #: are not reused (usagectl.meters.area_cache).
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 
 def geodesic_area(geom: shapely.Geometry | None) -> float:
@@ -89,7 +91,15 @@ def _ring_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def group_areas(geoms: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Ellipsoidal area (m²) of each group of disjoint lon/lat geometries, in one Geod call each.
+    """Ellipsoidal area (m²) of each group of disjoint lon/lat geometries, in one Geod call each."""
+    coords, starts, lengths, ring_geom = _ring_table(geoms)
+    return _ring_group_areas(coords, starts, lengths,
+                             np.asarray(groups, dtype=np.int64)[ring_geom], n_groups)
+
+
+def _ring_group_areas(coords: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                      ring_group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Area of each group of oriented rings (``_ring_table``), in one Geod call per group.
 
     The rings of a group are chained into one closed path that returns to the group's first
     vertex between rings: each connecting geodesic is walked once forth and once back, so it
@@ -97,12 +107,8 @@ def group_areas(geoms: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndar
     algorithm, as ``Geod.geometry_area_perimeter`` applies it ring by ring).
     """
     out = np.zeros(n_groups)
-    if len(geoms) == 0:
-        return out
-    coords, starts, lengths, ring_geom = _ring_table(geoms)
     if len(lengths) == 0:
         return out
-    ring_group = np.asarray(groups, dtype=np.int64)[ring_geom]
     order = np.argsort(ring_group, kind="stable")
     rg, n, s = ring_group[order], lengths[order], starts[order]
     first = np.ones(len(rg), dtype=bool)
@@ -156,10 +162,11 @@ class AreaResult:
     regions: list[tuple[shapely.Geometry, tuple[str, ...]]] = field(default_factory=list)
     tiles: int = 0
     pieces: int = 0
-    # (level, axis, x, y, role, other x, other y): vertices a tile clip put on a tile line.
-    splits: list[tuple] = field(default_factory=list)
+    # Vertices a tile clip put on a tile line, for the corrections of usagectl.meters.area_cuts.
+    cuts: area_cuts.Cuts = field(default_factory=area_cuts.Cuts)
 
     def merge(self, other: AreaResult) -> None:
+        """Add ``other``'s figures (its cut records are ``combine``'s to gather)."""
         self.owner += other.owner
         for src, dst in ((other.users, self.users), (other.exclusive, self.exclusive),
                          (other.pairs, self.pairs),
@@ -171,7 +178,6 @@ class AreaResult:
             for d, v in days.items():
                 mine[d] = mine.get(d, 0.0) + v
         self.regions.extend(other.regions)
-        self.splits.extend(other.splits)
         self.tiles += other.tiles
         self.pieces += other.pieces
 
@@ -183,7 +189,7 @@ class AreaResult:
                 "daily_users": {u: [[d, v] for d, v in ds.items()]
                                 for u, ds in self.daily_users.items()},
                 "pieces": self.pieces,
-                "splits": [[list(s[0]), *s[1:]] for s in self.splits]}
+                "cuts": self.cuts.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AreaResult:
@@ -193,7 +199,7 @@ class AreaResult:
                    daily_owner={d: v for d, v in data["daily_owner"]},
                    daily_users={u: {d: v for d, v in ds} for u, ds in data["daily_users"].items()},
                    tiles=1, pieces=data["pieces"],
-                   splits=[(tuple(s[0]), *s[1:]) for s in data["splits"]])
+                   cuts=area_cuts.Cuts.from_json(data["cuts"]))
 
 
 def _polygonal(geoms: np.ndarray, strict: bool = False) -> np.ndarray:
@@ -260,7 +266,7 @@ def _tile_pieces(geoms: np.ndarray, tile_deg: float
         local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         tx = ix0[multi][rep] + local // ny[rep]
         ty = iy0[multi][rep] + local % ny[rep]
-        # Boxes from k * tile_deg: _on_line recognises their lines by the same float operation.
+        # Boxes from k * tile_deg: area_cuts.on_line recognises their lines by the same float operation.
         boxes = shapely.box(tx * tile_deg, ty * tile_deg, (tx + 1) * tile_deg, (ty + 1) * tile_deg)
         cut = shapely.intersection(geoms[multi][rep], boxes)
         keep = shapely.area(cut) > 0
@@ -296,146 +302,6 @@ def tile_spans(geoms: np.ndarray, tile_deg: float = TILE_DEG) -> tuple[np.ndarra
     local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
     keys = np.column_stack([ix0[rep] + local // ny[rep], iy0[rep] + local % ny[rep]])
     return keys, origin[rep]
-
-
-def _on_line(v: np.ndarray, tile_deg: float) -> np.ndarray:
-    # Clip boxes are built as k * tile_deg; the same float operation recognises their lines.
-    return v == np.round(v / tile_deg) * tile_deg
-
-
-def _split_records(geoms: np.ndarray, labels: list[tuple], tile_deg: float) -> list[tuple]:
-    """Vertices of results that lie on a tile line where an edge was cut, labelled.
-
-    Such a vertex S has one neighbour along the tile line (the clip edge) and one off it: P
-    before it ("in": P→S, then along the line) or Q after it ("out"). Matched across the two
-    tiles, P→S→Q is the cut edge P→Q, and Geod took it as two geodesics instead of one.
-    ``labels[k]`` names the figure ``geoms[k]`` is measured for.
-    """
-    if len(geoms) == 0:
-        return []
-    coords, starts, lengths, ring_geom = _ring_table(geoms)
-    on_x, on_y = _on_line(coords[:, 0], tile_deg), _on_line(coords[:, 1], tile_deg)
-    cand = np.flatnonzero(on_x | on_y)
-    if cand.size == 0:
-        return []
-    ring = np.searchsorted(starts, cand, side="right") - 1
-    n = lengths[ring] - 1  # the closing vertex repeats the first
-    pos = cand - starts[ring]
-    ok = (pos < n) & (n >= 3)
-    cand, ring, n, pos = cand[ok], ring[ok], n[ok], pos[ok]
-    prev = starts[ring] + (pos - 1) % n
-    nxt = starts[ring] + (pos + 1) % n
-    out: list[tuple] = []
-    for axis, on in ((0, on_x), (1, on_y)):  # a tile corner is on both lines
-        here = coords[cand, axis]
-        prev_on, next_on = coords[prev, axis] == here, coords[nxt, axis] == here
-        emit = np.flatnonzero(on[cand] & (prev_on != next_on))
-        for k in emit:
-            other = coords[prev[k]] if next_on[k] else coords[nxt[k]]
-            x, y = coords[cand[k]]
-            out.append((labels[ring_geom[ring[k]]], axis, float(x), float(y),
-                        "in" if next_on[k] else "out", float(other[0]), float(other[1])))
-    return out
-
-
-def _apply_split_corrections(result: AreaResult) -> None:
-    """Replace every cut edge P→S1…Sk→Q by the geodesic P→Q in every figure.
-
-    Each cut vertex S, seen from the two tiles it joins (per tile line: a tile corner is on two),
-    knows its neighbour before (P) and after (Q). An edge crossing several tile lines forms a
-    chain whose inner vertices are cut vertices too; the whole chain is corrected at once (the
-    sliver grows as the cube of the length, so pairwise corrections would not add up).
-    """
-    splits = result.splits
-    result.splits = []
-    if not splits:
-        return
-    level_ids: dict[tuple, int] = {}
-    n = len(splits)
-    lev = np.fromiter((level_ids.setdefault(r[0], len(level_ids)) for r in splits), np.int64, n)
-    rec = np.asarray([r[1:4] + r[5:7] for r in splits], dtype=np.float64)  # axis x y ox oy
-    role_in = np.fromiter((r[4] == "in" for r in splits), bool, n)
-    order = np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0], lev))
-    lev, rec, role_in = lev[order], rec[order], role_in[order]
-    key = np.column_stack([lev, rec[:, :3]])
-    heads, ends = _runs_rows(key)
-    pair = (ends - heads == 2) & (role_in[heads] != role_in[np.minimum(heads + 1, n - 1)])
-    first, second = heads[pair], heads[pair] + 1
-    r_in = np.where(role_in[first], first, second)
-    r_out = np.where(role_in[first], second, first)
-    node_lev = lev[r_in]
-    s_xy = rec[r_in, 1:3]
-    p_xy, q_xy = rec[r_in, 3:5], rec[r_out, 3:5]
-    nodes = {(int(lv), float(x), float(y)): k
-             for k, (lv, x, y) in enumerate(zip(node_lev, s_xy[:, 0], s_xy[:, 1]))}
-    # A node whose neighbour is itself a node of the same figure is part of a longer chain.
-    linked = np.fromiter(((int(lv), px, py) in nodes or (int(lv), qx, qy) in nodes
-                          for lv, (px, py), (qx, qy) in zip(node_lev, p_xy.tolist(), q_xy.tolist())),
-                         bool, len(node_lev))
-    simple = ~linked & ~np.all(p_xy == q_xy, axis=1)
-    levels = list(level_ids)
-    # Simple cuts: each sliver is the triangle P, S, Q; summed per figure in one Geod call.
-    tri = np.stack([p_xy[simple], s_xy[simple], q_xy[simple], p_xy[simple]], axis=1)
-    for lv, sliver in zip(*_signed_sums(tri, node_lev[simple])):
-        _subtract(result, levels[lv], sliver)
-    # Chains: walked one by one (rare: an edge longer than a tile).
-    chains: dict[int, dict[tuple[float, float], list[tuple]]] = defaultdict(lambda: defaultdict(list))
-    for k in np.flatnonzero(linked):
-        chains[int(node_lev[k])][(float(s_xy[k, 0]), float(s_xy[k, 1]))].append(
-            ((float(p_xy[k, 0]), float(p_xy[k, 1])), (float(q_xy[k, 0]), float(q_xy[k, 1]))))
-    for lv, links in chains.items():
-        def step(node: tuple[float, float], came_from: tuple[float, float]) -> tuple | None:
-            return next((pr for pr in links.get(node, ()) if pr[0] == came_from), None)
-
-        for node, pairs in links.items():
-            for p_in, p_out in pairs:
-                if any(pr[1] == node for pr in links.get(p_in, ())):
-                    continue  # an inner vertex of a longer chain: counted from its start
-                chain = [p_in, node]
-                cur, nxt = node, p_out
-                for _ in range(10_000):
-                    found = step(nxt, cur)
-                    if found is None:
-                        break
-                    chain.append(nxt)
-                    cur, nxt = nxt, found[1]
-                chain.append(nxt)
-                if len(set(chain)) < 3:
-                    continue  # degenerate: nothing between the geodesic and the path
-                sliver = _GEOD.polygon_area_perimeter([c[0] for c in chain], [c[1] for c in chain])[0]
-                _subtract(result, levels[lv], sliver)
-
-
-def _runs_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and ends of runs of equal rows in a row-sorted 2-D array."""
-    change = np.r_[True, np.any(key[1:] != key[:-1], axis=1)]
-    heads = np.flatnonzero(change)
-    return heads, np.r_[heads[1:], len(key)]
-
-
-def _signed_sums(paths: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Σ signed Geod area of closed paths ``(n, k, 2)`` per group, one Geod call per group.
-
-    Paths of a group are chained through the group's first vertex; each connecting geodesic is
-    walked forth and back and adds nothing (as in ``group_areas``).
-    """
-    if len(paths) == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    order = np.argsort(groups, kind="stable")
-    paths, groups = paths[order], groups[order]
-    heads, ends = _runs(groups)
-    sums = np.empty(len(heads))
-    for g, (s, e) in enumerate(zip(heads, ends)):
-        block = paths[s:e]
-        anchor = np.broadcast_to(block[0, 0], (e - s, 1, 2))
-        seq = np.concatenate([block, anchor], axis=1).reshape(-1, 2)
-        lon, lat = np.ascontiguousarray(seq[:, 0]), np.ascontiguousarray(seq[:, 1])
-        sums[g] = _ring_area(lon, lat)
-    return groups[heads], sums
-
-
-def _subtract(result: AreaResult, level: tuple, sliver: float) -> None:
-    _assign(result, level, -sliver)
 
 
 @dataclass
@@ -569,19 +435,33 @@ def _work_batch(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
     if days is not None and (opts.daily_owner or opts.daily_users):
         _daily(m, pieces, uinv, names, days, tiles, opts)
     geoms, groups, labels = m.measure()
-    areas = group_areas(geoms, groups, len(labels))
+    coords, starts, lengths, ring_geom = _ring_table(geoms)
+    ring_group = groups[ring_geom]
+    areas = _ring_group_areas(coords, starts, lengths, ring_group, len(labels))
     for (tile, label), a in zip(labels, areas):
         _assign(results[tile], label, float(a))
     tile_clipped = np.zeros(n_tiles, dtype=bool)
     tile_clipped[tiles[clipped]] = True
-    if labels:
-        # Only tiles with clipped pieces have cut vertices on their lines.
-        label_tile = np.asarray([t for t, _ in labels], dtype=np.int64)
-        sel = np.flatnonzero(tile_clipped[label_tile][groups])
-        for rec in _split_records(geoms[sel], [labels[g] for g in groups[sel]], opts.tile_deg):
-            (tile, label), rest = rec[0], rec[1:]
-            results[tile].splits.append((label, *rest))
+    if labels and tile_clipped.any():
+        _attach_cuts(results, labels, tile_clipped,
+                     area_cuts.records(coords, starts, lengths, ring_group, opts.tile_deg))
     return results
+
+
+def _attach_cuts(results: list[AreaResult], labels: list[tuple[int, tuple]],
+                 tile_clipped: np.ndarray, recs: tuple[np.ndarray, ...]) -> None:
+    """Give each tile the cut records of its figures (only tiles with clipped pieces have any)."""
+    group, axis, inbound, pts = recs
+    label_tile = np.asarray([t for t, _ in labels], dtype=np.int64)
+    keep = tile_clipped[label_tile[group]]
+    group, axis, inbound, pts = group[keep], axis[keep], inbound[keep], pts[keep]
+    order = np.argsort(label_tile[group], kind="stable")
+    group, axis, inbound, pts = group[order], axis[order], inbound[order], pts[order]
+    heads, ends = _runs(label_tile[group])
+    for s, e in zip(heads, ends):
+        used, lab = np.unique(group[s:e], return_inverse=True)
+        results[int(label_tile[group[s]])].cuts = area_cuts.Cuts(
+            [labels[g][1] for g in used], lab.astype(np.int64), axis[s:e], inbound[s:e], pts[s:e])
 
 
 def _assign(res: AreaResult, label: tuple, a: float) -> None:
@@ -774,14 +654,16 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
     else:
         for s, e in ranges:
             collect(s, _work_batch(pieces[s:e], *args(s, e)))
-    if any(res.splits for res in out.values()):
+    cut = [res for res in out.values() if len(res.cuts)]
+    if cut:
         coords = shapely.get_coordinates(data.geoms)
-        on = _on_line(coords[:, 0], tile_deg) | _on_line(coords[:, 1], tile_deg)
-        original = {(float(x), float(y)) for x, y in coords[on]}
-        if original:
+        on = area_cuts.on_line(coords[:, 0], tile_deg) | area_cuts.on_line(coords[:, 1], tile_deg)
+        if on.any():
             # Vertices of the input itself are not cuts: the reference has them too.
-            for res in out.values():
-                res.splits = [s for s in res.splits if (s[2], s[3]) not in original]
+            original = (coords[on] + 0.0).view(np.int64)
+            for res in cut:
+                s_xy = (res.cuts.pts[:, :2] + 0.0).view(np.int64)
+                res.cuts = res.cuts.subset(np.flatnonzero(~area_cuts.member(original, s_xy)))
     return out
 
 
@@ -794,12 +676,14 @@ def _work_batch_wkb(wkb: np.ndarray, *args: Any) -> list[AreaResult]:
 
 def combine(tiles: Iterable[AreaResult], *, overlap: bool = False, regions: bool = False
             ) -> AreaResult:
-    """Tiles added up, with every cut edge's sliver taken back (see _apply_split_corrections)."""
+    """Tiles added up, with every cut edge's sliver taken back (usagectl.meters.area_cuts)."""
     result = AreaResult()
+    cuts = []
     for res in tiles:
         result.merge(res)
-    if result.splits:
-        _apply_split_corrections(result)
+        cuts.append(res.cuts)
+    for label, sliver in area_cuts.corrections(area_cuts.concat(cuts)).items():
+        _assign(result, label, -sliver)
     if overlap:
         result.exclusive = {u: min(max(result.exclusive.get(u, 0.0), 0.0), a)
                             for u, a in result.users.items()}

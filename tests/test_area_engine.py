@@ -158,3 +158,40 @@ def test_geodesic_area_is_orientation_proof() -> None:
     cw = shapely.Polygon(list(BOX.exterior.coords)[::-1])
     assert geodesic_area(BOX) > 0
     assert geodesic_area(cw) == pytest.approx(geodesic_area(BOX), rel=1e-15)
+
+
+@settings(max_examples=30, deadline=None)
+@given(items=boxes_strategy, since=st.integers(0, 10))
+def test_recent_days_equal_the_full_daily_series(items, since) -> None:  # noqa: ANN001
+    """The trend's last days (recent_news) are the full daily series' values for those days."""
+    from usagectl.meters.area import recent_news
+
+    boxes = np.asarray([shapely.box(12 + x, 48 + y, 12 + x + w, 48 + y + h)
+                        for x, y, w, h, _, _ in items], dtype=object)
+    data = AreaInput(boxes, np.asarray([u for *_, u, _ in items], dtype=object),
+                     np.asarray([d for *_, d in items]))
+    full = compute(data, daily=True, workers=1)
+    owner = recent_news(data, since, "owner", workers=1)
+    users = recent_news(data, since, "users", workers=1)
+    assert owner.owner == 0 and not owner.users and not users.daily_owner  # nothing else built
+    assert set(owner.daily_owner) == {d for d in full.daily_owner if d >= since}
+    for d, a in owner.daily_owner.items():
+        assert a == pytest.approx(full.daily_owner[d], rel=1e-12, abs=1e-6)
+    for u, days in full.daily_users.items():
+        recent = {d: a for d, a in days.items() if d >= since}
+        assert users.daily_users.get(u, {}) == pytest.approx(recent, rel=1e-12, abs=1e-6)
+
+
+def test_recent_days_cover_tile_cuts_and_ignore_far_tiles() -> None:
+    # A day-3 field across a tile line, over a day-1 field; a far field of day 1 is not cut.
+    old = shapely.box(10.09, 45.0, 10.12, 45.01)
+    new = shapely.box(10.095, 45.0, 10.13, 45.01)
+    far = shapely.box(11.5, 45.0, 11.51, 45.01)
+    data = AreaInput(np.asarray([old, new, far], dtype=object),
+                     np.asarray(["a", "a", "a"], dtype=object), np.asarray([1, 3, 1]))
+    from usagectl.meters.area import recent_news
+
+    r = recent_news(data, 2, "owner", workers=1)
+    assert r.tiles == 2  # the two tiles of the new field; the far one is never touched
+    assert r.daily_owner == {3: pytest.approx(ref(shapely.box(10.12, 45.0, 10.13, 45.01)),
+                                              rel=1e-9)}

@@ -311,6 +311,8 @@ class _Options:
     pairs: bool = False
     daily_owner: bool = False
     daily_users: bool = False
+    daily_since: int | None = None  # daily values only for days from this one
+    base: bool = True  # owner and user areas (off when only recent daily values are wanted)
     regions: bool = False
 
 
@@ -345,24 +347,25 @@ def _minus_earlier(g: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return new
 
 
-def _day_news(g: np.ndarray, d: np.ndarray, i: np.ndarray, j: np.ndarray, group: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _day_news(g: np.ndarray, d: np.ndarray, i: np.ndarray, j: np.ndarray, group: np.ndarray,
+              wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each day's newly covered region, as (geometries, group of each).
 
     ``(i, j)``: pieces whose interiors meet, ``j`` before ``i``; ``group`` per piece: its tile and
     day (and user). A piece minus the earlier days' pieces it meets is what it adds; pieces of
     the same day that overlap are united, so the result does not depend on the order of events
-    within a day.
+    within a day. Only pieces in ``wanted`` (whose day is asked for; ``i`` are among them) are
+    returned.
     """
     before = d[j] < d[i]
     new = _minus_earlier(g, i[before], j[before])
     same = ~before
     if not same.any():
-        return new, group
+        return new[wanted], group[wanted]
     linked = np.zeros(len(g), dtype=bool)
     linked[i[same]] = True
-    linked[j[same]] = True
-    solo = np.flatnonzero(~linked)
+    linked[j[same]] = True  # of the same day as i: wanted too
+    solo = np.flatnonzero(~linked & wanted)
     joined = np.flatnonzero(linked)
     order = joined[np.argsort(group[joined], kind="stable")]
     heads, ends = _runs(group[order])
@@ -411,6 +414,29 @@ def _work_batch(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
     results = [AreaResult(tiles=1) for _ in range(n_tiles)]
     m = _Measures()
     names, uinv = np.unique(users, return_inverse=True)
+    if opts.base:
+        _unions(m, results, pieces, uinv, names, tiles, opts)
+    for t, count in enumerate(np.bincount(tiles, minlength=n_tiles)):
+        results[t].pieces = int(count)
+    if days is not None and (opts.daily_owner or opts.daily_users):
+        _daily(m, pieces, uinv, names, days, tiles, opts)
+    geoms, groups, labels = m.measure()
+    coords, starts, lengths, ring_geom = _ring_table(geoms)
+    ring_group = groups[ring_geom]
+    areas = _ring_group_areas(coords, starts, lengths, ring_group, len(labels))
+    for (tile, label), a in zip(labels, areas):
+        _assign(results[tile], label, float(a))
+    tile_clipped = np.zeros(n_tiles, dtype=bool)
+    tile_clipped[tiles[clipped]] = True
+    if labels and tile_clipped.any():
+        _attach_cuts(results, labels, tile_clipped,
+                     area_cuts.records(coords, starts, lengths, ring_group, opts.tile_deg))
+    return results
+
+
+def _unions(m: _Measures, results: list[AreaResult], pieces: np.ndarray, uinv: np.ndarray,
+            names: np.ndarray, tiles: np.ndarray, opts: _Options) -> None:
+    """Each tile's user unions and owner union (and on request overlap figures and regions)."""
     order = np.lexsort((uinv, tiles))
     t_sorted, u_sorted = tiles[order], uinv[order]
     heads, ends = _runs(t_sorted * len(names) + u_sorted)
@@ -430,22 +456,6 @@ def _work_batch(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
                 _tile_regions({names[union_user[k]]: unions[k] for k in range(s, e)}))
     if opts.overlap:
         _overlap(m, unions, union_tile, union_user, names, opts)
-    for t, count in enumerate(np.bincount(tiles, minlength=n_tiles)):
-        results[t].pieces = int(count)
-    if days is not None and (opts.daily_owner or opts.daily_users):
-        _daily(m, pieces, uinv, names, days, tiles, opts)
-    geoms, groups, labels = m.measure()
-    coords, starts, lengths, ring_geom = _ring_table(geoms)
-    ring_group = groups[ring_geom]
-    areas = _ring_group_areas(coords, starts, lengths, ring_group, len(labels))
-    for (tile, label), a in zip(labels, areas):
-        _assign(results[tile], label, float(a))
-    tile_clipped = np.zeros(n_tiles, dtype=bool)
-    tile_clipped[tiles[clipped]] = True
-    if labels and tile_clipped.any():
-        _attach_cuts(results, labels, tile_clipped,
-                     area_cuts.records(coords, starts, lengths, ring_group, opts.tile_deg))
-    return results
 
 
 def _attach_cuts(results: list[AreaResult], labels: list[tuple[int, tuple]],
@@ -539,7 +549,12 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
     n = len(pieces)
     order = np.lexsort((np.arange(n), days))
     g, u, d, t = pieces[order], uinv[order], days[order], tiles[order]
-    i, j = shapely.STRtree(g).query(g, predicate="intersects")
+    # Only the days asked for are measured (all of them, or the last few for a trend); every
+    # earlier piece still covers them.
+    wanted = np.ones(n, dtype=bool) if opts.daily_since is None else d >= opts.daily_since
+    targets = np.flatnonzero(wanted)
+    i, j = shapely.STRtree(g).query(g[targets], predicate="intersects")
+    i = targets[i]
     keep = (j < i) & (t[i] == t[j])
     i, j = i[keep], j[keep]
     if i.size:
@@ -548,7 +563,7 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
     day_names, dinv = np.unique(d, return_inverse=True)
     if opts.daily_owner:
         key = t.astype(np.int64) * len(day_names) + dinv
-        geoms, grp = _day_news(g, d, i, j, key)
+        geoms, grp = _day_news(g, d, i, j, key, wanted)
         m.add_many(geoms, grp // len(day_names), [("od", int(x)) for x in day_names],
                    grp % len(day_names))
     if opts.daily_users:
@@ -558,7 +573,7 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
         labels = [("ud", names[k // len(day_names)], int(day_names[k % len(day_names)]))
                   for k in uk]
         key = t.astype(np.int64) * len(uk) + kinv
-        geoms, grp = _day_news(g, d, i[same], j[same], key)
+        geoms, grp = _day_news(g, d, i[same], j[same], key, wanted)
         m.add_many(geoms, grp // len(uk), labels, grp % len(uk))
 
 
@@ -603,7 +618,8 @@ def _batches(tile_of_piece: np.ndarray, n_batches: int) -> list[tuple[int, int]]
 
 def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
                   daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
-                  workers: int | None = None, only: Iterable[tuple[int, int]] | None = None
+                  workers: int | None = None, only: Iterable[tuple[int, int]] | None = None,
+                  daily_since: int | None = None, base: bool = True
                   ) -> dict[tuple[int, int], AreaResult]:
     """Each tile's figures (m², before cut corrections), for every tile or those in ``only``.
 
@@ -611,7 +627,8 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
     """
     opts = _Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
                     daily_owner=daily is True or daily == "owner",
-                    daily_users=daily is True or daily == "users", regions=regions)
+                    daily_users=daily is True or daily == "users", daily_since=daily_since,
+                    base=base, regions=regions)
     if len(data.geoms) == 0:
         return {}
     keys, pieces, source, clipped = _tile_pieces(data.geoms, tile_deg)
@@ -690,6 +707,31 @@ def combine(tiles: Iterable[AreaResult], *, overlap: bool = False, regions: bool
     if regions:
         result.regions = _merge_regions(result.regions)
     return result
+
+
+def recent_news(data: AreaInput, since: int, level: str, *, tile_deg: float = TILE_DEG,
+                workers: int | None = None) -> AreaResult:
+    """Daily new area (m²) of the days from ``since`` on, at one level ("owner" or "users").
+
+    What a trend needs, at a cost proportional to the recent rows: only tiles that a recent
+    geometry touches are cut and indexed, only recent pieces are differenced, and no union is
+    built. The figures are those of ``compute(..., daily=level)`` for the same days.
+    """
+    days = np.asarray(data.days, dtype=np.int64)
+    recent = np.flatnonzero(days >= since)
+    if recent.size == 0:
+        return AreaResult()
+    keys, rows = tile_spans(data.geoms, tile_deg)
+    code = keys[:, 0] * (1 << 32) + keys[:, 1]
+    hit = np.isin(rows, recent)
+    wanted, first = np.unique(code[hit], return_index=True)
+    touching = np.unique(rows[np.isin(code, wanted)])
+    only = [(int(x), int(y)) for x, y in keys[hit][first]]
+    sub = AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
+                    days[touching])
+    tiles = compute_tiles(sub, daily=level, daily_since=since, base=False, tile_deg=tile_deg,
+                          workers=workers, only=only)
+    return combine(tiles.values())
 
 
 def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,

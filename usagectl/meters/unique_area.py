@@ -160,8 +160,8 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         result = area.compute(data, overlap=True, pairs=pairs, daily=daily, regions=True)
     else:
         # Through the per-tile store: only tiles whose rows changed since the last report are
-        # computed. The trend needs the daily values, stored per tile whatever the as-of date.
-        flags = ((area_cache.DAILY if daily or weeks else 0)
+        # computed.
+        flags = ((area_cache.DAILY if daily else 0)
                  | (area_cache.OVERLAP if overlap or pairs else 0))
         scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
         result = area_cache.compute(con, data, area_cache.row_hashes(wkb, users, ordinals),
@@ -171,12 +171,17 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
     per = float(meter.unit_m2)
     if weeks:
         today = window.as_of.astimezone(window.contract.zone).date().toordinal()
-        steps = billed_series(meter.billed_on, result.daily_owner, result.daily_users)
+        level = "owner" if meter.billed_on == "owner" else "users"
+        series = result
+        if not (daily is True or daily == level):
+            # The trend needs the billed level's last 14 days only: the recent pieces minus what
+            # covered them before, at a cost proportional to the recent rows.
+            series = area.recent_news(data, today - 13, level)
+        steps = billed_series(meter.billed_on, series.daily_owner, series.daily_users)
         value.recent = [steps.get(d, 0.0) / per for d in range(today - 13, today + 1)]
         value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))
     if not daily:
         result.daily_owner, result.daily_users = {}, {}
-    per = float(meter.unit_m2)
     value.owner = result.owner / per
     value.users = {u: a / per for u, a in sorted(result.users.items())}
     value.exclusive = {u: a / per for u, a in sorted(result.exclusive.items())}

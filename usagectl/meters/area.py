@@ -331,9 +331,13 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return heads, np.r_[heads[1:], len(keys)]
 
 
-def _minus_earlier(g: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Each ``g[i]`` minus the union of every ``g[j]`` paired with it; other ``g`` as they are."""
-    new = g.copy()
+def _minus_earlier(g: np.ndarray, i: np.ndarray, j: np.ndarray,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Each ``g[i]`` minus the union of every ``g[j]`` paired with it; other ``g`` as they are.
+
+    Written into ``out`` (whose other entries are kept) when given, else into a copy of ``g``.
+    """
+    new = g.copy() if out is None else out
     if i.size == 0:
         return new
     o = np.lexsort((j, i))
@@ -347,25 +351,22 @@ def _minus_earlier(g: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return new
 
 
-def _day_news(g: np.ndarray, d: np.ndarray, i: np.ndarray, j: np.ndarray, group: np.ndarray,
-              wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _news(new: np.ndarray, group: np.ndarray, wanted: np.ndarray, li: np.ndarray,
+          lj: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each day's newly covered region, as (geometries, group of each).
 
-    ``(i, j)``: pieces whose interiors meet, ``j`` before ``i``; ``group`` per piece: its tile and
-    day (and user). A piece minus the earlier days' pieces it meets is what it adds; pieces of
-    the same day that overlap are united, so the result does not depend on the order of events
-    within a day. Only pieces in ``wanted`` (whose day is asked for; ``i`` are among them) are
-    returned.
+    ``new``: each piece minus the earlier days' pieces it meets; ``(li, lj)``: pieces of the same
+    day whose interiors meet. Those are united per group (tile, day and, at user level, user), so
+    that the result does not depend on the order of events within a day; the other pieces count
+    as they are. Only pieces in ``wanted`` (whose day is asked for) count, and solo pieces in
+    ``skip`` are left out (measured elsewhere).
     """
-    before = d[j] < d[i]
-    new = _minus_earlier(g, i[before], j[before])
-    same = ~before
-    if not same.any():
-        return new[wanted], group[wanted]
-    linked = np.zeros(len(g), dtype=bool)
-    linked[i[same]] = True
-    linked[j[same]] = True  # of the same day as i: wanted too
-    solo = np.flatnonzero(~linked & wanted)
+    linked = np.zeros(len(new), dtype=bool)
+    linked[li] = True
+    linked[lj] = True  # same day as a wanted piece: wanted too
+    solo = np.flatnonzero(~linked & wanted & ~skip)
+    if not linked.any():
+        return new[solo], group[solo]
     joined = np.flatnonzero(linked)
     order = joined[np.argsort(group[joined], kind="stable")]
     heads, ends = _runs(group[order])
@@ -460,18 +461,38 @@ def _unions(m: _Measures, results: list[AreaResult], pieces: np.ndarray, uinv: n
 
 def _attach_cuts(results: list[AreaResult], labels: list[tuple[int, tuple]],
                  tile_clipped: np.ndarray, recs: tuple[np.ndarray, ...]) -> None:
-    """Give each tile the cut records of its figures (only tiles with clipped pieces have any)."""
+    """Give each tile the cut records of its figures (only tiles with clipped pieces have any).
+
+    A cut is matched with the record of the same figure in the neighbouring tile, so records are
+    kept per figure: those of a shared daily piece ("sd") count for the owner's day and for the
+    user's day, whatever the neighbour's piece was measured as.
+    """
+    pool: dict[tuple, int] = {}
+    first = np.empty(len(labels), dtype=np.int64)
+    second = np.full(len(labels), -1, dtype=np.int64)
+    for k, (_, label) in enumerate(labels):
+        if label[0] == "sd":
+            first[k] = pool.setdefault(("od", label[2]), len(pool))
+            second[k] = pool.setdefault(("ud", label[1], label[2]), len(pool))
+        else:
+            first[k] = pool.setdefault(label, len(pool))
+    names = list(pool)
     group, axis, inbound, pts = recs
     label_tile = np.asarray([t for t, _ in labels], dtype=np.int64)
     keep = tile_clipped[label_tile[group]]
     group, axis, inbound, pts = group[keep], axis[keep], inbound[keep], pts[keep]
-    order = np.argsort(label_tile[group], kind="stable")
-    group, axis, inbound, pts = group[order], axis[order], inbound[order], pts[order]
-    heads, ends = _runs(label_tile[group])
+    twice = second[group] >= 0
+    tile = np.concatenate([label_tile[group], label_tile[group[twice]]])
+    lab = np.concatenate([first[group], second[group[twice]]])
+    axis, inbound = np.concatenate([axis, axis[twice]]), np.concatenate([inbound, inbound[twice]])
+    pts = np.concatenate([pts, pts[twice]])
+    order = np.argsort(tile, kind="stable")
+    tile, lab, axis, inbound, pts = tile[order], lab[order], axis[order], inbound[order], pts[order]
+    heads, ends = _runs(tile)
     for s, e in zip(heads, ends):
-        used, lab = np.unique(group[s:e], return_inverse=True)
-        results[int(label_tile[group[s]])].cuts = area_cuts.Cuts(
-            [labels[g][1] for g in used], lab.astype(np.int64), axis[s:e], inbound[s:e], pts[s:e])
+        used, idx = np.unique(lab[s:e], return_inverse=True)
+        results[int(tile[s])].cuts = area_cuts.Cuts(
+            [names[x] for x in used], idx.astype(np.int64), axis[s:e], inbound[s:e], pts[s:e])
 
 
 def _assign(res: AreaResult, label: tuple, a: float) -> None:
@@ -487,6 +508,10 @@ def _assign(res: AreaResult, label: tuple, a: float) -> None:
     elif kind == "od":
         res.daily_owner[label[1]] = res.daily_owner.get(label[1], 0.0) + a
     elif kind == "ud":
+        days = res.daily_users.setdefault(label[1], {})
+        days[label[2]] = days.get(label[2], 0.0) + a
+    elif kind == "sd":  # a user's new area that is new for the owner too
+        res.daily_owner[label[2]] = res.daily_owner.get(label[2], 0.0) + a
         days = res.daily_users.setdefault(label[1], {})
         days[label[2]] = days.get(label[2], 0.0) + a
 
@@ -560,21 +585,45 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
     if i.size:
         solid = shapely.relate_pattern(g[i], g[j], "2********")
         i, j = i[solid], j[solid]
+    before = d[j] < d[i]
+    same_day, same_user = ~before, u[i] == u[j]
     day_names, dinv = np.unique(d, return_inverse=True)
+    nd = len(day_names)
+    uk, kinv = np.unique(u.astype(np.int64) * nd + dinv, return_inverse=True)
+
+    def user_labels(kind: str) -> list[tuple]:
+        return [(kind, names[k // nd], int(day_names[k % nd])) for k in uk]
+
+    skip = np.zeros(n, dtype=bool)
     if opts.daily_owner:
-        key = t.astype(np.int64) * len(day_names) + dinv
-        geoms, grp = _day_news(g, d, i, j, key, wanted)
-        m.add_many(geoms, grp // len(day_names), [("od", int(x)) for x in day_names],
-                   grp % len(day_names))
+        new_o = _minus_earlier(g, i[before], j[before])
+    if opts.daily_users and opts.daily_owner:
+        # A piece whose earlier partners are all its own user's has the same new region at both
+        # levels: computed once, and measured once (label "sd" adds to both) unless same-day
+        # pieces meet it. Only pieces with another user's earlier piece are differenced again.
+        mixed = np.zeros(n, dtype=bool)
+        mixed[i[before & ~same_user]] = True
+        new_u = new_o.copy()
+        new_u[mixed] = g[mixed]
+        sel = before & same_user & mixed[i]
+        _minus_earlier(g, i[sel], j[sel], out=new_u)
+        linked = np.zeros(n, dtype=bool)
+        linked[i[same_day]] = True
+        linked[j[same_day]] = True
+        skip = wanted & ~mixed & ~linked
+        shared = np.flatnonzero(skip)
+        m.add_many(new_o[shared], t[shared], user_labels("sd"), kinv[shared])
+    elif opts.daily_users:
+        new_u = _minus_earlier(g, i[before & same_user], j[before & same_user])
+    if opts.daily_owner:
+        geoms, grp = _news(new_o, t.astype(np.int64) * nd + dinv, wanted, i[same_day],
+                           j[same_day], skip)
+        m.add_many(geoms, grp // nd, [("od", int(x)) for x in day_names], grp % nd)
     if opts.daily_users:
-        same = u[i] == u[j]
-        ud = u.astype(np.int64) * len(day_names) + dinv
-        uk, kinv = np.unique(ud, return_inverse=True)
-        labels = [("ud", names[k // len(day_names)], int(day_names[k % len(day_names)]))
-                  for k in uk]
-        key = t.astype(np.int64) * len(uk) + kinv
-        geoms, grp = _day_news(g, d, i[same], j[same], key, wanted)
-        m.add_many(geoms, grp // len(uk), labels, grp % len(uk))
+        both = same_day & same_user
+        geoms, grp = _news(new_u, t.astype(np.int64) * len(uk) + kinv, wanted, i[both], j[both],
+                           skip)
+        m.add_many(geoms, grp // len(uk), user_labels("ud"), grp % len(uk))
 
 
 def _overlap_regions(unions: dict[str, shapely.Geometry], multi: shapely.Geometry

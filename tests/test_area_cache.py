@@ -115,3 +115,27 @@ def test_views_agree_through_the_store(cli, tmp_path, computed) -> None:  # noqa
     assert overlap["user_total"] == pytest.approx(consolidated["user_total"], abs=1e-6)
     total_users = sum(u["meters"]["area"] for u in users["users"])
     assert total_users == pytest.approx(consolidated["user_total"], abs=1e-5)
+
+
+def test_daily_view_after_a_report_adds_only_the_daily_values(
+        cli, db_path, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    asked: list[dict] = []
+    real = area.compute_tiles
+
+    def spy(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        asked.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(area, "compute_tiles", spy)
+    assert cli("ingest", write(tmp_path / "a.csv", events(FIELDS))).exit_code == 0
+    assert cli("contracts", "load", write(tmp_path / "c.toml", CONTRACT)).exit_code == 0
+    figures(cli)  # consolidated: owner and users stored per tile, no daily series
+    daily = figures(cli, "--view", "daily")
+    # Unions are not built again: only the daily values of the stored tiles are computed.
+    assert [(kw.get("base", True), kw.get("daily")) for kw in asked[-1:]] == [(False, True)]
+    assert len(asked[-1]["only"]) == 4
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("DELETE FROM area_tiles")
+    assert figures(cli, "--view", "daily") == daily  # equal to a computation from scratch
+    n = len(asked)
+    assert figures(cli, "--view", "daily") == daily and len(asked) == n  # then from the store

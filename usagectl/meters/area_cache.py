@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usagectl.meters import area
+from usagectl.meters import area, area_cuts
 from usagectl.store.db import defer_write
 
 DAILY = 1  #: the tile's daily values (owner and users) are stored
@@ -121,35 +121,74 @@ def _write(con: duckdb.DuckDBPyConnection, scope: str, entries: list[dict]) -> N
 
 def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.ndarray,
             scope: str, flags: int, tile_deg: float = area.TILE_DEG) -> area.AreaResult:
-    """``area.compute`` through the cache: only tiles whose rows changed are computed."""
+    """``area.compute`` through the cache: only tiles whose rows changed are computed.
+
+    A tile stored without the daily values a view now asks for (say, after a consolidated
+    report) gets just those computed and added to its stored figures; any other change computes
+    the tile afresh.
+    """
     scope = f"{scope}|tile={tile_deg!r}|engine={area.ENGINE_VERSION}"
     fps, keys, rows = tile_fingerprints(data.geoms, hashes, tile_deg)
     stored = load(con, scope)
     results: list[area.AreaResult] = []
     missed: dict[tuple[int, int], int] = {}
+    add_daily: dict[tuple[int, int], area.AreaResult] = {}
     for tile, fp in fps.items():
         entry = stored.get(tile)
         if entry is not None and entry[0] == fp and entry[1] & flags == flags:
-            results.append(area.AreaResult.from_json(json.loads(entry[2])))
+            results.append(_only(area.AreaResult.from_json(json.loads(entry[2])), flags))
+        elif entry is not None and entry[0] == fp and flags & ~entry[1] == DAILY:
+            add_daily[tile] = area.AreaResult.from_json(json.loads(entry[2]))
         else:
             # Keep what the scope's reports asked of this tile before: no ping-pong between views.
             missed[tile] = flags | (entry[1] if entry is not None else 0)
+    entries = []
     if missed:
         want = flags | np.bitwise_or.reduce(np.fromiter(missed.values(), dtype=np.int64))
-        code = keys[:, 0] * (1 << 32) + keys[:, 1]
-        missed_codes = np.asarray([x * (1 << 32) + y for x, y in missed], dtype=np.int64)
-        touching = np.unique(rows[np.isin(code, missed_codes)])
-        sub = area.AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
-                             None if data.days is None else np.asarray(data.days)[touching])
-        fresh = area.compute_tiles(sub, overlap=bool(want & OVERLAP), pairs=bool(want & OVERLAP),
-                                   daily=bool(want & DAILY), tile_deg=tile_deg, only=missed)
-        entries = []
+        fresh = area.compute_tiles(_touching(data, keys, rows, missed), overlap=bool(want & OVERLAP),
+                                   pairs=bool(want & OVERLAP), daily=bool(want & DAILY),
+                                   tile_deg=tile_deg, only=missed)
         for tile in missed:
             res = fresh.get(tile) or area.AreaResult()
             results.append(res)
-            entries.append({"tx": tile[0], "ty": tile[1], "fingerprint": fps[tile],
-                            "flags": int(want),
-                            "result": json.dumps(res.to_json(), separators=(",", ":"))})
-        save(con, scope, entries)
+            entries.append(_entry(tile, fps[tile], int(want), res))
+    if add_daily:
+        fresh = area.compute_tiles(_touching(data, keys, rows, add_daily), daily=True, base=False,
+                                   tile_deg=tile_deg, only=add_daily)
+        for tile, res in add_daily.items():
+            new = fresh.get(tile) or area.AreaResult()
+            res.daily_owner, res.daily_users = new.daily_owner, new.daily_users
+            res.cuts = area_cuts.concat([res.cuts, new.cuts])
+            results.append(res)
+            entries.append(_entry(tile, fps[tile], stored[tile][1] | DAILY, res))
+    save(con, scope, entries)
     return area.combine(results, overlap=bool(flags & OVERLAP))
 
+
+def _only(res: area.AreaResult, flags: int) -> area.AreaResult:
+    """A stored tile with only the figures asked for (fewer cut records to correct)."""
+    kinds = set()
+    if not flags & DAILY:
+        res.daily_owner, res.daily_users = {}, {}
+        kinds |= {"od", "ud"}
+    if not flags & OVERLAP:
+        res.exclusive, res.pairs = {}, {}
+        kinds |= {"x", "p"}
+    if kinds and len(res.cuts):
+        res.cuts = res.cuts.without(kinds)
+    return res
+
+
+def _touching(data: area.AreaInput, keys: np.ndarray, rows: np.ndarray,
+              tiles: Iterable[tuple[int, int]]) -> area.AreaInput:
+    """The rows whose bounding boxes touch any of ``tiles``."""
+    code = keys[:, 0] * (1 << 32) + keys[:, 1]
+    wanted = np.asarray([x * (1 << 32) + y for x, y in tiles], dtype=np.int64)
+    touching = np.unique(rows[np.isin(code, wanted)])
+    return area.AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
+                          None if data.days is None else np.asarray(data.days)[touching])
+
+
+def _entry(tile: tuple[int, int], fingerprint: str, flags: int, res: area.AreaResult) -> dict:
+    return {"tx": tile[0], "ty": tile[1], "fingerprint": fingerprint, "flags": flags,
+            "result": json.dumps(res.to_json(), separators=(",", ":"))}

@@ -60,6 +60,13 @@ class Cuts:
         return Cuts([self.labels[u] for u in used], lab.astype(np.int64), self.axis[rows],
                     self.inbound[rows], self.pts[rows])
 
+    def without(self, kinds: set[str]) -> Cuts:
+        """The records of figures whose kind (a label's first item) is not in ``kinds``."""
+        drop = np.fromiter((label[0] in kinds for label in self.labels), bool, len(self.labels))
+        if not drop.any():
+            return self
+        return self.subset(np.flatnonzero(~drop[self.lab]))
+
     def to_json(self) -> dict[str, Any]:
         def b64(a: np.ndarray, dtype: str) -> str:
             return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()

@@ -15,10 +15,12 @@ applied to the union itself. See docs/area.md for the method and its measured er
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.context
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -709,14 +711,23 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
         return (users[s:e], None if days is None else days[s:e], t, clipped[s:e], opts)
 
     if parallel:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [(s, pool.submit(_work_batch_wkb, shapely.to_wkb(pieces[s:e]), *args(s, e)))
-                       for s, e in ranges]
-            for s, fut in futures:
-                part = fut.result()
-                for res in part:
-                    res.regions = [(shapely.from_wkb(g), u) for g, u in res.regions]
-                collect(s, part)
+        def receive(s: int, fut: Future) -> None:
+            part = fut.result()
+            for res in part:
+                res.regions = [(shapely.from_wkb(g), u) for g, u in res.regions]
+            collect(s, part)
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            # A few batches in flight per worker: the WKB sent and the results not yet collected
+            # stay a small multiple of one batch, not the whole input.
+            pending: deque[tuple[int, Future]] = deque()
+            for s, e in ranges:
+                pending.append((s, pool.submit(_work_batch_wkb, shapely.to_wkb(pieces[s:e]),
+                                               *args(s, e))))
+                if len(pending) > 2 * workers:
+                    receive(*pending.popleft())
+            while pending:
+                receive(*pending.popleft())
     else:
         for s, e in ranges:
             collect(s, _work_batch(pieces[s:e], *args(s, e)))
@@ -731,6 +742,20 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
                 s_xy = (res.cuts.pts[:, :2] + 0.0).view(np.int64)
                 res.cuts = res.cuts.subset(np.flatnonzero(~area_cuts.member(original, s_xy)))
     return out
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a small server process that has imported only this module.
+
+    Forked from the report process itself, each worker would share (and, as Python touches
+    objects, copy) every geometry the report holds; from the server they hold their batch only.
+    Where the platform has no fork server, the default start method.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context()
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 def _work_batch_wkb(wkb: np.ndarray, *args: Any) -> list[AreaResult]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
 import shapely
 
 from usagectl.contracts import Meter
@@ -97,6 +98,11 @@ def _derive(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> Der
 def _event_rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
                 ) -> tuple[list, list, list]:
     """(WKB, user, local day) of every counted geometry that its event carries."""
+    return _fetch(con, *_event_sql(meter, window))
+
+
+def _event_sql(meter: Meter, window: Window) -> tuple[str, list]:
+    """SQL and parameters of the counted geometries events carry: (geometry, user_id, day)."""
     tz = window.contract.timezone
     if meter.mode == "audit":
         where, params = meter_filter(meter, window, in_period=False)
@@ -104,13 +110,13 @@ def _event_rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
 WITH timeline AS ({state_timeline_sql(where)})
 SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE)
 FROM timeline WHERE next_ts IS NULL AND action = 'process' AND geometry IS NOT NULL"""
-        return _fetch(con, sql, [*params, tz])
+        return sql, [*params, tz]
     in_where, in_params = meter_filter(meter, window)
     if meter.boundary_policy != "active":
         sql = f"""
 SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
 WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL"""
-        return _fetch(con, sql, [tz, *in_params])
+        return sql, [tz, *in_params]
     all_where, all_params = meter_filter(meter, window, in_period=False)
     sql = f"""
 WITH timeline AS (
@@ -127,8 +133,42 @@ SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
 WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL
   AND NOT (product = ? AND resource_id IS NOT NULL)"""
     p = window.period
-    return _fetch(con, sql, [*all_params, BOUNDARY, tz, p.start, p.end, window.as_of, p.start,
-                             tz, *in_params, BOUNDARY])
+    return sql, [*all_params, BOUNDARY, tz, p.start, p.end, window.as_of, p.start, tz, *in_params,
+                 BOUNDARY]
+
+
+def _event_arrays(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(geometries, users, day ordinals, row hashes) of ``_event_rows``, as arrays.
+
+    Streamed in Arrow batches: each batch's WKB is parsed and dropped, so a million rows never
+    exist as Python tuples or as WKB and geometry at once. The row hash that fingerprints tiles
+    (usagectl.meters.area_cache) is DuckDB's ``hash`` of (geometry, user, day), computed with the
+    rows; another DuckDB version may hash differently, which costs one recomputation, never a
+    number.
+    """
+    sql, params = _event_sql(meter, window)
+    query = f"""
+SELECT geometry, user_id, (d - DATE '0001-01-01') + 1 AS day, hash(geometry, user_id, d) AS h
+FROM ({sql}) AS counted(geometry, user_id, d)"""
+    geoms, users, days, hashes = [], [], [], []
+    # Its own cursor: a streamed result must not stay open on the caller's connection.
+    with con.cursor() as cur:
+        for batch in cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS):
+            geoms.append(shapely.from_wkb(batch.column(0).to_numpy(zero_copy_only=False)))
+            who = pc.dictionary_encode(batch.column(1))
+            users.append(who.dictionary.to_numpy(zero_copy_only=False)[who.indices.to_numpy()])
+            days.append(batch.column(2).to_numpy().astype(np.int64))
+            hashes.append(batch.column(3).to_numpy().astype(np.uint64))
+    if not geoms:
+        return (np.empty(0, dtype=object), np.empty(0, dtype=object),
+                np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64))
+    return (np.concatenate(geoms), np.concatenate(users), np.concatenate(days),
+            np.concatenate(hashes))
+
+
+#: Rows per Arrow batch when streaming counted geometries.
+BATCH_ROWS = 100_000
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> tuple[list, list, list]:
@@ -143,19 +183,23 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
                        overlap: bool = False, pairs: bool = False, daily: bool | str = False,
                        regions: bool = False, weeks: bool = False) -> AreaMeterValue:
     """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
-    wkb, users, days = _event_rows(con, meter, window)
+    geoms, users, ordinals, hashes = _event_arrays(con, meter, window)
     unit = meter.unit or "acre"
-    value = AreaMeterValue(unit=unit, events=len(wkb))
+    value = AreaMeterValue(unit=unit, events=len(geoms))
     if meter.derive_operations:  # as _rows does, keeping the operations' counts
         derived = _derive(con, meter, window)
-        wkb, users, days = wkb + derived.wkb, users + derived.users, days + derived.days
         value.events += derived.counted
         value.unlinked_operations = derived.unlinked
-    if not wkb:
+        if derived.wkb:
+            more = np.asarray([d.toordinal() for d in derived.days], dtype=np.int64)
+            geoms = np.concatenate([geoms, shapely.from_wkb(np.asarray(derived.wkb, dtype=object))])
+            users = np.concatenate([users, np.asarray(derived.users, dtype=object)])
+            hashes = np.concatenate([hashes, area_cache.row_hashes(derived.wkb, derived.users,
+                                                                   more)])
+            ordinals = np.concatenate([ordinals, more])
+    if len(geoms) == 0:
         return value
-    geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
-    ordinals = np.asarray([d.toordinal() for d in days], dtype=np.int64)
-    data = area.AreaInput(geoms, np.asarray(users, dtype=object), ordinals)
+    data = area.AreaInput(geoms, users, ordinals)
     if regions:  # the overlap regions are geometry, not figures: never stored
         result = area.compute(data, overlap=True, pairs=pairs, daily=daily, regions=True)
     else:
@@ -164,8 +208,7 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         flags = ((area_cache.DAILY if daily else 0)
                  | (area_cache.OVERLAP if overlap or pairs else 0))
         scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
-        result = area_cache.compute(con, data, area_cache.row_hashes(wkb, users, ordinals),
-                                    scope, flags)
+        result = area_cache.compute(con, data, hashes, scope, flags)
         if not (overlap or pairs):
             result.exclusive, result.pairs = {}, {}
     per = float(meter.unit_m2)

@@ -195,3 +195,31 @@ def test_recent_days_cover_tile_cuts_and_ignore_far_tiles() -> None:
     assert r.tiles == 2  # the two tiles of the new field; the far one is never touched
     assert r.daily_owner == {3: pytest.approx(ref(shapely.box(10.12, 45.0, 10.13, 45.01)),
                                               rel=1e-9)}
+
+
+def test_cut_records_survive_the_store_and_keep_their_corrections() -> None:
+    """Tile results go through JSON (usagectl.meters.area_cache): their cut records too."""
+    import json
+
+    from usagectl.meters import area_cuts
+    from usagectl.meters.area import AreaResult, combine, compute_tiles
+
+    # A long, thin field at 70° N across several 0.1° tile lines: chains and simple cuts.
+    field = shapely.Polygon([(24.93, 70.01), (25.37, 70.02), (25.36, 70.05), (24.95, 70.03)])
+    data = AreaInput(np.asarray([field, BOX], dtype=object), np.asarray(["a", "b"], dtype=object),
+                     np.asarray([1, 2]))
+    tiles = compute_tiles(data, daily=True, workers=1)
+    assert sum(len(t.cuts) for t in tiles.values()) > 0
+    stored = [AreaResult.from_json(json.loads(json.dumps(t.to_json()))) for t in tiles.values()]
+    for a, b in zip(tiles.values(), stored):
+        assert a.cuts.labels == b.cuts.labels
+        assert np.array_equal(a.cuts.pts, b.cuts.pts) and np.array_equal(a.cuts.lab, b.cuts.lab)
+    direct, through = combine(tiles.values()), combine(stored)
+    assert through.owner == direct.owner and through.daily_owner == direct.daily_owner
+    assert direct.owner == pytest.approx(ref(shapely.union(field, BOX)), rel=1e-12)
+    # Records of figures a view did not ask for can be left out without touching the others.
+    kept = area_cuts.concat([t.cuts for t in stored]).without({"od", "ud", "sd"})
+    assert {label[0] for label in kept.labels} <= {"o", "u"}
+    assert area_cuts.corrections(kept) == pytest.approx(
+        {k: v for k, v in area_cuts.corrections(area_cuts.concat([t.cuts for t in stored])).items()
+         if k[0] in ("o", "u")}, rel=1e-12)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-import shapely.affinity
 from pyproj import Geod
 
+from tests.area_fixtures import clean, field_polygon, jitter, split_antimeridian
 from usagectl.meters.area import AreaInput, compute, tile_pieces
 
 FIELDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fields"
@@ -35,39 +35,6 @@ def ref(g: shapely.Geometry) -> float:
 
 def rel(x: float, reference: float) -> float:
     return (x - reference) / reference
-
-
-def polygonal(g: shapely.Geometry) -> shapely.Geometry | None:
-    if g is None or shapely.is_empty(g):
-        return None
-    if shapely.get_type_id(g) in (3, 6):
-        return g
-    polys = [q for p in shapely.get_parts(g) if shapely.get_type_id(p) in (3, 6)
-             for q in shapely.get_parts(p)]
-    if not polys:
-        return None
-    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
-
-
-def clean(geoms: np.ndarray) -> np.ndarray:
-    """What ingest does: make_valid, keep polygonal parts with area."""
-    out = [polygonal(g) for g in shapely.make_valid(geoms)]
-    return np.asarray([g for g in out if g is not None and shapely.area(g) > 0], dtype=object)
-
-
-def jitter(g: shapely.Geometry, max_m: float, rng: np.random.Generator) -> shapely.Geometry:
-    def ring(coords: np.ndarray) -> np.ndarray:
-        pts = coords[:-1].copy()
-        d = rng.uniform(0.0, max_m, len(pts))
-        az = rng.uniform(0.0, 2 * math.pi, len(pts))
-        pts[:, 0] += d * np.sin(az) / (111_320.0 * np.cos(np.radians(pts[:, 1])))
-        pts[:, 1] += d * np.cos(az) / 110_574.0
-        return np.vstack([pts, pts[:1]])
-
-    polys = [shapely.Polygon(ring(shapely.get_coordinates(p.exterior)),
-                             [ring(shapely.get_coordinates(h)) for h in p.interiors])
-             for p in shapely.get_parts(g)]
-    return polygonal(shapely.make_valid(polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)))
 
 
 def usage(parcels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,30 +132,6 @@ def overlap_errors(geoms: np.ndarray, users: np.ndarray) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic fields: 2–200 ha quadrilaterals and hexagons within 4 km of a point
-
-
-def field_polygon(lon: float, lat: float, area_m2: float, corners: int,
-                  rng: np.random.Generator) -> shapely.Polygon:
-    r = math.sqrt(2 * area_m2 / (corners * math.sin(2 * math.pi / corners)))
-    az = np.sort((np.arange(corners) + rng.uniform(-0.3, 0.3, corners)) * 360 / corners
-                 + rng.uniform(0, 360))
-    dist = r * rng.uniform(0.75, 1.25, corners)
-    x, y, _ = GEOD.fwd(np.full(corners, lon), np.full(corners, lat), az, dist)
-    x = lon + ((np.asarray(x) - lon + 180) % 360 - 180)  # unwrapped around lon
-    return shapely.orient_polygons(shapely.Polygon(np.column_stack([x, y])))
-
-
-def split_antimeridian(g: shapely.Geometry) -> shapely.Geometry:
-    """RFC 7946 §3.1.9: parts at +179.99…180 and −180…−179.99."""
-    b = shapely.bounds(g)
-    if b[2] <= 180:
-        return g
-    if b[0] >= 180:
-        return shapely.affinity.translate(g, -360)
-    west = shapely.intersection(g, shapely.box(b[0] - 1, -90, 180, 90))
-    east = shapely.affinity.translate(
-        shapely.intersection(g, shapely.box(180, -90, b[2] + 1, 90)), -360)
-    return shapely.MultiPolygon([q for x in (west, east) for q in shapely.get_parts(polygonal(x))])
 
 
 def synthetic(lon: float, lat: float, n: int, seed: int

@@ -92,13 +92,6 @@ def _ring_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return coords, starts, lengths, poly_geom[ring_poly]
 
 
-def group_areas(geoms: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Ellipsoidal area (m²) of each group of disjoint lon/lat geometries, in one Geod call each."""
-    coords, starts, lengths, ring_geom = _ring_table(geoms)
-    return _ring_group_areas(coords, starts, lengths,
-                             np.asarray(groups, dtype=np.int64)[ring_geom], n_groups)
-
-
 def _ring_group_areas(coords: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                       ring_group: np.ndarray, n_groups: int) -> np.ndarray:
     """Area of each group of oriented rings (``_ring_table``), in one Geod call per group.
@@ -783,6 +776,16 @@ def combine(tiles: Iterable[AreaResult], *, overlap: bool = False, regions: bool
     return result
 
 
+def rows_touching(data: AreaInput, keys: np.ndarray, rows: np.ndarray,
+                  tiles: Iterable[tuple[int, int]]) -> AreaInput:
+    """The rows whose bounding boxes touch any of ``tiles`` (``keys, rows`` from tile_spans)."""
+    code = keys[:, 0] * (1 << 32) + keys[:, 1]
+    wanted = np.asarray([x * (1 << 32) + y for x, y in tiles], dtype=np.int64)
+    touching = np.unique(rows[np.isin(code, wanted)])
+    return AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
+                     None if data.days is None else np.asarray(data.days)[touching])
+
+
 def recent_news(data: AreaInput, since: int, level: str, *, tile_deg: float = TILE_DEG,
                 workers: int | None = None) -> AreaResult:
     """Daily new area (m²) of the days from ``since`` on, at one level ("owner" or "users").
@@ -796,14 +799,9 @@ def recent_news(data: AreaInput, since: int, level: str, *, tile_deg: float = TI
     if recent.size == 0:
         return AreaResult()
     keys, rows = tile_spans(data.geoms, tile_deg)
-    code = keys[:, 0] * (1 << 32) + keys[:, 1]
-    hit = np.isin(rows, recent)
-    wanted, first = np.unique(code[hit], return_index=True)
-    touching = np.unique(rows[np.isin(code, wanted)])
-    only = [(int(x), int(y)) for x, y in keys[hit][first]]
-    sub = AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
-                    days[touching])
-    tiles = compute_tiles(sub, daily=level, daily_since=since, base=False, tile_deg=tile_deg,
+    only = {(int(x), int(y)) for x, y in keys[np.isin(rows, recent)]}
+    tiles = compute_tiles(rows_touching(data, keys, rows, only), daily=level, daily_since=since,
+                          base=False, tile_deg=tile_deg,
                           workers=workers, only=only)
     return combine(tiles.values())
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
@@ -145,7 +145,8 @@ def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.nda
     entries = []
     if missed:
         want = flags | np.bitwise_or.reduce(np.fromiter(missed.values(), dtype=np.int64))
-        fresh = area.compute_tiles(_touching(data, keys, rows, missed), overlap=bool(want & OVERLAP),
+        fresh = area.compute_tiles(area.rows_touching(data, keys, rows, missed),
+                                   overlap=bool(want & OVERLAP),
                                    pairs=bool(want & OVERLAP), daily=bool(want & DAILY),
                                    tile_deg=tile_deg, only=missed)
         for tile in missed:
@@ -153,7 +154,8 @@ def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.nda
             results.append(res)
             entries.append(_entry(tile, fps[tile], int(want), res))
     if add_daily:
-        fresh = area.compute_tiles(_touching(data, keys, rows, add_daily), daily=True, base=False,
+        fresh = area.compute_tiles(area.rows_touching(data, keys, rows, add_daily), daily=True,
+                                   base=False,
                                    tile_deg=tile_deg, only=add_daily)
         for tile, res in add_daily.items():
             new = fresh.get(tile) or area.AreaResult()
@@ -177,16 +179,6 @@ def _only(res: area.AreaResult, flags: int) -> area.AreaResult:
     if kinds and len(res.cuts):
         res.cuts = res.cuts.without(kinds)
     return res
-
-
-def _touching(data: area.AreaInput, keys: np.ndarray, rows: np.ndarray,
-              tiles: Iterable[tuple[int, int]]) -> area.AreaInput:
-    """The rows whose bounding boxes touch any of ``tiles``."""
-    code = keys[:, 0] * (1 << 32) + keys[:, 1]
-    wanted = np.asarray([x * (1 << 32) + y for x, y in tiles], dtype=np.int64)
-    touching = np.unique(rows[np.isin(code, wanted)])
-    return area.AreaInput(data.geoms[touching], np.asarray(data.users, dtype=object)[touching],
-                          None if data.days is None else np.asarray(data.days)[touching])
 
 
 def _entry(tile: tuple[int, int], fingerprint: str, flags: int, res: area.AreaResult) -> dict:

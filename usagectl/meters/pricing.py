@@ -30,24 +30,33 @@ def as_decimal(value: float | int | Decimal) -> Decimal:
 
 
 def tiered_cents(quantity: Decimal, meter: Meter) -> Decimal:
-    """Price ``quantity`` units with the meter's tier table (graduated or volume)."""
+    """Price ``quantity`` units with the meter's tier table (graduated or volume).
+
+    Graduated: each unit at the tier it falls in, plus the ``flat_cents`` of every tier reached;
+    volume: every unit at the tier the total lands in, plus that tier's ``flat_cents``. A quantity
+    of 0 lies in the first tier, so an idle period pays the first tier's flat fee (SPEC §5.4, as
+    OpenMeter and Stripe bill a tiered price). Tier ``k`` covers ``(up_to[k-1], up_to[k]]``.
+    """
     tiers = meter.price
-    if quantity <= 0 or not tiers:
+    if not tiers:
         return Decimal(0)
+    quantity = max(quantity, Decimal(0))
     if meter.pricing == "volume":
         for tier in tiers:
             if tier.up_to is None or quantity <= tier.up_to:
                 return quantity * tier.cents_per_unit + tier.flat_cents
         last = tiers[-1]
         return quantity * last.cents_per_unit + last.flat_cents
-    total = Decimal(0)
+    total = tiers[0].flat_cents  # the first tier is always reached
     lower = Decimal(0)
-    for tier in tiers:
-        upper = tier.up_to
-        if quantity <= lower:
+    for k, tier in enumerate(tiers):
+        if k and quantity <= lower:
             break
+        if k:
+            total += tier.flat_cents
+        upper = tier.up_to
         in_tier = (quantity if upper is None else min(quantity, upper)) - lower
-        total += in_tier * tier.cents_per_unit + tier.flat_cents
+        total += max(in_tier, Decimal(0)) * tier.cents_per_unit
         if upper is None:
             break
         lower = upper
@@ -56,11 +65,12 @@ def tiered_cents(quantity: Decimal, meter: Meter) -> Decimal:
 
 @dataclass
 class Priced:
-    """The §5.4 block of one meter."""
+    """The §5.4 block of one meter: ``included``, ``overage`` and ``overage_units`` are the
+    quantities ``overage_amount_cents`` was priced from, whatever the price model."""
 
     billed: Decimal
     limit: Decimal | None
-    included: Decimal | None
+    included: Decimal
     remaining: Decimal | None
     percent_used: Decimal | None
     overage: Decimal
@@ -72,26 +82,22 @@ class Priced:
 def price(meter: Meter, billed: Decimal) -> Priced:
     """remaining, percent_used, overage, overage_units, cents and status for a billed value.
 
-    ``overage = max(0, billed − included)``; ``overage_units = ceil(overage / overage_unit)``.
-    Without tiers the amount is ``overage_units × overage_cents_per_unit``. With a tier table the
-    tiers price the overage units (every unit, in ``overage_unit``s, when there is no
-    ``included``), graduated or volume. Half-up to a whole cent.
+    ``included`` defaults to 0, so ``overage = max(0, billed − included)`` is every unit when
+    the contract has no allotment (a per-unit price then charges every unit, as a one-tier table
+    at the same rate does); ``overage_units = ceil(overage / overage_unit)``. The amount is
+    ``overage_units × overage_cents_per_unit``, or the tier table's price of ``overage_units``
+    (graduated or volume; 0 units still pay the first tier's flat fee). A meter without any
+    price reports its overage and units at 0 cents. Half-up to a whole cent, once.
     """
-    limit, included = meter.limit, meter.included
-    overage = max(Decimal(0), billed - (included or Decimal(0))) if included is not None else Decimal(0)
+    limit = meter.limit
+    included = meter.included if meter.included is not None else Decimal(0)
+    overage = max(Decimal(0), billed - included)
     step = meter.overage_unit or Decimal(1)
+    overage_units = (int((overage / step).to_integral_value(rounding=ROUND_CEILING))
+                     if overage > 0 else 0)
     if meter.pricing:
-        quantity = overage if included is not None else billed
-        units = int((quantity / step).to_integral_value(rounding=ROUND_CEILING)) if quantity > 0 else 0
-        cents = tiered_cents(Decimal(units), meter)
-        if included is None:
-            overage = Decimal(0)
-            overage_units = 0
-        else:
-            overage_units = units
+        cents = tiered_cents(Decimal(overage_units), meter)
     else:
-        overage_units = (int((overage / step).to_integral_value(rounding=ROUND_CEILING))
-                         if overage > 0 else 0)
         cents = Decimal(overage_units) * (meter.overage_cents_per_unit or Decimal(0))
     amount = int(cents.quantize(Decimal(1), rounding=ROUND_HALF_UP))
     remaining = limit - billed if limit is not None else None

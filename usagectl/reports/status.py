@@ -36,7 +36,7 @@ def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[d
             priced = price(m, billed)
             area = m.aggregate == "unique_area"
             row = {"contract": c.id, "meter": m.name, "tier": c.tier,
-                   "used": views.num(billed, area), "included": views.num(m.included),
+                   "used": views.num(billed, area), "included": views.num(priced.included),
                    "overage": views.num(priced.overage, area),
                    "overage_amount_cents": priced.overage_amount_cents,
                    "period_start": window.period.start.isoformat(),

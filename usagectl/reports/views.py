@@ -87,7 +87,7 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         "billed_on": meter.billed_on,
         "owner_total": num(value.owner, area), "user_total": num(value.user_total, area),
         "overlap": num(value.overlap, area), "billed": num(billed, area),
-        "limit": num(meter.limit), "included": num(meter.included),
+        "limit": num(meter.limit), "included": num(priced.included),
         "remaining": num(priced.remaining, area) if priced.remaining is not None else None,
         "percent_used": (round(float(priced.percent_used), 6)
                          if priced.percent_used is not None else None),

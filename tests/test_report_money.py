@@ -220,3 +220,27 @@ def test_alerts_agree_with_the_consolidated_view(tok) -> None:
     assert (alert["meter"], alert["status"], alert["billed"], alert["percent_used"]) == (
         "graduated", "warning", m["billed"], m["percent_used"])
     assert alert["projected"] == m["projection"]["projected"]
+
+
+# --- 10. `check` over the limit: the message states the number the JSON holds -----------------
+
+def test_check_within_the_limit(tok) -> None:
+    r = tok("check", "-c", "tok", "--meter", "graduated", "--amount", "2", "--as-of", AS_OF,
+            "--format", "json")
+    assert r.exit_code == 0 and r.json()["available"] == 100  # 1,000 − 900
+    assert r.json()["message"] == "Operation requires 2 tokens, and 100 are available"
+
+
+def test_check_message_and_available_agree_when_usage_is_over(cli, tmp_path: Path) -> None:
+    cli("contracts", "load", write(tmp_path / "c.toml", CONTRACTS.replace(
+        "  limit = 1000\n", "  limit = 1000\n  prepaid = 100\n")))
+    cli("ingest", write(tmp_path / "t.csv", EVENTS + "t3,2026-03-04T10:00:00Z,land,u1,API_TOKENS,1200\n"))
+    r = cli("check", "-c", "tok", "--meter", "graduated", "--amount", "2", "--as-of", AS_OF,
+            "--format", "json")
+    doc = r.json()
+    # available = limit + prepaid − billed = 1,000 + 100 − 2,100 = −1,000
+    assert r.exit_code == 3 and doc["available"] == -1000 and doc["can_proceed"] is False
+    assert doc["message"] == ("Operation requires 2 tokens, but only -1000 available "
+                              "(usage is 1000 over the limit plus prepaid)")
+    table = cli("check", "-c", "tok", "--meter", "graduated", "--amount", "2", "--as-of", AS_OF)
+    assert "-1000 available" in table.stdout and "only 0" not in table.stdout

@@ -92,10 +92,15 @@ def check(con: duckdb.DuckDBPyConnection, contract_id: str, meter_name: str, amo
     else:
         available = m.limit + (m.prepaid or Decimal(0)) - billed
         can = amount <= available
-        shown = max(available, Decimal(0))
-        message = (f"Operation requires {_plain(amount)} {word}, and {_plain(shown)} are available"
-                   if can else
-                   f"Operation requires {_plain(amount)} {word}, but only {_plain(shown)} available")
+        # The message states the signed number the JSON holds (one truth); below zero it says
+        # by how much usage is over what was available.
+        if can:
+            message = f"Operation requires {_plain(amount)} {word}, and {_plain(available)} are available"
+        else:
+            message = f"Operation requires {_plain(amount)} {word}, but only {_plain(available)} available"
+            if available < 0:
+                cap = "the limit plus prepaid" if m.prepaid else "the limit"
+                message += f" (usage is {_plain(-available)} over {cap})"
     return {"can_proceed": can, "current_usage": views.num(billed, area),
             "limit": views.num(m.limit), "required": amount,
             "available": views.num(available, area) if available is not None else None,

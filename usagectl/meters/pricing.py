@@ -129,9 +129,13 @@ class Projection:
                 "trending": self.trending}
 
 
-def week_sums(daily: dict[date, Decimal], as_of: datetime, tz) -> tuple[Decimal, Decimal]:  # noqa: ANN001
-    """New consumption in the 7 local days up to and including as_of's day, and the 7 before."""
-    today = as_of.astimezone(tz).date()
+def week_sums(daily: dict[date, Decimal], as_of: datetime | date, tz=None  # noqa: ANN001
+              ) -> tuple[Decimal, Decimal]:
+    """New consumption in the 7 local days up to and including as_of's day, and the 7 before.
+
+    ``as_of`` is an instant (its local day in ``tz`` ends the window) or the last local day itself.
+    """
+    today = as_of.astimezone(tz).date() if isinstance(as_of, datetime) else as_of
     last = sum((v for d, v in daily.items() if today - timedelta(days=WEEK) < d <= today), Decimal(0))
     prev = sum((v for d, v in daily.items()
                 if today - timedelta(days=2 * WEEK) < d <= today - timedelta(days=WEEK)), Decimal(0))

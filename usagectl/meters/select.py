@@ -9,7 +9,7 @@ parameters; the only SQL text assembled here comes from fixed column names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from usagectl.contracts import Contract, Meter, Period
@@ -34,6 +34,16 @@ class Window:
     def until(self) -> datetime:
         """Events at or before this instant and before the period end count."""
         return min(self.as_of, self.period.end)
+
+    @property
+    def last_day(self) -> date:
+        """The local day a trend window ends on: as_of's, or the period's last for a closed one.
+
+        A closed period's trend looks at its own last 14 days, not at the days after it
+        (SPEC §5.4 ``trending``).
+        """
+        end = min(self.as_of, self.period.end - timedelta(microseconds=1))
+        return end.astimezone(self.contract.zone).date()
 
 
 def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,

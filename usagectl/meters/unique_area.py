@@ -213,7 +213,7 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
             result.exclusive, result.pairs = {}, {}
     per = float(meter.unit_m2)
     if weeks:
-        today = window.as_of.astimezone(window.contract.zone).date().toordinal()
+        today = window.last_day.toordinal()  # as_of's local day, or a closed period's last
         level = "owner" if meter.billed_on == "owner" else "users"
         series = result
         if not (daily is True or daily == level):

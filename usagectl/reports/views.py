@@ -71,13 +71,13 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
     area = value.is_area
     billed = billed_value(meter, value)
     priced = price(meter, billed)
-    today = window.as_of.astimezone(window.contract.zone).date()
+    today = window.last_day  # as_of's local day, or a closed period's last day
     if value.is_area and value.weeks is not None:
         weeks = (as_decimal(value.weeks[0]), as_decimal(value.weeks[1]))
         recent = [num(v, True) for v in value.recent or []]
     else:
         daily = _daily_billed(meter, value)
-        weeks = week_sums(daily, window.as_of, window.contract.zone)
+        weeks = week_sums(daily, today)
         recent = [num(daily.get(today - timedelta(days=13 - i), Decimal(0)), area)
                   for i in range(14)]
     proj = project(meter, billed, window.period, window.as_of, weeks)

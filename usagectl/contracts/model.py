@@ -214,6 +214,14 @@ class Meter:
         return self.products in ((), (ALL_PRODUCTS,))
 
     @property
+    def is_stock(self) -> bool:
+        """True for a meter that measures a standing stock rather than a flow (SPEC §5.4):
+        ``mode = "audit"`` or ``boundary_policy = "active"`` (boundaries carried over from
+        earlier periods). Its projection adds only the trend of what is new to what it holds."""
+        return self.aggregate == "unique_area" and (self.mode == "audit"
+                                                    or self.boundary_policy == "active")
+
+    @property
     def unit_m2(self) -> Decimal | None:
         """Square metres per reported unit for an area meter, else ``None``."""
         return UNIT_M2.get(self.unit) if self.unit is not None else None

@@ -62,6 +62,7 @@ class DerivedOperations:
     users: list[Any] = field(default_factory=list)
     days: list[date] = field(default_factory=list)
     counted: int = 0  # operations that got an area
+    event_ids: list[str] = field(default_factory=list)  # those operations' event ids, sorted
     unlinked: int = 0  # operations without a file, or whose file is outside the boundaries
 
 
@@ -98,8 +99,8 @@ WHERE {where} AND product = ? AND action = 'process' AND geometry IS NULL"""
 def _linked_files_sql(meter: Meter, window: Window) -> tuple[str, list[Any]]:
     """One row per linked file event (``NULL`` for operations without a file).
 
-    Columns: file event_id, user_id, file WKB, the distinct local days of its operations, and how
-    many operations it serves.
+    Columns: file event_id, user_id, file WKB, the distinct local days of its operations, how
+    many operations it serves, and their event ids.
     """
     ops_sql, ops_params = _operations_sql(meter, window)
     in_where, in_params = _input_filter(meter, window)
@@ -124,11 +125,11 @@ ranked AS (
     FROM ops o JOIN files f ON f.user_id = o.user_id AND f.resource_id = o.file_key
 ),
 linked AS (
-    SELECT o.user_id, o.day, r.file_event
+    SELECT o.user_id, o.day, r.file_event, o.event_id AS op_id
     FROM ops o LEFT JOIN ranked r ON r.op_id = o.event_id AND r.rn = 1
 )
 SELECT l.file_event, any_value(l.user_id), any_value(e.geometry),
-    list(DISTINCT l.day ORDER BY l.day), count(*)
+    list(DISTINCT l.day ORDER BY l.day), count(*), list(l.op_id)
 FROM linked l LEFT JOIN events e ON e.owner_id = ? AND e.event_id = l.file_event
 GROUP BY l.file_event"""
     return sql, [*ops_params, *in_params, FILE, window.contract.owner]
@@ -205,14 +206,16 @@ def derive_operations(con: duckdb.DuckDBPyConnection, meter: Meter, window: Wind
         # file ∩ ⋃ boundaries = ⋃ (file ∩ boundary): intersect pairwise, then union per file.
         pieces = shapely.intersection(file_geoms[pair_file], b_geoms[pair_b])
         derived = _polygonal(pieces, pair_file, len(files))
-    for (_, user, _, days, n_ops), geom in zip(files, derived):
+    for (_, user, _, days, n_ops, op_ids), geom in zip(files, derived):
         if geom is None or shapely.is_empty(geom):
             result.unlinked += int(n_ops)
             continue
         result.counted += int(n_ops)
+        result.event_ids.extend(op_ids)
         wkb = shapely.to_wkb(geom)
         for day in days:
             result.wkb.append(wkb)
             result.users.append(user)
             result.days.append(day)
+    result.event_ids.sort()
     return result

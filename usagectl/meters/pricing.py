@@ -156,17 +156,27 @@ def trend(last: Decimal, prev: Decimal) -> str:
 
 
 def project(meter: Meter, billed: Decimal, period: Period, as_of: datetime,
-            weeks: tuple[Decimal, Decimal]) -> Projection:
-    """daily_average = billed / elapsed days; projected = daily_average × period days."""
+            weeks: tuple[Decimal, Decimal], carried: Decimal = Decimal(0)) -> Projection:
+    """Linear projection of what is new in the period, on top of what the meter already held.
+
+    ``carried`` is the part of ``billed`` that was there before the period started (a stock
+    meter's standing value; 0 for a flow). ``daily_average = (billed − carried) / elapsed days``;
+    ``projected = carried + daily_average × period days``, so a flow projects
+    ``billed / elapsed × days`` and a flat stock projects what it holds. ``exceeds_on`` is the
+    local date that line crosses the limit: the period's first day when the stock alone is over.
+    """
     elapsed = period.elapsed_days(as_of)
     days = period.days
-    daily_average = billed / elapsed if elapsed > 0 else Decimal(0)
-    projected = daily_average * days
+    new = billed - carried
+    daily_average = new / elapsed if elapsed > 0 else Decimal(0)
+    projected = carried + daily_average * days
     limit = meter.limit
     will_exceed = limit is not None and projected > limit
     exceeds_on = None
-    if limit is not None and daily_average > 0:
-        crossing = limit / daily_average  # days after the period start
+    if limit is not None and carried > limit:
+        exceeds_on = period.start.date()
+    elif limit is not None and daily_average > 0:
+        crossing = (limit - carried) / daily_average  # days after the period start
         if crossing < days:
             instant = period.start + timedelta(seconds=float(crossing * 86400))
             exceeds_on = instant.astimezone(period.start.tzinfo).date()

@@ -56,6 +56,8 @@ class AreaMeterValue:
     weeks: tuple[float, float] | None = None  # new area: last 7 local days, the 7 before
     recent: list[float] | None = None  # new area on each of the last 14 local days
     unlinked_operations: int | None = None  # derive_operations: operations that got no area
+    derived_event_ids: list[str] = field(default_factory=list)  # operations that got an area
+    carried: float | None = None  # stock meters: billed area there before the period started
 
     @property
     def user_total(self) -> float:
@@ -98,48 +100,57 @@ def _derive(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> Der
 def _event_rows(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
                 ) -> tuple[list, list, list]:
     """(WKB, user, local day) of every counted geometry that its event carries."""
-    return _fetch(con, *_event_sql(meter, window))
+    sql, params = _event_sql(meter, window)
+    return _fetch(con, f"SELECT geometry, user_id, day FROM ({sql})", params)
 
 
 def _event_sql(meter: Meter, window: Window) -> tuple[str, list]:
-    """SQL and parameters of the counted geometries events carry: (geometry, user_id, day)."""
+    """SQL and parameters of the counted geometries events carry, one row per counted event.
+
+    Columns: ``geometry``, ``user_id``, ``day`` (the local date it counts from), ``carried``
+    (true when it was there before the period started: an audit-mode boundary processed before
+    the period, an ``active`` boundary carried over from an earlier period) and ``event_id``.
+    """
     tz = window.contract.timezone
+    p = window.period
     if meter.mode == "audit":
         where, params = meter_filter(meter, window, in_period=False)
         sql = f"""
 WITH timeline AS ({state_timeline_sql(where)})
-SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE)
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) AS day, ts < ? AS carried, event_id
 FROM timeline WHERE next_ts IS NULL AND action = 'process' AND geometry IS NOT NULL"""
-        return sql, [*params, tz]
+        return sql, [*params, tz, p.start]
     in_where, in_params = meter_filter(meter, window)
     if meter.boundary_policy != "active":
         sql = f"""
-SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) AS day, false AS carried, event_id
+FROM events
 WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL"""
         return sql, [tz, *in_params]
     all_where, all_params = meter_filter(meter, window, in_period=False)
     sql = f"""
 WITH timeline AS (
-    SELECT geometry, user_id, action, ts,
+    SELECT geometry, user_id, action, ts, event_id,
         lead(ts) OVER (PARTITION BY user_id, resource_id ORDER BY ts, event_id) AS next_ts
     FROM events
     WHERE {all_where} AND product = ? AND resource_id IS NOT NULL
 )
-SELECT geometry, user_id, CAST(timezone(?, greatest(ts, ?)) AS DATE) FROM timeline
+SELECT geometry, user_id, CAST(timezone(?, greatest(ts, ?)) AS DATE) AS day, ts < ? AS carried,
+    event_id
+FROM timeline
 WHERE action = 'process' AND geometry IS NOT NULL AND ts < ? AND ts <= ?
   AND (next_ts IS NULL OR next_ts > ?)
 UNION ALL
-SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) FROM events
+SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE), false, event_id FROM events
 WHERE {in_where} AND action = 'process' AND geometry IS NOT NULL
   AND NOT (product = ? AND resource_id IS NOT NULL)"""
-    p = window.period
-    return sql, [*all_params, BOUNDARY, tz, p.start, p.end, window.as_of, p.start, tz, *in_params,
-                 BOUNDARY]
+    return sql, [*all_params, BOUNDARY, tz, p.start, p.start, p.end, window.as_of, p.start, tz,
+                 *in_params, BOUNDARY]
 
 
 def _event_arrays(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(geometries, users, day ordinals, row hashes) of ``_event_rows``, as arrays.
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(geometries, users, day ordinals, row hashes, carried flags) of ``_event_rows``, as arrays.
 
     Streamed in Arrow batches: each batch's WKB is parsed and dropped, so a million rows never
     exist as Python tuples or as WKB and geometry at once. The row hash that fingerprints tiles
@@ -149,9 +160,10 @@ def _event_arrays(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
     """
     sql, params = _event_sql(meter, window)
     query = f"""
-SELECT geometry, user_id, (d - DATE '0001-01-01') + 1 AS day, hash(geometry, user_id, d) AS h
-FROM ({sql}) AS counted(geometry, user_id, d)"""
-    geoms, users, days, hashes = [], [], [], []
+SELECT geometry, user_id, (day - DATE '0001-01-01') + 1 AS day, hash(geometry, user_id, day) AS h,
+    carried
+FROM ({sql}) AS counted"""
+    geoms, users, days, hashes, carried = [], [], [], [], []
     # Its own cursor: a streamed result must not stay open on the caller's connection.
     with con.cursor() as cur:
         for batch in cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS):
@@ -160,11 +172,13 @@ FROM ({sql}) AS counted(geometry, user_id, d)"""
             users.append(who.dictionary.to_numpy(zero_copy_only=False)[who.indices.to_numpy()])
             days.append(batch.column(2).to_numpy().astype(np.int64))
             hashes.append(batch.column(3).to_numpy().astype(np.uint64))
+            carried.append(batch.column(4).to_numpy(zero_copy_only=False).astype(bool))
     if not geoms:
         return (np.empty(0, dtype=object), np.empty(0, dtype=object),
-                np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64))
+                np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64),
+                np.empty(0, dtype=bool))
     return (np.concatenate(geoms), np.concatenate(users), np.concatenate(days),
-            np.concatenate(hashes))
+            np.concatenate(hashes), np.concatenate(carried))
 
 
 #: Rows per Arrow batch when streaming counted geometries.
@@ -182,14 +196,21 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> tuple[list
 def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
                        overlap: bool = False, pairs: bool = False, daily: bool | str = False,
                        regions: bool = False, weeks: bool = False) -> AreaMeterValue:
-    """Owner, user and (on request) overlap, pair, region and daily figures of one meter."""
-    geoms, users, ordinals, hashes = _event_arrays(con, meter, window)
+    """Owner, user and (on request) overlap, pair, region and daily figures of one meter.
+
+    ``weeks`` adds what the projection needs: the billed level's new area on each of the last 14
+    local days of the trend window and, for a stock meter, the billed area of what was there
+    before the period started (:attr:`AreaMeterValue.carried`).
+    """
+    geoms, users, ordinals, hashes, carried = _event_arrays(con, meter, window)
     unit = meter.unit or "acre"
     value = AreaMeterValue(unit=unit, events=len(geoms))
+    first = window.period.start.astimezone(window.contract.zone).date().toordinal()
     if meter.derive_operations:  # as _rows does, keeping the operations' counts
         derived = _derive(con, meter, window)
         value.events += derived.counted
         value.unlinked_operations = derived.unlinked
+        value.derived_event_ids = derived.event_ids
         if derived.wkb:
             more = np.asarray([d.toordinal() for d in derived.days], dtype=np.int64)
             geoms = np.concatenate([geoms, shapely.from_wkb(np.asarray(derived.wkb, dtype=object))])
@@ -197,9 +218,15 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
             hashes = np.concatenate([hashes, area_cache.row_hashes(derived.wkb, derived.users,
                                                                    more)])
             ordinals = np.concatenate([ordinals, more])
+            # Audit mode counts operations of earlier periods too; they were there before.
+            carried = np.concatenate([carried, (more < first) if meter.mode == "audit"
+                                      else np.zeros(len(more), dtype=bool)])
+    if meter.is_stock:
+        value.carried = 0.0
     if len(geoms) == 0:
         return value
     data = area.AreaInput(geoms, users, ordinals)
+    scope = area_scope(meter, window)
     if regions:  # the overlap regions are geometry, not figures: never stored
         result = area.compute(data, overlap=True, pairs=pairs, daily=daily, regions=True)
     else:
@@ -207,7 +234,6 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         # computed.
         flags = ((area_cache.DAILY if daily else 0)
                  | (area_cache.OVERLAP if overlap or pairs else 0))
-        scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
         result = area_cache.compute(con, data, hashes, scope, flags)
         if not (overlap or pairs):
             result.exclusive, result.pairs = {}, {}
@@ -216,12 +242,27 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         today = window.last_day.toordinal()  # as_of's local day, or a closed period's last
         level = "owner" if meter.billed_on == "owner" else "users"
         series = result
-        if not (daily is True or daily == level):
+        if carried.any():
+            # A stock's standing part: the billed area of what was there before the period,
+            # measured on its own (stored under its own scope).
+            stock = area_cache.compute(con, area.AreaInput(geoms[carried], users[carried],
+                                                           ordinals[carried]),
+                                       hashes[carried], scope + "|carried", 0)
+            value.carried = (stock.owner if level == "owner"
+                             else sum(a for _, a in sorted(stock.users.items()))) / per
+            # For the trend, what was there before is dated before the period's first day (an
+            # active boundary carried over counts from that day in the daily view), so the
+            # first day's new area is only what came on it.
+            trend_days = np.where(carried, np.minimum(ordinals, first - 1), ordinals)
+            series = area.recent_news(area.AreaInput(geoms, users, trend_days), today - 13, level)
+        elif not (daily is True or daily == level):
             # The trend needs the billed level's last 14 days only: the recent pieces minus what
             # covered them before, at a cost proportional to the recent rows.
             series = area.recent_news(data, today - 13, level)
         steps = billed_series(meter.billed_on, series.daily_owner, series.daily_users)
-        value.recent = [steps.get(d, 0.0) / per for d in range(today - 13, today + 1)]
+        # Only what is new in the period is consumption: days before its first count nothing.
+        value.recent = [steps.get(d, 0.0) / per if d >= first else 0.0
+                        for d in range(today - 13, today + 1)]
         value.weeks = (sum(value.recent[7:]), sum(value.recent[:7]))
     if not daily:
         result.daily_owner, result.daily_users = {}, {}
@@ -234,3 +275,8 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
                          for u, ds in sorted(result.daily_users.items())}
     value.regions = result.regions
     return value
+
+
+def area_scope(meter: Meter, window: Window) -> str:
+    """The key a meter's stored tiles are kept under: contract, meter and period."""
+    return f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"

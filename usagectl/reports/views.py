@@ -80,7 +80,12 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         weeks = week_sums(daily, today)
         recent = [num(daily.get(today - timedelta(days=13 - i), Decimal(0)), area)
                   for i in range(14)]
-    proj = project(meter, billed, window.period, window.as_of, weeks)
+    carried = as_decimal(value.carried) if value.is_area and value.carried is not None else Decimal(0)
+    proj = project(meter, billed, window.period, window.as_of, weeks, carried)
+    projection = {k: (num(v, area) if isinstance(v, Decimal) else v)
+                  for k, v in proj.to_dict().items()}
+    if meter.is_stock:  # what the stock held before the period: projected = this + new × days
+        projection["carried_over"] = num(carried, area)
     block = {
         "name": meter.name, "aggregate": meter.aggregate,
         "unit": (meter.unit or "acre") if area else None,
@@ -93,8 +98,7 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
                          if priced.percent_used is not None else None),
         "overage": num(priced.overage, area), "overage_units": priced.overage_units,
         "overage_amount_cents": priced.overage_amount_cents, "status": priced.status,
-        "projection": {k: (num(v, area) if isinstance(v, Decimal) else v)
-                       for k, v in proj.to_dict().items()},
+        "projection": projection,
         "events": value.events,
         "last_14_days": recent,  # new consumption per local day, oldest first (billed level)
     }

@@ -1,6 +1,8 @@
 """The consumption log: every counted event and what it consumed first (SPEC §5.2, §7 log).
 
-An event is in the log when at least one meter of the contract counts it. Marks are owner-level
+An event is in the log when at least one meter of the contract counts it
+(:mod:`usagectl.reports.counted`: for an area meter, when the meter counts its geometry; never a
+delete or an operation that got no area). Marks are owner-level
 first sightings, in event order (``ts``, then ``event_id``): ``new_user`` when the event is the
 first counted one of its user, ``new_dataset`` likewise for its dataset, ``new_indicators`` the
 indicator ids no earlier counted event requested. When the contract has a ``distinct`` meter on
@@ -10,12 +12,15 @@ owner value exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
 
 from usagectl.contracts import Meter
-from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.select import Window
+from usagectl.reports.counted import counted_where
 
 LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
               "error_code", "endpoint", "method", "operation", "dataset_id", "indicator_ids",
@@ -30,42 +35,44 @@ def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
     return distinct or meters
 
 
-def _union_where(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[Any]]:
-    parts, params = [], []
-    for m in meters:
-        w, p = meter_filter(m, window)
-        parts.append(f"({w})")
-        params += p
-    return " OR ".join(parts) or "false", params
-
-
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
-                    limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-    """The log view's document: events with marks, paged with ``limit``/``offset``."""
-    where, params = _union_where(meters, window)
+                    limit: int | None = None, offset: int = 0,
+                    values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The log view's document: events with marks, paged with ``limit``/``offset``.
+
+    ``values`` (meter name → computed value) spares deriving operations again.
+    """
+    values = dict(values or {})
+    for m in meters:  # derive the operations once, for the log and each mark's scope
+        if m.derive_operations and m.name not in values:
+            from usagectl.meters.operations import derive_operations
+
+            values[m.name] = SimpleNamespace(
+                derived_event_ids=derive_operations(con, m, window).event_ids)
+    where, params = counted_where(con, meters, window, values, alias="e")
     mark_sql, mark_params = [], []
     for field, mark in MARKS:
-        scope_where, scope_params = _union_where(_scope(meters, field), window)
+        scope_where, scope_params = counted_where(con, _scope(meters, field), window, values,
+                                                  alias="s")
         mark_params += scope_params
         if field == "indicator_ids":
             mark_sql.append(f"""
 {mark} AS (
     SELECT event_id, list_sort(list(ind)) AS ids FROM (
         SELECT ind, arg_min(event_id, (ts, event_id)) AS event_id
-        FROM (SELECT event_id, ts, unnest(indicator_ids) AS ind FROM events
-              WHERE owner_id = ? AND ({scope_where}))
+        FROM (SELECT s.event_id, s.ts, unnest(s.indicator_ids) AS ind FROM events s
+              WHERE {scope_where})
         GROUP BY ind)
     GROUP BY event_id)""")
         else:
             mark_sql.append(f"""
 {mark} AS (
-    SELECT arg_min(event_id, (ts, event_id)) AS event_id FROM events
-    WHERE owner_id = ? AND ({scope_where}) AND {field} IS NOT NULL
-    GROUP BY {field})""")
-        mark_params.insert(len(mark_params) - len(scope_params), window.contract.owner)
+    SELECT arg_min(s.event_id, (s.ts, s.event_id)) AS event_id FROM events s
+    WHERE {scope_where} AND s.{field} IS NOT NULL
+    GROUP BY s.{field})""")
     cols = ", ".join(f"e.{f}" for f in LOG_FIELDS)
     sql = f"""
-WITH counted AS (SELECT * FROM events WHERE {where}),
+WITH counted AS (SELECT * FROM events e WHERE {where}),
 {",".join(mark_sql)}
 SELECT e.ts, {cols},
     nu.event_id IS NOT NULL AS new_user,
@@ -77,7 +84,7 @@ LEFT JOIN new_dataset nd ON nd.event_id = e.event_id
 LEFT JOIN new_indicators ni ON ni.event_id = e.event_id
 ORDER BY e.ts, e.event_id
 LIMIT ? OFFSET ?"""
-    total_row = con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+    total_row = con.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()
     total = int(total_row[0]) if total_row else 0
     page = limit if limit is not None else total
     rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()

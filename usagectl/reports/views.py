@@ -18,7 +18,8 @@ from usagectl.errors import ValidationError
 from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
-from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.select import Window
+from usagectl.reports.counted import counted_where
 
 if TYPE_CHECKING:  # the area engine (shapely, numpy) loads only when an area meter is computed
     from usagectl.meters.unique_area import AreaMeterValue
@@ -107,24 +108,17 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
     return block
 
 
-def _counted_union(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[Any]]:
-    parts, params = [], []
-    for m in meters:
-        where, p = meter_filter(m, window)
-        parts.append(f"SELECT event_id, user_id, org_id, ts FROM events WHERE {where}")
-        params += p
-    return " UNION ".join(parts), params
-
-
 def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
                  meter_names: list[str] | None = None) -> dict[str, Any]:
     """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated)."""
     c = window.contract
     meters = _pick(c, meter_names)
     blocks = []
+    values = {}
     for m in meters:
-        block = meter_block(m, compute_meter(con, m, window, weeks=True), window)
-        block["late_events"] = late_events(con, m, window)
+        values[m.name] = value = compute_meter(con, m, window, weeks=True)
+        block = meter_block(m, value, window)
+        block["late_events"] = late_events(con, m, window, value)
         from usagectl.reports import breakdown
 
         if m.aggregate == "sum":
@@ -134,8 +128,11 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
         blocks.append(block)
     users = events = 0
     if meters:
-        sql, params = _counted_union(meters, window)
-        row = con.execute(f"SELECT count(DISTINCT user_id), count(*) FROM ({sql})", params).fetchone()
+        # The events the meters counted (audit and active carry-overs, derived operations
+        # included; deletes and operations without area not): the log lists the same ones.
+        where, params = counted_where(con, meters, window, values)
+        row = con.execute(f"SELECT count(DISTINCT e.user_id), count(*) FROM events e WHERE {where}",
+                          params).fetchone()
         users, events = int(row[0]), int(row[1])
     return {"contract": contract_header(c), "period": period_header(window), "meters": blocks,
             "users": users, "events_counted": events}
@@ -155,10 +152,11 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
     values = {m.name: compute_meter(con, m, window) for m in meters}
     rows: dict[str, dict[str, Any]] = {}
     if meters:
-        sql, params = _counted_union(meters, window)
+        where, params = counted_where(con, meters, window, values)
         for user, org, n, first, last in con.execute(
                 f"SELECT user_id, arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL), count(*), "
-                f"min(ts), max(ts) FROM ({sql}) GROUP BY user_id ORDER BY user_id", params).fetchall():
+                f"min(ts), max(ts) FROM events e WHERE {where} GROUP BY user_id ORDER BY user_id",
+                params).fetchall():
             rows[user] = {"user_id": user, "org_id": org, "meters": {}, "events": int(n),
                           "first_seen": first.astimezone(c.zone).isoformat(),
                           "last_seen": last.astimezone(c.zone).isoformat()}
@@ -266,10 +264,12 @@ def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
     return {"contract": contract_header(c), "period": period_header(window), **body}
 
 
-def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> int:
+def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window,
+                value: AreaMeterValue | ScalarMeterValue | None = None) -> int:
     """Counted events ingested after their period had ended (SPEC §5.4)."""
-    where, params = meter_filter(meter, window)
-    row = con.execute(f"SELECT count(*) FROM events WHERE {where} AND ingested_at >= ?",
+    where, params = counted_where(con, (meter,), window,
+                                  {meter.name: value} if value is not None else None)
+    row = con.execute(f"SELECT count(*) FROM events e WHERE {where} AND e.ingested_at >= ?",
                       [*params, window.period.end]).fetchone()
     return int(row[0]) if row else 0
 

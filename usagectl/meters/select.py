@@ -64,12 +64,11 @@ def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
     if products and not meter.all_products:
         conds.append(f"list_contains(?, {p}product)")
         params.append(products)
-    if meter.endpoints:
-        conds.append(f"list_contains(?, {p}endpoint)")
-        params.append(list(meter.endpoints))
-    if meter.operations:
-        conds.append(f"list_contains(?, {p}operation)")
-        params.append(list(meter.operations))
+    for column, entries in (("endpoint", meter.endpoints), ("operation", meter.operations)):
+        if entries:
+            cond, more = _matching(p + column, entries)
+            conds.append(cond)
+            params += more
     for field in meter.require:
         if field not in REQUIRABLE_FIELDS:  # identifiers only from the allowlist
             raise ValueError(f"cannot require {field!r}")
@@ -77,3 +76,29 @@ def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
         conds.append(f"({p}{field} IS NOT NULL AND len({p}{field}) > 0)"
                      if field == "indicator_ids" else f"({p}{field} IS NOT NULL)")
     return " AND ".join(conds), params
+
+
+#: Characters that make an ``endpoints``/``operations`` entry a glob pattern (SPEC §4).
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_pattern(entry: str) -> bool:
+    """True when a filter entry is a glob pattern: it holds ``*``, ``?`` or ``[``."""
+    return not GLOB_CHARS.isdisjoint(entry)
+
+
+def _matching(column: str, entries: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """``column`` equals an entry, or matches an entry that is a glob pattern.
+
+    Every entry matches itself exactly, so a value that happens to hold ``[`` (``/items[0]``)
+    still counts when written as is; a pattern also matches what DuckDB's ``GLOB`` matches
+    (case-sensitive; ``*`` any run of characters, ``/`` included; ``?`` one character;
+    ``[abc]``, ``[a-z]``, ``[!a]`` one character of a class). Patterns are bound parameters.
+    """
+    sql = [f"list_contains(?, {column})"]
+    params: list[Any] = [list(entries)]
+    for entry in entries:
+        if is_pattern(entry):
+            sql.append(f"{column} GLOB ?")
+            params.append(entry)
+    return "(" + " OR ".join(sql) + ")", params

@@ -1,0 +1,67 @@
+"""Meter filters (SPEC §4): glob patterns in `endpoints`/`operations`, `--user`, and the stderr
+notes for a filter that matches nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write
+
+GATEWAY = "timestamp,X-User-ID,endpoint,operation,status_code,dataset_id,input_tokens,product\n" + "".join([
+    "2026-03-02T10:00:00Z,u1,/datasets,read,200,1,10,API\n",
+    "2026-03-02T11:00:00Z,u1,/datasets/123,read,200,2,20,API\n",
+    "2026-03-03T10:00:00Z,u2,/datasets/search,search,200,,40,API\n",
+    "2026-03-03T11:00:00Z,u2,/v1/datasets,read,200,3,80,API\n",
+    "2026-03-04T10:00:00Z,u2,/items[0],write,200,,160,API\n",
+    "2026-03-04T11:00:00Z,u3,/items0,write,200,,320,API\n",
+    "2026-03-05T10:00:00Z,u3,/health,ping,200,,640,API\n",
+])
+
+
+def contract(*meters: str) -> str:
+    head = '[[contract]]\nid = "gw"\nowner = "lic"\nstart = 2026-03-01\ncycle = "monthly"\n'
+    return head + "".join(f'  [[contract.meter]]\n  aggregate = "sum"\n  fields = ["input_tokens"]\n{m}'
+                          for m in meters)
+
+
+@pytest.fixture
+def gw(cli, tmp_path: Path):  # noqa: ANN201
+    def load(*meters: str):  # noqa: ANN202
+        r = cli("contracts", "load", write(tmp_path / "c.toml", contract(*meters)), "--format", "json")
+        assert r.exit_code == 0, r.stdout
+        return cli
+
+    r = cli("ingest", write(tmp_path / "g.csv", GATEWAY), "--owner", "lic", "--format", "json")
+    assert r.json()["totals"]["accepted"] == 7, r.stdout
+    return load
+
+
+AS_OF = "2026-03-10T00:00:00Z"
+
+
+def totals(cli, *extra: str) -> dict:  # noqa: ANN001
+    r = cli("report", "-c", "gw", "--as-of", AS_OF, "--format", "json", *extra)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    return {m["name"]: m["owner_total"] for m in r.json()["meters"]}
+
+
+def test_endpoint_and_operation_globs(gw) -> None:
+    cli = gw('  name = "star"\n  endpoints = ["/datasets*"]\n',
+             '  name = "exact"\n  endpoints = ["/datasets"]\n',
+             '  name = "one_segment"\n  endpoints = ["/datasets/?*", "/health"]\n',
+             '  name = "ops"\n  operations = ["re*", "s?arch"]\n')
+    assert totals(cli) == {
+        "star": 10 + 20 + 40,          # /datasets, /datasets/123, /datasets/search; not /v1/datasets
+        "exact": 10,                   # an entry without * ? [ is an exact value
+        "one_segment": 20 + 40 + 640,  # /datasets/123, /datasets/search, and /health exactly
+        "ops": 10 + 20 + 80 + 40,      # read ×3, search
+    }
+
+
+def test_an_entry_with_glob_characters_still_matches_itself(gw) -> None:
+    # "/items[0]" read as a glob is the class [0]: it matches "/items0"; the literal endpoint
+    # "/items[0]" must still count, since a value always matches itself exactly.
+    cli = gw('  name = "literal"\n  endpoints = ["/items[0]"]\n')
+    assert totals(cli) == {"literal": 160 + 320}

@@ -447,10 +447,11 @@ def test_meter_level_problems_are_all_listed() -> None:
             " (did you mean 'acre'?)",
             f"{m}[0] \"area\": boundary_policy must be one of 'processed', 'active', not 'deleted'",
             f"{m}[0] \"area\": derive_operations must be true or false, not a string ('yes')",
-            f"{m}[1] \"licence\": 'unit' does not apply to a distinct meter (it is a unique_area option)",
             f"{m}[1] \"licence\": include_failed must be true or false, not an integer (1)",
             f"{m}[1] \"licence\": require: 'indicators' is not an event field"
             " (did you mean 'indicator_ids'?)",
+            f"{m}[1] \"licence\": unit 'acre' is an area unit, for unique_area meters; a distinct "
+            "meter's unit says what it counts (e.g. 'requests')",
             f"{m}[1] \"licence\": a distinct meter requires 'field' (one of {DISTINCT_LIST})",
             f"{m}[2] \"datasets\": products: '*' (every product) cannot be combined with named products",
             f"{m}[2] \"datasets\": field must be one of {DISTINCT_LIST}, not 'dataset'"

@@ -65,3 +65,37 @@ def test_an_entry_with_glob_characters_still_matches_itself(gw) -> None:
     # "/items[0]" must still count, since a value always matches itself exactly.
     cli = gw('  name = "literal"\n  endpoints = ["/items[0]"]\n')
     assert totals(cli) == {"literal": 160 + 320}
+
+
+# --- 21. the unit of non-area meters -----------------------------------------------------------
+
+def test_non_area_meters_show_what_they_count(cli, tmp_path: Path) -> None:
+    toml = '[[contract]]\nid = "u"\nowner = "lic"\nstart = 2026-03-01\ncycle = "monthly"\n' + "".join(
+        f'  [[contract.meter]]\n  name = "{name}"\n{body}' for name, body in [
+            ("tokens", '  aggregate = "sum"\n  fields = ["input_tokens"]\n'),
+            ("calls", '  aggregate = "count"\n'),
+            ("datasets", '  aggregate = "distinct"\n  field = "dataset_id"\n'),
+            ("people", '  aggregate = "distinct"\n  field = "user_id"\n'),
+            ("licences", '  aggregate = "count"\n  unit = "licence checks"\n'),
+        ])
+    r = cli("contracts", "load", write(tmp_path / "c.toml", toml), "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    cli("ingest", write(tmp_path / "g.csv", GATEWAY), "--owner", "lic")
+    doc = cli("report", "-c", "u", "--as-of", AS_OF, "--format", "json").json()
+    units = {m["name"]: m["unit"] for m in doc["meters"]}
+    assert units == {"tokens": "tokens", "calls": "requests", "datasets": "datasets",
+                     "people": "users", "licences": "licence checks"}
+    table = cli("report", "-c", "u", "--as-of", AS_OF, env={"COLUMNS": "200"}).stdout
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                          for line in table.splitlines() if line.count("│") > 3)}
+    assert rows["tokens"][1] == "tokens" and rows["licences"][1] == "licence checks"
+    assert rows["calls"][1] == "requests" and rows["people"][1] == "users"
+    # Counts show as integers: 7 requests billed, not 7.00.
+    assert rows["calls"][4] == "7" and rows["datasets"][4] == "3"
+
+
+def test_an_area_meter_keeps_its_area_units(cli, tmp_path: Path) -> None:
+    toml = ('[[contract]]\nid = "a"\nowner = "o"\nstart = 2026-03-01\ncycle = "monthly"\n'
+            '  [[contract.meter]]\n  name = "m"\n  aggregate = "unique_area"\n  unit = "furlong"\n')
+    r = cli("contracts", "load", write(tmp_path / "c.toml", toml), "--format", "json")
+    assert r.exit_code != 0 and "unit must be one of" in r.stdout

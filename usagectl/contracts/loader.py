@@ -59,10 +59,11 @@ COMMON_METER_KEYS = (
     "operations",
     "require",
     "include_failed",
+    "unit",  # unique_area: an area unit; other aggregates: free text (what is counted)
 )
 #: Keys that only mean something for one aggregate (SPEC §4 "Meter options by aggregate").
 AGGREGATE_KEYS: dict[str, tuple[str, ...]] = {
-    "unique_area": ("unit", "boundary_policy", "mode", "derive_operations"),
+    "unique_area": ("boundary_policy", "mode", "derive_operations"),
     "distinct": ("field",),
     "sum": ("fields",),
     "count": (),
@@ -432,6 +433,11 @@ class _Checker:
             values["boundary_policy"] = self.choice(where, table, "boundary_policy", BOUNDARY_POLICIES)
             values["mode"] = self.choice(where, table, "mode", MODES)
             values["derive_operations"] = self.boolean(where, table, "derive_operations")
+        else:  # what a count, sum or distinct meter counts, in words ("tokens", "licence checks")
+            values["unit"] = self.string(where, table, "unit")
+            if values["unit"] in UNIT_M2:
+                self.add(where, f"unit {values['unit']!r} is an area unit, for unique_area meters; "
+                                f"a {aggregate} meter's unit says what it counts (e.g. 'requests')")
         if aggregate == "distinct" or unknown:
             if aggregate == "distinct" and "field" not in table:
                 self.add(where, f"a distinct meter requires 'field' (one of {_one_of(DISTINCT_FIELDS)})")

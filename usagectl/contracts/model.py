@@ -55,6 +55,15 @@ DISTINCT_FIELDS = (
 )
 #: Numeric event fields a ``sum`` meter may add up (SPEC §4, §5.3).
 SUM_FIELDS = ("input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms")
+#: Token fields: a sum of any of them counts tokens (SPEC §5.3).
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "thinking_tokens")
+#: What a sum meter counts, by its fields, when it does not say ``unit``.
+SUM_UNITS: dict[tuple[str, ...], str] = {("credits",): "credits", ("response_time_ms",): "ms"}
+#: What a distinct meter counts, by its field, when it does not say ``unit``.
+DISTINCT_UNITS = {"user_id": "users", "org_id": "orgs", "dataset_id": "datasets",
+                  "indicator_ids": "indicators", "resource_id": "resources",
+                  "session_id": "sessions", "endpoint": "endpoints", "operation": "operations",
+                  "product": "products", "request_id": "requests"}
 #: Canonical event fields that ``require = [...]`` may name (SPEC §3.1, §4).
 REQUIRABLE_FIELDS = tuple(c for c in CANONICAL if c not in ("event_id", "ts", "owner_id"))
 #: Written as ``products = "*"``: every product (for unique_area, every area product = UNIFIED_AREA).
@@ -161,7 +170,8 @@ class Meter:
 
     * ``billed_on`` left empty becomes :func:`default_billed_on` of the aggregate —
       ``"user"`` for ``unique_area``, ``"owner"`` for ``distinct``, ``sum`` and ``count``;
-    * ``unit`` left ``None`` becomes ``"acre"`` for ``unique_area`` (other meters have no unit);
+    * ``unit`` left ``None`` becomes ``"acre"`` for ``unique_area``; other meters keep what they
+      declared (free text) or ``None``, and :attr:`unit_label` derives a word from their fields;
     * ``products``: ``()`` means no product filter; ``("*",)`` is kept as written and means the
       same (for unique_area: every area product, UNIFIED_AREA) — see :attr:`all_products`;
     * ``prepaid`` defaults to 0 (no extra units on top of ``limit``); ``limit``, ``included`` and
@@ -212,6 +222,23 @@ class Meter:
     def all_products(self) -> bool:
         """True when the meter has no product filter (``products`` omitted or ``"*"``)."""
         return self.products in ((), (ALL_PRODUCTS,))
+
+    @property
+    def unit_label(self) -> str:
+        """What the meter counts, for every output's ``unit``: the area unit of a unique_area
+        meter; else the declared ``unit``, or a word derived from the aggregate and its fields
+        (tokens, credits, requests, users, datasets, indicators …)."""
+        if self.aggregate == "unique_area":
+            return self.unit or "acre"
+        if self.unit:
+            return self.unit
+        if self.aggregate == "count":
+            return "requests"
+        if self.aggregate == "sum":
+            if self.fields and set(self.fields) <= set(TOKEN_FIELDS):
+                return "tokens"
+            return SUM_UNITS.get(self.fields, "units")
+        return DISTINCT_UNITS.get(self.field or "", "values")
 
     @property
     def is_stock(self) -> bool:

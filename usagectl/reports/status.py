@@ -56,14 +56,7 @@ def unit_word(m: Meter) -> str:
     """What a meter counts, for messages: acres, credits, tokens, requests, datasets…"""
     if m.aggregate == "unique_area":
         return {"acre": "acres", "hectare": "hectares", "m2": "m²", "km2": "km²"}[m.unit or "acre"]
-    if m.aggregate == "count":
-        return "requests"
-    if m.aggregate == "sum":
-        if set(m.fields) <= TOKEN_FIELDS:
-            return "tokens"
-        return "credits" if m.fields == ("credits",) else "units"
-    return {"user_id": "users", "org_id": "orgs", "dataset_id": "datasets",
-            "indicator_ids": "indicators"}.get(m.field or "", f"{m.field} values")
+    return m.unit_label
 
 
 def _plain(d: Decimal) -> str:

@@ -89,7 +89,7 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
         projection["carried_over"] = num(carried, area)
     block = {
         "name": meter.name, "aggregate": meter.aggregate,
-        "unit": (meter.unit or "acre") if area else None,
+        "unit": meter.unit_label,
         "billed_on": meter.billed_on,
         "owner_total": num(value.owner, area), "user_total": num(value.user_total, area),
         "overlap": num(value.overlap, area), "billed": num(billed, area),

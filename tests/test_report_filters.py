@@ -99,3 +99,46 @@ def test_an_area_meter_keeps_its_area_units(cli, tmp_path: Path) -> None:
             '  [[contract.meter]]\n  name = "m"\n  aggregate = "unique_area"\n  unit = "furlong"\n')
     r = cli("contracts", "load", write(tmp_path / "c.toml", toml), "--format", "json")
     assert r.exit_code != 0 and "unit must be one of" in r.stdout
+
+
+# --- 20. a user's reports ------------------------------------------------------------------------
+
+def user_window(db_path: Path, user: str | None):  # noqa: ANN201
+    from usagectl.contracts import parse_as_of, resolve_period
+    from usagectl.reports import views
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
+    def run(fn, *args):  # noqa: ANN001, ANN202
+        with session(str(db_path), read_only=True) as con:
+            c = contracts_repo.get_contract(con, "gw")
+            now = parse_as_of(AS_OF)
+            return fn(con, views.make_window(c, resolve_period(c, None, now), now, user=user), *args)
+
+    return run
+
+
+def test_a_user_window_filters_every_view(gw, db_path: Path) -> None:
+    from usagectl.reports import views
+
+    gw('  name = "tokens"\n', '  name = "datasets"\n  endpoints = ["/datasets*"]\n')
+    run = user_window(db_path, "u2")
+    doc = run(views.consolidated)
+    m = {x["name"]: x for x in doc["meters"]}
+    # u2: /datasets/search 40, /v1/datasets 80, /items[0] 160
+    assert m["tokens"]["owner_total"] == m["tokens"]["billed"] == 280
+    assert m["datasets"]["owner_total"] == 40  # only /datasets/search matches for u2
+    assert (doc["user"], doc["users"], doc["events_counted"]) == ("u2", 1, 3)
+    assert [u["user_id"] for u in run(views.users_view)["users"]] == ["u2"]
+    daily = run(views.daily_view)
+    assert {d["date"]: d["meters"]["tokens"]["owner"] for d in daily["days"]
+            if d["meters"]["tokens"]["owner"]} == {"2026-03-03": 120, "2026-03-04": 160}
+    log = run(views.log_view, None, None, 0)
+    assert {e["user_id"] for e in log["events"]} == {"u2"} and log["total_count"] == 3
+    series = run(views.series_view, None, "day")
+    assert sum(r["meters"]["tokens"] for r in series["series"]) == 280
+    top = run(views.top_view, None, "endpoint", None)
+    assert [r["key"] for r in top["rows"]] == ["/items[0]", "/v1/datasets", "/datasets/search"]
+    nobody = user_window(db_path, "ghost")(views.consolidated)
+    assert (nobody["users"], nobody["events_counted"]) == (0, 0)
+    assert all(x["owner_total"] == 0 for x in nobody["meters"])

@@ -23,12 +23,14 @@ AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE", "OPERATIONS_OPERATION",
 
 @dataclass(frozen=True)
 class Window:
-    """The moment and period a report is computed for."""
+    """The moment and period a report is computed for, and optionally the one user it is about."""
 
     contract: Contract
     period: Period
     as_of: datetime
     as_ingested_at: datetime | None = None
+    #: Only this user's events (``--user``): every meter and view is restricted to them.
+    user: str | None = None
 
     @property
     def until(self) -> datetime:
@@ -58,6 +60,9 @@ def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
     if window.as_ingested_at is not None:
         conds.append(f"{p}ingested_at <= ?")
         params.append(window.as_ingested_at)
+    if window.user is not None:
+        conds.append(f"{p}user_id = ?")
+        params.append(window.user)
     if not meter.include_failed:
         conds.append(f"{p}succeeded")
     products = [x for x in meter.products if x != "*"]

@@ -278,5 +278,7 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
 
 
 def area_scope(meter: Meter, window: Window) -> str:
-    """The key a meter's stored tiles are kept under: contract, meter and period."""
-    return f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
+    """The key a meter's stored tiles are kept under: contract, meter, period and, for a report
+    about one user (``--user``), that user, so that it and the whole owner's keep their own."""
+    scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
+    return scope if window.user is None else f"{scope}|user={window.user}"

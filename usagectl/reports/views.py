@@ -44,6 +44,14 @@ def period_header(window: Window) -> dict[str, Any]:
     return window.period.to_dict(window.as_of)
 
 
+def _header(window: Window) -> dict[str, Any]:
+    """``contract`` and ``period``, and ``user`` when the report is about one user (``--user``)."""
+    head = {"contract": contract_header(window.contract), "period": period_header(window)}
+    if window.user is not None:
+        head["user"] = window.user
+    return head
+
+
 def compute_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
                   daily: bool | str = False, overlap: bool = False, pairs: bool = False,
                   regions: bool = False, weeks: bool = False) -> AreaMeterValue | ScalarMeterValue:
@@ -134,7 +142,7 @@ def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
         row = con.execute(f"SELECT count(DISTINCT e.user_id), count(*) FROM events e WHERE {where}",
                           params).fetchone()
         users, events = int(row[0]), int(row[1])
-    return {"contract": contract_header(c), "period": period_header(window), "meters": blocks,
+    return {**_header(window), "meters": blocks,
             "users": users, "events_counted": events}
 
 
@@ -171,7 +179,7 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
         for m in meters:
             r["meters"].setdefault(m.name, 0.0 if m.aggregate == "unique_area" else 0)
         r["meters"] = {m.name: r["meters"][m.name] for m in meters}
-    return {"contract": contract_header(c), "period": period_header(window),
+    return {**_header(window),
             "users": [rows[u] for u in sorted(rows)]}
 
 
@@ -205,7 +213,7 @@ def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list
             entry["meters"][m.name] = {"owner": num(owner, v.is_area), "user": num(user, v.is_area)}
         days.append(entry)
         d += timedelta(days=1)
-    return {"contract": contract_header(c), "period": period_header(window), "days": days}
+    return {**_header(window), "days": days}
 
 
 def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str | None,
@@ -230,7 +238,7 @@ def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str
               "shared_area": num(a - v.exclusive.get(u, a), True)}
              for u, a in sorted(v.users.items(), key=lambda kv: (-kv[1], kv[0]))]
     pairs = sorted(v.pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top_pairs]
-    doc = {"contract": contract_header(c), "period": period_header(window), "meter": meter.name,
+    doc = {**_header(window), "meter": meter.name,
            "unit": meter.unit or "acre",
            "owner_total": num(v.owner, True), "user_total": num(v.user_total, True),
            "overlap": num(v.overlap, True), "users": users,
@@ -248,8 +256,8 @@ def parse_day(text: str | None, what: str) -> date | None:
 
 
 def make_window(contract: Contract, period: Period, as_of: datetime,
-                as_ingested_at: datetime | None = None) -> Window:
-    return Window(contract, period, as_of, as_ingested_at)
+                as_ingested_at: datetime | None = None, user: str | None = None) -> Window:
+    return Window(contract, period, as_of, as_ingested_at, user)
 
 
 def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
@@ -261,7 +269,7 @@ def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
         raise ValidationError("--limit and --offset must not be negative")
     c = window.contract
     body = consumption_log(con, window, _pick(c, meter_names), limit, offset)
-    return {"contract": contract_header(c), "period": period_header(window), **body}
+    return {**_header(window), **body}
 
 
 def late_events(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window,
@@ -291,7 +299,7 @@ def series_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: lis
         rows.append({"start": start.isoformat(),
                      "meters": {m.name: values.get(m.name, 0.0 if m.aggregate == "unique_area" else 0)
                                 for m in meters}})
-    return {"contract": contract_header(c), "period": period_header(window), "bucket": bucket,
+    return {**_header(window), "bucket": bucket,
             "series": rows}
 
 
@@ -306,6 +314,6 @@ def top_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
 
     meter = meters[0]
     rows = breakdown.top(con, meter, window, group_by, limit)
-    return {"contract": contract_header(c), "period": period_header(window), "meter": meter.name,
+    return {**_header(window), "meter": meter.name,
             "group_by": group_by, "rows": [{**r, "value": num(r["value"], meter.aggregate == "unique_area")}
                                            for r in rows]}

@@ -142,3 +142,44 @@ def test_a_user_window_filters_every_view(gw, db_path: Path) -> None:
     nobody = user_window(db_path, "ghost")(views.consolidated)
     assert (nobody["users"], nobody["events_counted"]) == (0, 0)
     assert all(x["owner_total"] == 0 for x in nobody["meters"])
+
+
+# --- 2. a meter that counts nothing says why ----------------------------------------------------
+
+def test_a_meter_that_matches_nothing_gets_a_note(gw, db_path: Path) -> None:
+    from usagectl.reports import notes
+
+    gw('  name = "datasets"\n  endpoints = ["/dataset"]\n',          # typo: matches nothing
+       '  name = "ok"\n  endpoints = ["/datasets*"]\n',
+       '  name = "typo"\n  products = ["APi"]\n')
+    got = user_window(db_path, None)(lambda con, w: notes.report_notes(con, w, w.contract.meters))
+    assert got == [
+        "meter datasets counts 0: it filters endpoints ['/dataset'], successful events only; "
+        "the period's events (7) have endpoints /datasets (1), /datasets/123 (1), "
+        "/datasets/search (1), /health (1), /items0 (1), and 2 more; 7 succeeded",
+        "meter typo counts 0: it filters products ['APi'], successful events only; the period's "
+        "events (7) have products API (7); 7 succeeded",
+        "meter typo: product 'APi' appears in no stored event of owner lic; its products are API (7)",
+    ]
+
+
+def test_no_note_for_an_empty_period_and_a_note_for_an_unknown_user(gw, db_path: Path) -> None:
+    from usagectl.contracts import parse_as_of, resolve_period
+    from usagectl.reports import notes, views
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
+    gw('  name = "datasets"\n  endpoints = ["/dataset"]\n')
+    with session(str(db_path), read_only=True) as con:
+        c = contracts_repo.get_contract(con, "gw")
+        now = parse_as_of("2026-05-10T00:00:00Z")  # May: no events at all
+        window = views.make_window(c, resolve_period(c, None, now), now)
+        assert notes.report_notes(con, window, c.meters) == []
+        now = parse_as_of(AS_OF)
+        window = views.make_window(c, resolve_period(c, None, now), now, user="ghost")
+        got = notes.report_notes(con, window, c.meters)
+    assert got == [
+        "figures are for user ghost only; limits, included allotments and prices are the whole "
+        "owner's, so status, overage and amount price this user's usage alone",
+        "no events for user ghost in this period",
+    ]

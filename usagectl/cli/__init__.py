@@ -18,6 +18,7 @@ import typer
 
 from usagectl import __version__
 from usagectl.errors import ExitCode, UsagectlError
+from usagectl.cli.options import DbOption, FormatOption, QuietOption
 from usagectl.renderers import jsonout
 from usagectl.renderers.console import Env
 
@@ -48,13 +49,6 @@ class State:
 
 
 STATE = State()
-
-DbOption = Annotated[str | None, typer.Option(
-    "--db", envvar="USAGECTL_DB", help="DuckDB file (default ./usage.duckdb).",
-    show_default=False)]
-FormatOption = Annotated[str | None, typer.Option(
-    "--format", "-f", help="Output format: table, json or csv.", show_default=False)]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")]
 
 
 def _version(value: bool) -> None:
@@ -154,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
 # Commands register themselves on `app` when imported.
 from usagectl.cli import ingest_cmds  # noqa: E402,F401
 from usagectl.cli import contract_cmds  # noqa: E402,F401
-from usagectl.cli import demo_cmd  # noqa: E402,F401
 from usagectl.cli import report_cmds  # noqa: E402,F401
+from usagectl.cli import demo_cmd  # noqa: E402,F401
 from usagectl.cli import status_cmds  # noqa: E402,F401
 from usagectl.cli import export_cmds  # noqa: E402,F401

@@ -11,10 +11,10 @@ import typer
 from usagectl.cli import handle_errors, QuietOption, app, resolve
 from usagectl.cli.contract_cmds import _with_period, contracts_table
 from usagectl.cli.ingest_cmds import _ingest_table, ingest_totals
-from usagectl.cli.report_cmds import _consolidated_table as consolidated_table
 from usagectl.contracts import parse_as_of, period_containing, resolve_period
 from usagectl.reports import views
 from usagectl.errors import ExitCode
+from usagectl.renderers.report_tables import consolidated_table
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
 from usagectl.store.db import session

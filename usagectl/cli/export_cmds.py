@@ -7,33 +7,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from usagectl import __version__
-from usagectl.cli import DbOption, FormatOption, QuietOption, app, handle_errors, resolve
-from usagectl.cli.report_cmds import (AsIngestedOption, AsOfOption, ContractOption, PeriodOption,
-                                      _csv_rows, _fmt, _window)
+from usagectl.cli import app, handle_errors, resolve
+from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
+                                  FormatOption, PeriodOption, QuietOption)
 from usagectl.contracts import parse_as_of, period_containing, resolve_period
 from usagectl.errors import ExitCode, IOFailure, UsagectlError, ValidationError
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.files import atomic_write
-from usagectl.renderers.text import safe
+from usagectl.renderers.output import emit
 from usagectl.reports import reconcile as reconciling
 from usagectl.reports import views
+from usagectl.reports.report import build_view
+from usagectl.reports.window import open_window
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
 EXPORT_VIEWS = ("consolidated", "users", "daily", "log")
-
-
-def _view_doc(con, window: views.Window, view: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    if view == "consolidated":
-        return views.consolidated(con, window)
-    if view == "users":
-        return views.users_view(con, window)
-    if view == "daily":
-        return views.daily_view(con, window)
-    return views.log_view(con, window, None, None, 0)
 
 
 @app.command()
@@ -86,7 +77,7 @@ def export(
             for view in chosen:
                 name = f"{c.id}.{view}.csv"
                 try:
-                    rows, cols = _csv_rows(view, _view_doc(con, window, view))
+                    rows, cols = csvout.view_rows(view, build_view(con, window, view))
                     data = csvout.render(rows, cols).encode("utf-8")
                     atomic_write(folder / name, data)
                 except (UsagectlError, OSError) as err:
@@ -99,17 +90,7 @@ def export(
     manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
                 "failures": failures}
     atomic_write(folder / "manifest.json", jsonout.dumps(manifest).encode("utf-8"))
-    if fmt == "json":
-        env.write(jsonout.dumps(manifest))
-    else:
-        t = Table(title=f"Exported to {safe(out_dir)}", title_justify="left")
-        for col in ("file", "rows", "sha256"):
-            t.add_column(col, justify="right" if col == "rows" else "left", no_wrap=col != "file")
-        for f in files:
-            t.add_row(safe(f["name"]), f"{f['rows']:,}", f["sha256"][:16])
-        env.out.print(t)
-        for f in failures:
-            env.err.print(f"[red]failed[/] {safe(f['contract'])} {safe(f['view'] or '')}: {safe(f['error'])}")
+    emit(env, "export", manifest, fmt, out_dir=out_dir)
     return int(ExitCode.ERROR) if failures else 0
 
 
@@ -135,25 +116,8 @@ def reconcile(
     """
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
-        window = _window(con, contract, period, as_of, as_ingested_at)
+        window = open_window(con, contract, period, as_of, as_ingested_at)
         m = window.contract.meter(meter) if meter else window.contract.meters[0]
         doc = reconciling.reconcile(con, window, m, against, tolerance)
-    if fmt == "json":
-        env.write(jsonout.dumps(doc))
-    elif fmt == "csv":
-        env.write(csvout.render(doc["differences"], ["key", "ours", "theirs", "difference",
-                                                      "within_tolerance", "only_in"]))
-    else:
-        env.out.print(f"{safe(doc['contract']['id'])} · meter {safe(doc['meter'])} · by {doc['by']} · "
-                      f"{doc['compared']} compared · tolerance {safe(doc['tolerance'])}")
-        if not doc["differences"]:
-            env.out.print("[green]no differences beyond the tolerance[/]")
-        else:
-            t = Table(title="Differences", title_justify="left")
-            for col in (doc["by"], "ours", "theirs", "difference"):
-                t.add_column(col, justify="left" if col == doc["by"] else "right", no_wrap=True)
-            for r in doc["differences"]:
-                t.add_row(safe(r["key"]), _fmt(r["ours"], 6), _fmt(r["theirs"], 6),
-                          _fmt(r["difference"], 6))
-            env.out.print(t)
+    emit(env, "reconcile", doc, fmt)
     return int(ExitCode.CONDITION) if doc["differences"] else 0

@@ -6,19 +6,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from usagectl.cli import DbOption, FormatOption, QuietOption, app, handle_errors, resolve
-from usagectl.cli.report_cmds import STATUS_STYLE, AsOfOption, ContractOption, _fmt
+from usagectl.cli import app, handle_errors, resolve
+from usagectl.cli.options import AsOfOption, ContractOption, DbOption, FormatOption, QuietOption
 from usagectl.contracts import parse_as_of
 from usagectl.errors import ExitCode, ValidationError
-from usagectl.renderers import csvout, jsonout
-from usagectl.renderers.text import safe
+from usagectl.renderers.output import emit
 from usagectl.reports import status
 from usagectl.store.db import session
-
-USAGE_KEYS = ("contract", "meter", "tier", "used", "included", "overage", "overage_amount_cents",
-              "period_start", "period_end")
 
 
 @app.command()
@@ -37,24 +32,7 @@ def usage(
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
         rows = status.usage(con, owner, parse_as_of(as_of))
-    if fmt == "json":
-        env.write(jsonout.dumps(rows))
-        return
-    if fmt == "csv":
-        cols = list(USAGE_KEYS) + [k for k in ("tokens_used", "tokens_included", "tokens_overage")
-                                   if any(k in r for r in rows)]
-        env.write(csvout.render(rows, cols))
-        return
-    t = Table(title=f"Usage of {safe(owner)}", title_justify="left")
-    for col in ("contract", "meter", "tier", "used", "included", "overage", "amount", "period"):
-        t.add_column(col, justify="right" if col in ("used", "included", "overage", "amount") else "left",
-                     no_wrap=True)
-    for r in rows:
-        period = f"{r['period_start'][:10]} → {r['period_end'][:10]}" if r["period_start"] else "—"
-        t.add_row(safe(r["contract"] or "—"), safe(r["meter"] or "—"), safe(r["tier"] or "—"),
-                  _fmt(r["used"]), _fmt(r["included"]), _fmt(r["overage"]),
-                  f"${r['overage_amount_cents'] / 100:,.2f}", period)
-    env.out.print(t)
+    emit(env, "usage", rows, fmt, owner=owner)
 
 
 @app.command()
@@ -81,12 +59,7 @@ def check(
         raise ValidationError(f"--amount {amount!r} must be a non-negative number")
     with session(db, read_only=True) as con:
         doc = status.check(con, contract, meter, needed, parse_as_of(as_of))
-    if fmt == "json":
-        env.write(jsonout.dumps(doc))
-    else:
-        style = "green" if doc["can_proceed"] else "red"
-        env.out.print(f"[{style}]{'can proceed' if doc['can_proceed'] else 'cannot proceed'}[/]: "
-                      f"{safe(doc['message'])}", soft_wrap=True)
+    emit(env, "check", doc, fmt)
     return 0 if doc["can_proceed"] else int(ExitCode.CONDITION)
 
 
@@ -106,24 +79,5 @@ def alerts(
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
         rows = status.alerts(con, parse_as_of(as_of), contract)
-    if fmt == "json":
-        env.write(jsonout.dumps(rows))
-    elif fmt == "csv":
-        cols = ["contract", "owner", "meter", "status", "billed", "limit", "percent_used",
-                "projected", "will_exceed_limit", "exceeds_on", "period_end"]
-        env.write(csvout.render(rows, cols))
-    elif not rows:
-        env.note("no alerts: every meter is within its limits and projected to stay there")
-    else:
-        t = Table(title="Alerts", title_justify="left")
-        for col in ("contract", "meter", "status", "billed", "limit", "used %", "projected", "exceeds on"):
-            t.add_column(col, justify="right" if col in ("billed", "limit", "used %", "projected") else "left",
-                         no_wrap=True)
-        for r in rows:
-            st = STATUS_STYLE.get(r["status"], "")
-            t.add_row(safe(r["contract"]), safe(r["meter"]), f"[{st}]{r['status']}[/]",
-                      _fmt(r["billed"]), _fmt(r["limit"]),
-                      _fmt(r["percent_used"], 1) if r["percent_used"] is not None else "—",
-                      _fmt(r["projected"]), r["exceeds_on"] or "—")
-        env.out.print(t)
+    emit(env, "alerts", rows, fmt)
     return int(ExitCode.CONDITION) if rows else 0

@@ -1,0 +1,47 @@
+"""One output path for every command's document: ``emit(env, kind, doc, fmt, out)`` (STYLE.md §3).
+
+JSON is the document itself, CSV its rows (:func:`usagectl.renderers.csvout.rows_of`), a table
+its Rich rendering (:data:`usagectl.renderers.report_tables.TABLES`). Data goes to stdout, or
+atomically to ``--out``; notes go to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from usagectl.errors import IOFailure
+from usagectl.renderers import csvout, jsonout
+from usagectl.renderers.console import Env
+from usagectl.renderers.files import atomic_write
+from usagectl.renderers.text import safe
+
+
+def write_output(env: Env, text: str, out: str | None) -> None:
+    """Data to stdout, or atomically to a file (temp file in the same folder, fsync, rename)."""
+    if out is None:
+        env.write(text)
+        return
+    target = Path(out)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise IOFailure(f"cannot write {out}: folder {folder} does not exist")
+    try:
+        atomic_write(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise IOFailure(f"cannot write {out}: {exc.strerror}") from None
+    env.note(f"wrote {safe(out)}")
+
+
+def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None,
+         **table_args: Any) -> None:
+    """Render ``doc`` (a document of ``kind``) as ``fmt`` to stdout or ``out``."""
+    if fmt == "json":
+        write_output(env, jsonout.dumps(doc), out)
+    elif fmt == "csv":
+        rows, cols = csvout.rows_of(kind, doc)
+        write_output(env, csvout.render(rows, cols), out)
+    else:
+        from usagectl.renderers.report_tables import TABLES
+
+        TABLES[kind](env, doc, **table_args)

@@ -1,0 +1,297 @@
+"""Terminal tables of the reports and status commands (SPEC §7; STYLE.md §3).
+
+Each function takes the plain document ``--format json`` prints and draws it with Rich: numbers
+right-aligned and never cut, a total row where the figures add up, data strings escaped
+(:func:`usagectl.renderers.text.safe`). The CLI never builds a table itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.table import Table
+
+from usagectl.renderers.console import Env
+from usagectl.renderers.tables import print_first_fitting, print_fitting
+from usagectl.renderers.text import safe
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "exceeded": "red"}
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def fmt(v: Any, decimals: int = 2) -> str:
+    """A number for a table cell: thousands separators, ``decimals`` places, — for nothing."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{decimals}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return safe(v)
+    return f"{f:,.{decimals}f}" if f != int(f) else f"{int(f):,}"
+
+
+def money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def sparkline(values: list[float]) -> str:
+    """Daily new consumption as block characters (▁ for nothing, █ for the busiest day)."""
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values)
+
+
+def header(env: Env, doc: dict[str, Any]) -> None:
+    """The line above every report table: contract, owner, period and as-of."""
+    c, p = doc["contract"], doc["period"]
+    env.out.print(f"[bold]{safe(c['id'])}[/] · owner {safe(c['owner'])} · period #{p['index']} "
+                  f"{p['start'][:10]} → {p['end'][:10]} ({safe(c['timezone'])}) · as of "
+                  f"{p['as_of'][:19]}")
+
+
+def consolidated_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+
+    def build(cols: list[str]) -> Table:
+        t = Table(title_justify="left")
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("meter", "unit", "status") else "right",
+                         no_wrap=True)
+        for m in doc["meters"]:
+            style = STATUS_STYLE.get(m["status"], "")
+            cell = {"meter": safe(m["name"]), "unit": safe(m["unit"] or m["aggregate"]),
+                    "owner": fmt(m["owner_total"]), "Σ users": fmt(m["user_total"]),
+                    "overlap": fmt(m["overlap"]), "billed": fmt(m["billed"]),
+                    "limit": fmt(m["limit"]), "included": fmt(m["included"]),
+                    "overage": fmt(m["overage"]),
+                    "amount": money(m["overage_amount_cents"]),
+                    "status": f"[{style}]{m['status']}[/]",
+                    "projected": fmt(m["projection"]["projected"]),
+                    "last 14 days": sparkline([float(v) for v in m.get("last_14_days") or []])}
+            t.add_row(*[cell[c] for c in cols])
+        # Meters have different units; only the money adds up across them.
+        total = sum(m["overage_amount_cents"] for m in doc["meters"])
+        t.add_row(*[("[bold]total[/]" if c == "meter" else f"[bold]{money(total)}[/]"
+                     if c == "amount" else "") for c in cols])
+        return t
+
+    full = ["meter", "unit", "owner", "Σ users", "billed", "limit", "overage", "amount", "status",
+            "projected", "last 14 days"]
+    print_first_fitting(env, [lambda: build(full), lambda: build(full[:-1]),
+                              lambda: build(["meter", "billed", "limit", "amount", "status"])],
+                        ["", "the last 14 days' sparkline",
+                         "unit, owner, Σ users, overage, projection and sparkline"])
+    env.out.print(f"{doc['users']:,} users · {doc['events_counted']:,} events counted")
+
+
+def users_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    names = list(doc["users"][0]["meters"]) if doc["users"] else []
+
+    def build(narrow: bool) -> Table:
+        t = Table(title_justify="left")
+        t.add_column("user", overflow="fold")
+        if not narrow:
+            t.add_column("org", overflow="fold")
+        for n in names:
+            t.add_column(safe(n), justify="right", no_wrap=True)
+        t.add_column("events", justify="right", no_wrap=True)
+        totals = {n: 0.0 for n in names}
+        for u in doc["users"]:
+            cells = [safe(u["user_id"])] + ([] if narrow else [safe(u["org_id"] or "")])
+            for n in names:
+                cells.append(fmt(u["meters"][n]))
+                totals[n] += float(u["meters"][n])
+            t.add_row(*cells, fmt(u["events"]))
+        t.add_row("[bold]Σ users[/]", *([] if narrow else [""]),
+                  *[fmt(totals[n]) for n in names], fmt(sum(u["events"] for u in doc["users"])))
+        return t
+
+    print_fitting(env, build, "org")
+
+
+def daily_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    names = list(doc["days"][0]["meters"]) if doc["days"] else []
+
+    def build(narrow: bool) -> Table:
+        t = Table(title_justify="left")
+        t.add_column("date", no_wrap=True)
+        for n in names:
+            t.add_column(f"{safe(n)} owner", justify="right", no_wrap=True)
+            if not narrow:
+                t.add_column(f"{safe(n)} Σ users", justify="right", no_wrap=True)
+        totals: dict[str, list[float]] = {n: [0.0, 0.0] for n in names}
+        for day in doc["days"]:
+            cells = [day["date"]]
+            for n in names:
+                o, u = day["meters"][n]["owner"], day["meters"][n]["user"]
+                totals[n][0] += float(o)
+                totals[n][1] += float(u)
+                cells.append(fmt(o))
+                if not narrow:
+                    cells.append(fmt(u))
+            t.add_row(*cells)
+        cells = ["[bold]total[/]"]
+        for n in names:
+            cells.append(fmt(totals[n][0]))
+            if not narrow:
+                cells.append(fmt(totals[n][1]))
+        t.add_row(*cells)
+        return t
+
+    print_fitting(env, build, "Σ-user columns")
+
+
+def log_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    t = Table(title_justify="left")
+    for col in ("ts", "user", "product", "endpoint", "dataset", "indicators", "new"):
+        t.add_column(col, overflow="fold", no_wrap=col == "ts")
+    for e in doc["events"]:
+        new = []
+        if e["new_user"]:
+            new.append("user")
+        if e["new_dataset"]:
+            new.append("dataset")
+        if e["new_indicators"]:
+            new.append(f"{len(e['new_indicators'])} ind.")
+        t.add_row(e["ts"][:19], safe(e["user_id"]), safe(e["product"]), safe(e["endpoint"] or ""),
+                  safe(e["dataset_id"] or ""), safe(",".join(e["indicator_ids"] or [])),
+                  ", ".join(new))
+    env.out.print(t)
+    more = doc["total_count"] - doc["offset"] - len(doc["events"])
+    if more > 0:
+        env.note(f"{more:,} more events; --format csv or json lists them all, or use "
+                 f"--offset {doc['offset'] + len(doc['events'])}")
+
+
+def series_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    names = list(doc["series"][0]["meters"]) if doc["series"] else []
+    t = Table(title=f"New consumption per {doc['bucket']}", title_justify="left")
+    t.add_column(doc["bucket"], no_wrap=True)
+    for n in names:
+        t.add_column(safe(n), justify="right", no_wrap=True)
+    totals = {n: 0.0 for n in names}
+    for row in doc["series"]:
+        cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
+        t.add_row(row["start"][:cut], *[fmt(row["meters"][n]) for n in names])
+        for n in names:
+            totals[n] += float(row["meters"][n])
+    t.add_row("[bold]total[/]", *[fmt(totals[n]) for n in names])
+    env.out.print(t)
+
+
+def top_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    t = Table(title=f"{safe(doc['meter'])} by {doc['group_by']}", title_justify="left")
+    t.add_column(doc["group_by"], overflow="fold")
+    t.add_column("value", justify="right", no_wrap=True)
+    has_events = any("events" in r for r in doc["rows"])
+    if has_events:
+        t.add_column("events", justify="right", no_wrap=True)
+    for r in doc["rows"]:
+        cells = [safe(r["key"] if r["key"] is not None else "(none)"), fmt(r["value"])]
+        if has_events:
+            cells.append(fmt(r.get("events")))
+        t.add_row(*cells)
+    env.out.print(t)
+
+
+def overlap_table(env: Env, doc: dict[str, Any]) -> None:
+    header(env, doc)
+    env.out.print(f"meter {safe(doc['meter'])} ({safe(doc['unit'])}): owner {fmt(doc['owner_total'])}"
+                  f" · Σ users {fmt(doc['user_total'])} · overlap {fmt(doc['overlap'])}")
+    t = Table(title="Users", title_justify="left")
+    for col in ("user", "area", "exclusive", "shared"):
+        t.add_column(col, justify="left" if col == "user" else "right", no_wrap=col != "user")
+    for u in doc["users"]:
+        t.add_row(safe(u["user_id"]), fmt(u["area"]), fmt(u["exclusive_area"]),
+                  fmt(u["shared_area"]))
+    env.out.print(t)
+    if doc["pairs"]:
+        t = Table(title="Most overlapping pairs", title_justify="left")
+        for col in ("user a", "user b", "shared area"):
+            t.add_column(col, justify="right" if col == "shared area" else "left")
+        for p in doc["pairs"]:
+            t.add_row(safe(p["a"]), safe(p["b"]), fmt(p["area"]))
+        env.out.print(t)
+
+
+def reconcile_table(env: Env, doc: dict[str, Any]) -> None:
+    env.out.print(f"{safe(doc['contract']['id'])} · meter {safe(doc['meter'])} · by {doc['by']} · "
+                  f"{doc['compared']} compared · tolerance {safe(doc['tolerance'])}")
+    if not doc["differences"]:
+        env.out.print("[green]no differences beyond the tolerance[/]")
+        return
+    t = Table(title="Differences", title_justify="left")
+    for col in (doc["by"], "ours", "theirs", "difference"):
+        t.add_column(col, justify="left" if col == doc["by"] else "right", no_wrap=True)
+    for r in doc["differences"]:
+        t.add_row(safe(r["key"]), fmt(r["ours"], 6), fmt(r["theirs"], 6), fmt(r["difference"], 6))
+    env.out.print(t)
+
+
+def usage_table(env: Env, rows: list[dict[str, Any]], owner: str = "") -> None:
+    t = Table(title=f"Usage of {safe(owner)}", title_justify="left")
+    for col in ("contract", "meter", "tier", "used", "included", "overage", "amount", "period"):
+        t.add_column(col, justify="right" if col in ("used", "included", "overage", "amount") else "left",
+                     no_wrap=True)
+    for r in rows:
+        period = f"{r['period_start'][:10]} → {r['period_end'][:10]}" if r["period_start"] else "—"
+        t.add_row(safe(r["contract"] or "—"), safe(r["meter"] or "—"), safe(r["tier"] or "—"),
+                  fmt(r["used"]), fmt(r["included"]), fmt(r["overage"]),
+                  money(r["overage_amount_cents"]), period)
+    env.out.print(t)
+
+
+def check_line(env: Env, doc: dict[str, Any]) -> None:
+    style = "green" if doc["can_proceed"] else "red"
+    env.out.print(f"[{style}]{'can proceed' if doc['can_proceed'] else 'cannot proceed'}[/]: "
+                  f"{safe(doc['message'])}", soft_wrap=True)
+
+
+def alerts_table(env: Env, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        env.note("no alerts: every meter is within its limits and projected to stay there")
+        return
+    t = Table(title="Alerts", title_justify="left")
+    for col in ("contract", "meter", "status", "billed", "limit", "used %", "projected", "exceeds on"):
+        t.add_column(col, justify="right" if col in ("billed", "limit", "used %", "projected") else "left",
+                     no_wrap=True)
+    for r in rows:
+        st = STATUS_STYLE.get(r["status"], "")
+        t.add_row(safe(r["contract"]), safe(r["meter"]), f"[{st}]{r['status']}[/]",
+                  fmt(r["billed"]), fmt(r["limit"]),
+                  fmt(r["percent_used"], 1) if r["percent_used"] is not None else "—",
+                  fmt(r["projected"]), r["exceeds_on"] or "—")
+    env.out.print(t)
+
+
+def export_table(env: Env, doc: dict[str, Any], out_dir: str = "") -> None:
+    t = Table(title=f"Exported to {safe(out_dir)}", title_justify="left")
+    for col in ("file", "rows", "sha256"):
+        t.add_column(col, justify="right" if col == "rows" else "left", no_wrap=col != "file")
+    for f in doc["files"]:
+        t.add_row(safe(f["name"]), f"{f['rows']:,}", f["sha256"][:16])
+    env.out.print(t)
+    for f in doc["failures"]:
+        env.err.print(f"[red]failed[/] {safe(f['contract'])} {safe(f['view'] or '')}: {safe(f['error'])}")
+
+
+#: The table renderer of each document kind.
+TABLES: dict[str, Callable[..., None]] = {
+    "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
+    "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
+    "reconcile": reconcile_table, "usage": usage_table, "check": check_line,
+    "alerts": alerts_table, "export": export_table,
+}

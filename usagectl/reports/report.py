@@ -1,0 +1,51 @@
+"""One entry point for every report view (SPEC §6 ``report --view``, §7).
+
+``build_view`` picks the view function and passes it only the options it uses, so the CLI,
+``export`` and the HTML report ask for a view the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from usagectl.meters.select import Window
+from usagectl.reports import views
+
+VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
+#: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
+LOG_TABLE_ROWS = 50
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """The options of ``report`` that shape a view (each view reads the ones it needs)."""
+
+    meters: list[str] | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    bucket: str = "day"
+    group_by: str = "user_id"
+    limit: int | None = None
+    offset: int = 0
+
+
+def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
+               opts: ViewOptions = ViewOptions()) -> dict[str, Any]:
+    """The JSON document of one view (the same dict every format is rendered from)."""
+    if view == "consolidated":
+        return views.consolidated(con, window, opts.meters)
+    if view == "users":
+        return views.users_view(con, window, opts.meters)
+    if view == "daily":
+        return views.daily_view(con, window, opts.meters, views.parse_day(opts.date_from, "--from"),
+                                views.parse_day(opts.date_to, "--to"))
+    if view == "log":
+        return views.log_view(con, window, opts.meters, opts.limit, opts.offset)
+    if view == "series":
+        return views.series_view(con, window, opts.meters, opts.bucket)
+    if view == "top":
+        return views.top_view(con, window, opts.meters, opts.group_by, opts.limit)
+    raise ValueError(f"unknown view {view!r}")

@@ -183,3 +183,79 @@ def test_no_note_for_an_empty_period_and_a_note_for_an_unknown_user(gw, db_path:
         "owner's, so status, overage and amount price this user's usage alone",
         "no events for user ghost in this period",
     ]
+
+
+# --- the command line: --user and the notes on stderr -------------------------------------------
+
+def test_report_user_option_on_every_view(gw) -> None:
+    cli = gw('  name = "tokens"\n')
+    r = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "u2", "--format", "json")
+    doc = r.json()  # stdout is JSON only; the notes went to stderr
+    assert doc["user"] == "u2" and doc["meters"][0]["billed"] == 280
+    assert "figures are for user u2 only" in r.stderr
+    # Leaf's per-user usage range: the daily view of one user between two days.
+    daily = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "u2", "--view", "daily",
+                "--from", "2026-03-03", "--to", "2026-03-04", "--format", "json").json()
+    assert [(d["date"], d["meters"]["tokens"]["owner"]) for d in daily["days"]] == [
+        ("2026-03-03", 120), ("2026-03-04", 160)]
+    for view in ("users", "log", "series", "top"):
+        v = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "u3", "--view", view,
+                "--format", "json")
+        assert v.exit_code == 0 and v.json()["user"] == "u3", (view, v.stdout)
+    table = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "u2")
+    assert "u2" in table.stdout.splitlines()[0]
+    ghost = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "ghost", "--format", "json")
+    assert ghost.exit_code == 0 and ghost.json()["events_counted"] == 0
+    assert "no events for user ghost in this period" in ghost.stderr
+    quiet = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "ghost", "-q", "--format", "json")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_zero_count_notes_on_stderr_of_report_usage_alerts_and_export(gw, tmp_path: Path) -> None:
+    cli = gw('  name = "datasets"\n  endpoints = ["/dataset"]\n  limit = 1\n',
+             '  name = "all"\n  limit = 100\n')
+    note = "meter datasets counts 0: it filters endpoints ['/dataset']"
+    r = cli("report", "-c", "gw", "--as-of", AS_OF, "--format", "json")
+    assert r.json()["meters"][0]["billed"] == 0 and note in r.stderr
+    assert note in cli("report", "-c", "gw", "--as-of", AS_OF).stderr  # a table report too
+    r = cli("usage", "--owner", "lic", "--as-of", AS_OF, "--format", "json")
+    assert r.json() and f"gw: {note}" in r.stderr
+    r = cli("alerts", "--as-of", AS_OF, "--format", "json")
+    assert r.exit_code == 3 and f"gw: {note}" in r.stderr  # all: 1,270 of 100
+    r = cli("export", "--contract", "gw", "--as-of", AS_OF, "--out-dir", tmp_path / "x",
+            "--format", "json")
+    assert r.exit_code == 0 and f"gw: {note}" in r.stderr
+    for args in (("report", "-c", "gw"), ("usage", "--owner", "lic"), ("alerts",)):
+        assert cli(*args, "--as-of", AS_OF, "-q", "--format", "json").stderr == ""
+
+
+AREA = """
+[[contract]]
+id = "fields"
+owner = "acme"
+start = 2026-01-01
+cycle = "quarterly"
+
+  [[contract.meter]]
+  name = "area"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+"""
+
+
+def test_a_user_s_area_report_keeps_its_own_stored_tiles(cli, tmp_path: Path, db_path: Path) -> None:
+    import duckdb
+
+    box = "POLYGON((-93.6 42, -93.59 42, -93.59 42.01, -93.6 42.01, -93.6 42))"
+    far = "POLYGON((-90.6 40, -90.59 40, -90.59 40.01, -90.6 40.01, -90.6 40))"
+    cli("contracts", "load", write(tmp_path / "c.toml", AREA))
+    cli("ingest", write(tmp_path / "e.csv", "event_id,ts,owner_id,user_id,product,geometry\n"
+                        f'a,2026-01-05T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{box}"\n'
+                        f'b,2026-01-06T10:00:00Z,acme,u2,FIELDS_BOUNDARY,"{far}"\n'))
+    whole = cli("report", "-c", "fields", "--as-of", "2026-02-01", "--format", "json").json()
+    one = cli("report", "-c", "fields", "--as-of", "2026-02-01", "--user", "u1", "--format",
+              "json").json()
+    assert one["meters"][0]["billed"] < whole["meters"][0]["billed"]
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        scopes = {s for (s,) in con.execute("SELECT DISTINCT scope FROM area_tiles").fetchall()}
+    assert len(scopes) == 2 and sum("|user=u1|" in s for s in scopes) == 1

@@ -16,9 +16,9 @@ from usagectl.contracts import parse_as_of, period_containing, resolve_period
 from usagectl.errors import ExitCode, IOFailure, UsagectlError, ValidationError
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.files import atomic_write
-from usagectl.renderers.output import emit
+from usagectl.renderers.output import emit, print_notes
+from usagectl.reports import notes, views
 from usagectl.reports import reconcile as reconciling
-from usagectl.reports import views
 from usagectl.reports.report import build_view
 from usagectl.reports.window import open_window
 from usagectl.store import contracts_repo
@@ -65,6 +65,7 @@ def export(
     now = parse_as_of(as_of)
     files: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    windows: list[views.Window] = []
     with session(db, read_only=True) as con:
         contracts = ([contracts_repo.get_contract(con, contract)] if contract else
                      [c for c in contracts_repo.list_contracts(con) if period_containing(c, now)])
@@ -74,6 +75,7 @@ def export(
             except UsagectlError as err:
                 failures.append({"contract": c.id, "view": None, "error": err.message})
                 continue
+            windows.append(window)
             for view in chosen:
                 name = f"{c.id}.{view}.csv"
                 try:
@@ -87,10 +89,12 @@ def export(
                 files.append({"name": name, "contract": c.id, "view": view, "rows": len(rows),
                               "sha256": hashlib.sha256(data).hexdigest(),
                               "period": window.period.to_dict(now)})
+        exported_notes = [] if env.quiet else notes.contract_notes(con, windows)
     manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
                 "failures": failures}
     atomic_write(folder / "manifest.json", jsonout.dumps(manifest).encode("utf-8"))
     emit(env, "export", manifest, fmt, out_dir=out_dir)
+    print_notes(env, exported_notes)
     return int(ExitCode.ERROR) if failures else 0
 
 

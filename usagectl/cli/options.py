@@ -27,3 +27,6 @@ AsOfOption = Annotated[str | None, typer.Option(
 AsIngestedOption = Annotated[str | None, typer.Option(
     "--as-ingested-at", help="Only events ingested by then (reproduce an earlier invoice).")]
 OutOption = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file.")]
+UserOption = Annotated[str | None, typer.Option(
+    "--user", help="Only this user's events, in every view (limits and prices stay the owner's).",
+    show_default=False)]

@@ -8,10 +8,10 @@ import typer
 
 from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  FormatOption, OutOption, PeriodOption, QuietOption)
+                                  FormatOption, OutOption, PeriodOption, QuietOption, UserOption)
 from usagectl.errors import ValidationError
-from usagectl.renderers.output import emit, write_output
-from usagectl.reports import views
+from usagectl.renderers.output import emit, print_notes, write_output
+from usagectl.reports import notes, views
 from usagectl.reports.report import LOG_TABLE_ROWS, VIEWS, ViewOptions, build_view
 from usagectl.reports.window import open_window
 from usagectl.store.db import session
@@ -26,6 +26,7 @@ def report(
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
+    user: UserOption = None,
     date_from: Annotated[str | None, typer.Option("--from", help="daily: first day (YYYY-MM-DD).")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="daily: last day (YYYY-MM-DD).")] = None,
     bucket: Annotated[str, typer.Option(help="series: hour, day or month.")] = "day",
@@ -60,8 +61,10 @@ def report(
         from usagectl.reports.html_report import sections
 
         with session(db, read_only=True) as con:
-            window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file)
+            window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file,
+                                 user)
             write_output(env, render_report(**sections(con, window, meter)), out)
+            _notes(env, con, window, meter)
         return
     if view not in VIEWS:
         raise ValidationError(f"--view {view!r} is not available; choose one of {', '.join(VIEWS)}")
@@ -70,9 +73,16 @@ def report(
     opts = ViewOptions(meters=meter, date_from=date_from, date_to=date_to, bucket=bucket,
                        group_by=group_by, limit=limit, offset=offset)
     with session(db, read_only=True) as con:
-        window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file)
+        window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file, user)
         doc = build_view(con, window, view, opts)
-    emit(env, view, doc, fmt, out)
+        emit(env, view, doc, fmt, out)
+        _notes(env, con, window, meter)
+
+
+def _notes(env, con, window: views.Window, meter: list[str] | None) -> None:  # type: ignore[no-untyped-def]
+    """Why a meter counts nothing, and what --user means, on stderr (none with --quiet)."""
+    if not env.quiet:
+        print_notes(env, notes.report_notes(con, window, views._pick(window.contract, meter)))
 
 
 @app.command()
@@ -86,6 +96,7 @@ def overlap(
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
+    user: UserOption = None,
     db: DbOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
@@ -96,7 +107,7 @@ def overlap(
     """
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
-        window = open_window(con, contract, period, as_of, as_ingested_at)
+        window = open_window(con, contract, period, as_of, as_ingested_at, user=user)
         doc, regions = views.overlap_view(con, window, meter, pairs, regions=geojson is not None)
     if geojson is not None:
         from usagectl.renderers.geojsonout import regions_geojson

@@ -11,8 +11,8 @@ from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli.options import AsOfOption, ContractOption, DbOption, FormatOption, QuietOption
 from usagectl.contracts import parse_as_of
 from usagectl.errors import ExitCode, ValidationError
-from usagectl.renderers.output import emit
-from usagectl.reports import status
+from usagectl.renderers.output import emit, print_notes
+from usagectl.reports import notes, status
 from usagectl.store.db import session
 
 
@@ -30,9 +30,12 @@ def usage(
     Example: usagectl usage --owner terra-tokens --format json
     """
     db, fmt, env = resolve(db, fmt, quiet)
+    now = parse_as_of(as_of)
     with session(db, read_only=True) as con:
-        rows = status.usage(con, owner, parse_as_of(as_of))
-    emit(env, "usage", rows, fmt, owner=owner)
+        rows = status.usage(con, owner, now)
+        emit(env, "usage", rows, fmt, owner=owner)
+        if not env.quiet:
+            print_notes(env, notes.contract_notes(con, status.current_windows(con, now, owner)))
 
 
 @app.command()
@@ -77,7 +80,11 @@ def alerts(
     Example: usagectl alerts --format json || notify-finance
     """
     db, fmt, env = resolve(db, fmt, quiet)
+    now = parse_as_of(as_of)
     with session(db, read_only=True) as con:
-        rows = status.alerts(con, parse_as_of(as_of), contract)
-    emit(env, "alerts", rows, fmt)
+        rows = status.alerts(con, now, contract)
+        emit(env, "alerts", rows, fmt)
+        if not env.quiet:
+            print_notes(env, notes.contract_notes(
+                con, status.current_windows(con, now, contract_id=contract)))
     return int(ExitCode.CONDITION) if rows else 0

@@ -45,3 +45,9 @@ def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None,
         from usagectl.renderers.report_tables import TABLES
 
         TABLES[kind](env, doc, **table_args)
+
+
+def print_notes(env: Env, notes: list[str]) -> None:
+    """Notes about the figures (a meter that counts nothing, …) on stderr; none with --quiet."""
+    for n in notes:
+        env.note(f"note: {safe(n)}")

@@ -52,7 +52,8 @@ def sparkline(values: list[float]) -> str:
 def header(env: Env, doc: dict[str, Any]) -> None:
     """The line above every report table: contract, owner, period and as-of."""
     c, p = doc["contract"], doc["period"]
-    env.out.print(f"[bold]{safe(c['id'])}[/] · owner {safe(c['owner'])} · period #{p['index']} "
+    who = f" · user {safe(doc['user'])}" if doc.get("user") is not None else ""  # --user
+    env.out.print(f"[bold]{safe(c['id'])}[/] · owner {safe(c['owner'])}{who} · period #{p['index']} "
                   f"{p['start'][:10]} → {p['end'][:10]} ({safe(c['timezone'])}) · as of "
                   f"{p['as_of'][:19]}")
 

@@ -30,6 +30,13 @@ def report_notes(con: duckdb.DuckDBPyConnection, window: Window,
     return user_notes(con, window) + filter_notes(con, window, meters)
 
 
+def contract_notes(con: duckdb.DuckDBPyConnection, windows: list[Window]) -> list[str]:
+    """The filter notes of several contracts (``usage``, ``alerts``, ``export``), each prefixed
+    with its contract id."""
+    return [f"{w.contract.id}: {n}" for w in windows
+            for n in filter_notes(con, w, w.contract.meters)]
+
+
 def user_notes(con: duckdb.DuckDBPyConnection, window: Window) -> list[str]:
     """With ``--user``: the owner's terms apply, and whether the user has events at all."""
     if window.user is None:

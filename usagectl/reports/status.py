@@ -17,6 +17,14 @@ from usagectl.store import contracts_repo
 TOKEN_FIELDS = {"input_tokens", "output_tokens", "thinking_tokens"}
 
 
+def current_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, owner: str | None = None,
+                    contract_id: str | None = None) -> list[Window]:
+    """The current period's window of each contract (of ``owner``, or just ``contract_id``)."""
+    contracts = ([contracts_repo.get_contract(con, contract_id)] if contract_id
+                 else contracts_repo.list_contracts(con, owner))
+    return [w for _, w in _current(contracts, as_of)]
+
+
 def _current(contracts: list[Contract], as_of: datetime) -> list[tuple[Contract, Window]]:
     out = []
     for c in contracts:

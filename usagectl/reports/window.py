@@ -18,8 +18,8 @@ from usagectl.store import contracts_repo
 
 def open_window(con: duckdb.DuckDBPyConnection, contract_id: str, period: str | None,
                 as_of: str | None, as_ingested_at: str | None = None,
-                contracts_file: str | None = None) -> Window:
-    """The window of one report: contract terms, period, as-of and ingest cut-off."""
+                contracts_file: str | None = None, user: str | None = None) -> Window:
+    """The window of one report: contract terms, period, as-of, ingest cut-off and user."""
     if contracts_file:
         from usagectl.contracts import load_contracts_file
 
@@ -32,4 +32,4 @@ def open_window(con: duckdb.DuckDBPyConnection, contract_id: str, period: str | 
         contract = contracts_repo.get_contract(con, contract_id)
     now = parse_as_of(as_of)
     ingested = parse_as_of(as_ingested_at) if as_ingested_at else None
-    return Window(contract, resolve_period(contract, period, now), now, ingested)
+    return Window(contract, resolve_period(contract, period, now), now, ingested, user)

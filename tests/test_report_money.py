@@ -244,3 +244,57 @@ def test_check_message_and_available_agree_when_usage_is_over(cli, tmp_path: Pat
                               "(usage is 1000 over the limit plus prepaid)")
     table = cli("check", "-c", "tok", "--meter", "graduated", "--amount", "2", "--as-of", AS_OF)
     assert "-1000 available" in table.stdout and "only 0" not in table.stdout
+
+
+# --- docs/meters.md: the worked examples on the bundled sample --------------------------------
+
+def test_the_worked_examples_of_docs_meters_md(cli) -> None:
+    from tests.conftest import SAMPLE_DATA
+
+    for name in ("fields_boundaries.geojson", "machine_files.csv", "satellite_images.csv",
+                 "requests.jsonl", "token_usage.parquet"):
+        assert cli("ingest", SAMPLE_DATA / name, "-q").exit_code == 0
+    assert cli("ingest", SAMPLE_DATA / "licence_calls.csv", "--owner", "lca-institute", "-q").exit_code == 0
+    assert cli("contracts", "load", SAMPLE_DATA / "contracts.toml", "-q").exit_code == 0
+    as_of = "2026-11-20T12:00:00Z"
+
+    def report(contract: str, *extra: str) -> dict:
+        return cli("report", "-c", contract, "--as-of", as_of, "--format", "json", *extra).json()
+
+    acme = report("acme-farms-2026")
+    m = {x["name"]: x for x in acme["meters"]}
+    b = m["boundaries"]
+    assert (b["user_total"], b["owner_total"], b["overlap"]) == (7295.231827, 5497.197778, 1798.034049)
+    assert quantities_of(b) == (6000, 1295.231827, 1296, 32400) and b["status"] == "ok"
+    assert quantities_of(m["unified"]) == (0, 7354.758771, 7355, 0)
+    assert (acme["users"], acme["events_counted"]) == (6, 258)
+
+    lca = {x["name"]: x for x in report("lca-licence-2026")["meters"]}
+    assert [lca[n]["owner_total"] for n in ("users", "datasets", "indicators")] == [12, 40, 60]
+    assert lca["datasets"]["status"] == "warning"
+    assert report("lca-licence-2026", "--view", "log")["total_count"] == 265
+
+    terra = {x["name"]: x for x in report("terra-pro-monthly")["meters"]}
+    assert quantities_of(terra["tokens"]) == (300000, 135339, 136, 544)
+    assert (terra["tokens"]["status"], terra["tokens"]["remaining"]) == ("exceeded", -35339)
+    assert quantities_of(terra["tokens_graduated"]) == (0, 435339, 435339, 1371)
+    usage = {r["meter"]: r for r in cli("usage", "--owner", "terra-tokens", "--as-of", as_of,
+                                         "--format", "json").json()}
+    assert (usage["tokens_graduated"]["tokens_included"],
+            usage["tokens_graduated"]["tokens_overage"]) == (0, 435339)
+    check = cli("check", "-c", "terra-pro-monthly", "--meter", "tokens", "--amount", "2",
+                "--as-of", as_of, "--format", "json")
+    assert check.exit_code == 3 and check.json()["available"] == -35339
+    assert check.json()["message"] == ("Operation requires 2 tokens, but only -35339 available "
+                                       "(usage is 35339 over the limit)")
+
+    docu = {x["name"]: x for x in report("docuscan-team-monthly")["meters"]}
+    assert docu["credits"]["billed"] == 27.31 and quantities_of(docu["credits"]) == (50, 0, 0, 0)
+    assert docu["requests"]["billed"] == 38 and quantities_of(docu["requests"]) == (0, 38, 38, 0)
+    check = cli("check", "-c", "docuscan-team-monthly", "--meter", "credits", "--amount", "2",
+                "--as-of", as_of, "--format", "json").json()
+    assert check["message"] == "Operation requires 2 credits, and 47.69 are available"
+
+
+def quantities_of(m: dict) -> tuple:
+    return m["included"], m["overage"], m["overage_units"], m["overage_amount_cents"]

@@ -132,7 +132,8 @@ class PriceTier:
     """One row of a tiered price list: units up to ``up_to`` (``None`` = no upper bound).
 
     ``cents_per_unit`` applies per unit in the tier; ``flat_cents`` is charged once when the tier
-    is reached (graduated) or once for the tier the total lands in (volume). SPEC §5.4.
+    is reached (graduated) or once for the tier the total lands in (volume). Zero units lie in
+    the first tier, so its ``flat_cents`` is charged on an idle period too. SPEC §5.4.
     """
 
     up_to: Decimal | None

@@ -256,6 +256,9 @@ def test_a_user_s_area_report_keeps_its_own_stored_tiles(cli, tmp_path: Path, db
     one = cli("report", "-c", "fields", "--as-of", "2026-02-01", "--user", "u1", "--format",
               "json").json()
     assert one["meters"][0]["billed"] < whole["meters"][0]["billed"]
+    ov = cli("overlap", "-c", "fields", "--as-of", "2026-02-01", "--user", "u1", "--format",
+             "json").json()
+    assert [u["user_id"] for u in ov["users"]] == ["u1"] and ov["owner_total"] == one["meters"][0]["owner_total"]
     with duckdb.connect(str(db_path), read_only=True) as con:
         scopes = {s for (s,) in con.execute("SELECT DISTINCT scope FROM area_tiles").fetchall()}
     assert len(scopes) == 2 and sum("|user=u1|" in s for s in scopes) == 1

@@ -8,13 +8,13 @@ from typing import Any
 
 import duckdb
 
-from usagectl.contracts import Contract, Meter, period_containing
+from usagectl.contracts import Contract, Meter, model, period_containing
 from usagectl.meters.pricing import price
 from usagectl.meters.select import Window
 from usagectl.reports import views
 from usagectl.store import contracts_repo
 
-TOKEN_FIELDS = {"input_tokens", "output_tokens", "thinking_tokens"}
+TOKEN_FIELDS = frozenset(model.TOKEN_FIELDS)
 
 
 def current_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, owner: str | None = None,

@@ -32,6 +32,8 @@ def ingest(
                                                metavar="PATH...", show_default=False)],
     owner: Annotated[str | None, typer.Option(help="Owner of every event (when the file has "
                                               "no owner column, or to check it).")] = None,
+    product: Annotated[str | None, typer.Option(
+        help="Product of rows that have none (a gateway log without a product column).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
         "--map", help="Rename a column: canonical=source (repeatable).")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the geometry when the file does not "
@@ -57,7 +59,7 @@ def ingest(
 
     db, fmt, env = resolve(db, fmt, quiet)
     options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
-                            strict=strict, format=source_format)
+                            strict=strict, format=source_format, product=product)
     with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
     totals = ingest_totals(results)

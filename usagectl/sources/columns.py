@@ -42,7 +42,9 @@ CANONICAL: tuple[str, ...] = (
 )
 
 # Without these a file cannot be ingested at all (owner_id may come from --owner instead).
-REQUIRED: tuple[str, ...] = ("ts", "owner_id", "user_id", "product")
+# ``product`` is optional: a gateway log rarely has one (SPEC §3.1); the staging SQL still
+# rejects a row that carries a geometry without a product (or ``--product``).
+REQUIRED: tuple[str, ...] = ("ts", "owner_id", "user_id")
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "event_id": ("eventid", "eventuuid", "uuid", "id"),

@@ -55,6 +55,7 @@ class IngestOptions:
     mapping: dict[str, str] = field(default_factory=dict)
     crs: str | None = None
     tz: str = "UTC"
+    product: str | None = None  # fills product where a row has none
     strict: bool = False
     format: str | None = None
 
@@ -207,7 +208,15 @@ def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes:
     else:
         raw_json = "NULL"
 
-    src_cols = ",\n        ".join(f"{expr} AS v_{c}" for c, expr in v.items())
+    # The row's own values (as_given) and the values stored (content) differ where an ingest
+    # option fills a field: --product. The derived event_id hashes the row as given, so that
+    # re-ingesting a file with other options finds the same events (a conflict, not a double).
+    own = {"product": v["product"]}
+    v["product"] = f"coalesce({v['product']}, $product)"
+    src_cols = ",\n        ".join([f"{expr} AS v_{c}" for c, expr in v.items()]
+                                  + [f"{expr} AS own_{c}" for c, expr in own.items()])
+    content = dict(_HASHED)
+    as_given = {**_HASHED, **{c: f"own_{c}" for c in own}}
     sql = f"""
 INSERT INTO {table}
 WITH src AS (
@@ -280,7 +289,9 @@ checked AS (
                 THEN format('owner_id {{}} differs from --owner {{}}; drop --owner or split the '
                             'file by owner', v_owner_id, $owner)
             WHEN v_user_id IS NULL THEN 'user_id is empty: every event needs the user who made it'
-            WHEN v_product IS NULL THEN 'product is empty: every event needs the product processed'
+            WHEN v_product IS NULL AND (geometry IS NOT NULL OR geom_reason IS NOT NULL)
+                THEN 'product is empty but the row has a geometry: an event with an area needs '
+                     'its product (e.g. FIELDS_BOUNDARY); add a product column or pass --product'
             WHEN p_action IS NULL THEN format('action {{}} is not process or delete', left(v_action, 60))
             WHEN p_action = 'delete' AND v_resource_id IS NULL
                 THEN 'a delete event needs resource_id (the boundary being deleted)'
@@ -310,22 +321,14 @@ checked AS (
 ),
 final AS (
     SELECT *,
-        sha256(to_json(struct_pack(
-            ts := epoch_us(p_ts), owner_id := p_owner_id, user_id := v_user_id,
-            org_id := v_org_id, product := v_product, action := p_action,
-            resource_id := v_resource_id, status := p_status, error_code := v_error_code,
-            endpoint := v_endpoint, method := v_method, operation := v_operation,
-            geometry := sha256(hex(geometry)), dataset_id := v_dataset_id,
-            indicator_ids := p_indicator_ids, input_tokens := p_input_tokens,
-            output_tokens := p_output_tokens, thinking_tokens := p_thinking_tokens,
-            credits := CAST(p_credits AS VARCHAR), response_time_ms := p_response_time_ms,
-            session_id := v_session_id, request_id := v_request_id))::VARCHAR) AS p_hash
+        {_hash_sql(content)} AS p_hash,
+        {_hash_sql(as_given)} AS id_hash
     FROM checked
 )
 SELECT line AS rownum, line, reason,
     CASE WHEN reason IS NOT NULL THEN coalesce(raw_text, raw_json) END AS raw,
     coalesce(repaired, false) AS repaired,
-    coalesce(v_event_id, 'h-' || left(p_hash, 32)) AS event_id,
+    coalesce(v_event_id, 'h-' || left(id_hash, 32)) AS event_id,
     p_ts, p_owner_id, v_user_id, v_org_id, v_product, p_action, v_resource_id, p_status,
     p_succeeded, v_error_code, v_endpoint, v_method, v_operation, geometry, v_dataset_id,
     CASE WHEN len(p_indicator_ids) > 0 THEN p_indicator_ids END,
@@ -334,6 +337,29 @@ SELECT line AS rownum, line, reason,
 FROM final
 """
     return sql, params
+
+
+# The content hash: every content field after typing, in this order. Changing a name, an
+# expression or the order changes every derived event_id (h-…) and would double stored events
+# on re-ingest; tests/test_ingest_tolerance.py pins the definition with known hashes.
+_HASHED: dict[str, str] = {
+    "ts": "epoch_us(p_ts)", "owner_id": "p_owner_id", "user_id": "v_user_id",
+    "org_id": "v_org_id", "product": "v_product", "action": "p_action",
+    "resource_id": "v_resource_id", "status": "p_status", "error_code": "v_error_code",
+    "endpoint": "v_endpoint", "method": "v_method", "operation": "v_operation",
+    "geometry": "sha256(hex(geometry))", "dataset_id": "v_dataset_id",
+    "indicator_ids": "p_indicator_ids", "input_tokens": "p_input_tokens",
+    "output_tokens": "p_output_tokens", "thinking_tokens": "p_thinking_tokens",
+    "credits": "CAST(p_credits AS VARCHAR)", "response_time_ms": "p_response_time_ms",
+    "session_id": "v_session_id", "request_id": "v_request_id",
+}
+
+
+def _hash_sql(fields: dict[str, str]) -> str:
+    """SQL for the SHA-256 of a row's typed content (the expressions are fixed SQL)."""
+    return ("sha256(to_json(struct_pack("
+            + ", ".join(f"{name} := {expr}" for name, expr in fields.items())
+            + "))::VARCHAR)")
 
 
 def _int_reason(f: str) -> str:
@@ -411,7 +437,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     result.ingest_id = ingest_id
     started_at = datetime.now(UTC)
     opts = {"owner": options.owner, "map": options.mapping, "crs": options.crs, "tz": options.tz,
-            "strict": options.strict, "format": options.format}
+            "strict": options.strict, "format": options.format, "product": options.product}
     con.execute(
         "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
         "VALUES (?, ?, ?, 'running', ?, ?)",
@@ -498,7 +524,8 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
         sql, params = sql_cache[key]
         con.register("chunk", chunk)
         try:
-            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner})
+            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner,
+                              "product": options.product})
         finally:
             con.unregister("chunk")
         if progress:

@@ -418,8 +418,12 @@ def test_glob_and_map(cli, tmp_path: Path, db_path: Path) -> None:
     for i in range(3):
         write(tmp_path / f"part{i}.csv", "id,when,tenant,customer,what\n"
               f"m{i},2026-01-01T10:00:00Z,acme,c{i},P\n")
-    r = cli("ingest", str(tmp_path / "part*.csv"), "--map", "user_id=customer", "--map",
-            "ts=when", "--map", "product=what", "--format", "json")
+    args = ["ingest", str(tmp_path / "part*.csv"), "--map", "user_id=customer", "--map",
+            "ts=when", "--map", "product=what", "--format", "json"]
+    # --map copies: `customer` keeps its own role (an owner alias) beside `tenant`.
+    r = cli(*args)
+    assert r.exit_code == 1 and "--map owner_id=tenant" in r.json()["files"][0]["error"]
+    r = cli(*args, "--map", "owner_id=tenant")
     assert r.exit_code == 0, r.stdout
     assert r.json()["totals"]["accepted"] == 3
     assert events(db_path, "SELECT user_id, product, event_id FROM events ORDER BY 1") == [

@@ -143,3 +143,52 @@ def test_meters_without_products_filter_count_product_less_events(cli, tmp_path:
     doc = cli("report", "-c", "lic", "--as-of", "2026-09-01", "--format", "json").json()
     got = {m["name"]: m["owner_total"] for m in doc["meters"]}
     assert got == {"calls": 3, "dataset_calls": 0, "users": 2}
+
+
+# --------------------------------------------------------------------- item 2: --map copies
+
+MAP_ROW = {"event_id": "e1", "ts": "2026-01-01T10:00:00Z", "owner_id": "acme", "user_id": "u1",
+           "endpoint": "/datasets"}
+
+
+def _write_all_formats(tmp_path: Path) -> list[Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = []
+    for fmt in ("csv", "jsonl", "geojson", "parquet"):
+        row = {**MAP_ROW, "event_id": f"{fmt}1"}
+        path = tmp_path / f"m.{fmt}"
+        if fmt == "csv":
+            write(path, ",".join(row) + "\n" + ",".join(row.values()) + "\n")
+        elif fmt == "jsonl":
+            write(path, json.dumps(row) + "\n")
+        elif fmt == "geojson":
+            write(path, json.dumps({"type": "FeatureCollection", "features": [
+                {"type": "Feature", "geometry": None, "properties": row}]}))
+        else:
+            pq.write_table(pa.table({k: [v] for k, v in row.items()}), path)
+        out.append(path)
+    return out
+
+
+def test_map_copies_the_column_in_every_format(cli, tmp_path: Path, db_path: Path) -> None:
+    files = _write_all_formats(tmp_path)
+    r = cli("ingest", *files, "--map", "product=endpoint", "--map", "operation=endpoint",
+            "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    assert r.json()["totals"]["accepted"] == 4, r.stdout
+    got = rows(db_path, "SELECT event_id, product, operation, endpoint, attributes FROM events "
+                        "ORDER BY 1")
+    assert got == [(f"{fmt}1", "/datasets", "/datasets", "/datasets", None)
+                   for fmt in ("csv", "geojson", "jsonl", "parquet")]
+
+
+def test_map_from_a_json_key_that_is_an_alias(cli, tmp_path: Path, db_path: Path) -> None:
+    # `path` is an alias of endpoint; mapped to product it feeds both.
+    f = write(tmp_path / "a.jsonl", json.dumps({"id": "j1", "ts": "2026-01-01T10:00:00Z",
+                                                "owner": "acme", "user": "u1",
+                                                "path": "/v1/chat"}) + "\n")
+    out = only(cli("ingest", f, "--map", "product=path", "--format", "json").json())
+    assert out["accepted"] == 1, out
+    assert rows(db_path, "SELECT product, endpoint FROM events") == [("/v1/chat", "/v1/chat")]

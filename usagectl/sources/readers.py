@@ -447,23 +447,31 @@ class _RecordBatcher:
         prio: dict[str, tuple[int, str]] = {}
         extras: dict[str, Any] = {}
         if record is not None and reason is None:
+            fed: list[tuple[str, Any]] = []  # keys that feed at least one canonical column
             for key, value in record.items():
-                canonical, p = self.resolver.resolve(key)
-                if canonical is None:
+                targets = self.resolver.resolve(key)
+                if not targets:
                     extras[key] = value
                     continue
-                if canonical in prio:
-                    old_p, old_key = prio[canonical]
-                    if p == old_p:
-                        reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
-                                  f"choose one with --map {canonical}={old_key}")
-                        break
-                    if p > old_p:
-                        extras[key] = value
-                        continue
-                    extras[old_key] = row[canonical][1]
-                prio[canonical] = (p, key)
-                row[canonical] = (key, value)
+                fed.append((key, value))
+                for canonical, p in targets:
+                    if canonical in prio:
+                        old_p, old_key = prio[canonical]
+                        if p == old_p:
+                            reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
+                                      f"choose one with --map {canonical}={old_key}")
+                            break
+                        if p > old_p:
+                            continue
+                    prio[canonical] = (p, key)
+                    row[canonical] = (key, value)
+                if reason is not None:
+                    break
+            # A key that lost every canonical column it could feed is kept as an extra.
+            winners = {key for _, key in prio.values()}
+            for key, value in fed:
+                if key not in winners:
+                    extras[key] = value
         for c in CANONICAL:
             if reason is None and c in row:
                 self.source.stats.seen_canonical.add(c)
@@ -691,7 +699,8 @@ class ParquetSource(Source):
 
     def chunks(self) -> Iterator[pa.Table]:
         plan = self.plan
-        source_cols = list(plan.canonical.values()) + plan.extras
+        # One source column may feed several canonical columns (--map copies): read it once.
+        source_cols = list(dict.fromkeys([*plan.canonical.values(), *plan.extras]))
         size = os.path.getsize(self.path)
         row = 0
         for rb in self._pf.iter_batches(batch_size=CHUNK_ROWS, columns=source_cols):

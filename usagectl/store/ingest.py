@@ -540,8 +540,11 @@ def _raw_names(source: Source) -> list[tuple[str, str]]:
     plan = getattr(source, "plan", None)
     if plan is None:
         return []
-    pairs = [(name, f"CAST(c_{c} AS VARCHAR)") for c, name in plan.canonical.items()
-             if c != "geometry"]
+    pairs, seen = [], set()
+    for c, name in plan.canonical.items():
+        if c != "geometry" and name not in seen:  # a column feeding several: listed once
+            seen.add(name)
+            pairs.append((name, f"CAST(c_{c} AS VARCHAR)"))
     pairs += [(name, f"CAST(x_{i} AS VARCHAR)") for i, name in enumerate(source.extras)]
     return pairs
 

@@ -192,3 +192,106 @@ def test_map_from_a_json_key_that_is_an_alias(cli, tmp_path: Path, db_path: Path
     out = only(cli("ingest", f, "--map", "product=path", "--format", "json").json())
     assert out["accepted"] == 1, out
     assert rows(db_path, "SELECT product, endpoint FROM events") == [("/v1/chat", "/v1/chat")]
+
+
+# ------------------------------------------------------------------ item 3: request URLs, --route
+
+ROUTE = "/datasets/{dataset_id}?indicators={indicator_ids}"
+URL_HEADER = "event_id,timestamp,user_id,endpoint,dataset_id\n"
+
+
+def _attrs(db: Path, event_id: str) -> dict | None:
+    (a,) = rows(db, f"SELECT attributes FROM events WHERE event_id = '{event_id}'")[0]
+    return json.loads(a) if a is not None else None
+
+
+def test_route_turns_a_request_url_into_its_fields(cli, tmp_path: Path, db_path: Path) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + 'e1,2026-01-01T10:00:00Z,u1,"/datasets/12345?indicators=964,897,962",\n'
+              + 'e2,2026-01-01T10:00:00Z,u1,"/datasets/a%20b?indicators=9%2C1,2&other=x",\n'
+              + "e3,2026-01-01T10:00:00Z,u1,https://api.example.org/datasets/77,\n"
+              + "e4,2026-01-01T10:00:00Z,u1,/datasets/5?indicators=,\n")
+    r = cli("ingest", f, "--owner", "lca", "--route", ROUTE, "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    assert only(r.json())["accepted"] == 4, cli("rejects").stdout
+    got = rows(db_path, "SELECT event_id, endpoint, dataset_id, indicator_ids FROM events "
+                        "ORDER BY 1")
+    assert got == [
+        ("e1", "/datasets/{dataset_id}", "12345", ["964", "897", "962"]),
+        # Path segments are percent-decoded; a query value is split on its literal commas and
+        # each part decoded (%2C is a comma inside an id, not a separator).
+        ("e2", "/datasets/{dataset_id}", "a b", ["9,1", "2"]),
+        ("e3", "/datasets/{dataset_id}", "77", None),
+        ("e4", "/datasets/{dataset_id}", "5", None)]
+    assert _attrs(db_path, "e1") == {"raw_endpoint": "/datasets/12345?indicators=964,897,962"}
+    assert _attrs(db_path, "e3") == {"raw_endpoint": "https://api.example.org/datasets/77"}
+    (ingest,) = cli("ingests", "--format", "json").json()
+    assert ingest["options"]["routes"] == [ROUTE]
+
+
+def test_without_a_matching_route_the_query_string_is_dropped(cli, tmp_path: Path,
+                                                             db_path: Path) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + "e1,2026-01-01T10:00:00Z,u1,/datasets?indicators=1,\n"
+              + "e2,2026-01-01T10:00:00Z,u1,https://api.example.org/health?probe=1#x,\n"
+              + "e3,2026-01-01T10:00:00Z,u1,/datasets/1/2?indicators=3,\n"
+              + "e4,2026-01-01T10:00:00Z,u1,/plain,\n")
+    # No --route at all: endpoints are still reduced to their path.
+    assert only(cli("ingest", f, "--owner", "lca", "--format", "json").json())["accepted"] == 4
+    got = rows(db_path, "SELECT event_id, endpoint, dataset_id, indicator_ids FROM events ORDER BY 1")
+    assert got == [("e1", "/datasets", None, None), ("e2", "/health", None, None),
+                   ("e3", "/datasets/1/2", None, None), ("e4", "/plain", None, None)]
+    assert _attrs(db_path, "e1") == {"raw_endpoint": "/datasets?indicators=1"}
+    assert _attrs(db_path, "e4") is None
+
+
+def test_first_matching_route_wins(cli, tmp_path: Path, db_path: Path) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + "e1,2026-01-01T10:00:00Z,u1,/datasets/search?q=soil+carbon,\n"
+              + "e2,2026-01-01T10:00:00Z,u1,/datasets/42,\n")
+    out = only(cli("ingest", f, "--owner", "lca", "--route", "/datasets/search?q={operation}",
+                   "--route", "/datasets/{dataset_id}", "--format", "json").json())
+    assert out["accepted"] == 2
+    assert rows(db_path, "SELECT event_id, endpoint, dataset_id, operation FROM events ORDER BY 1") == [
+        ("e1", "/datasets/search", None, "soil carbon"), ("e2", "/datasets/{dataset_id}", "42", None)]
+
+
+def test_captured_value_fills_but_never_overrides(cli, tmp_path: Path, db_path: Path) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + "e1,2026-01-01T10:00:00Z,u1,/datasets/12345,12345\n"
+              + "e2,2026-01-01T10:00:00Z,u1,/datasets/12345,999\n"
+              + 'e3,2026-01-01T10:00:00Z,u1,"/datasets/1?indicators=%ZZ,%FF",\n')
+    out = only(cli("ingest", f, "--owner", "lca", "--route", ROUTE, "--format", "json").json())
+    assert (out["accepted"], out["rejected"]) == (1, 2)
+    r = reasons(cli)
+    assert "dataset_id 999" in r[3] and "12345" in r[3] and "/datasets/12345" in r[3]
+    assert "--route" in r[3]
+    assert "not valid UTF-8" in r[4] and "percent" in r[4]
+
+
+def test_route_applies_to_json_records(cli, tmp_path: Path, db_path: Path) -> None:
+    f = write(tmp_path / "a.jsonl", json.dumps({
+        "id": "j1", "ts": "2026-01-01T10:00:00Z", "owner": "lca", "user": "u1",
+        "path": "/datasets/7?indicators=1,2", "indicators": ["2", "1"]}) + "\n")
+    out = only(cli("ingest", f, "--route", ROUTE, "--format", "json").json())
+    assert out["accepted"] == 1, cli("rejects").stdout  # same indicators, another order
+    assert rows(db_path, "SELECT endpoint, dataset_id, indicator_ids FROM events") == [
+        ("/datasets/{dataset_id}", "7", ["2", "1"])]
+
+
+@pytest.mark.parametrize(("template", "needle"), [
+    ("/datasets/{nope}", "'nope' is not a field a route can fill"),
+    ("/datasets/{endpoint}", "'endpoint' is not a field a route can fill"),
+    ("datasets/{dataset_id}", "must start with /"),
+    ("/datasets/x{dataset_id}", "whole path segment"),
+    ("/datasets?indicators", "name={field}"),
+    ("/d/{dataset_id}/{dataset_id}", "twice"),
+])
+def test_bad_route_templates_are_usage_errors(cli, tmp_path: Path, db_path: Path,
+                                              template: str, needle: str) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER + "e1,2026-01-01T10:00:00Z,u1,/x,\n")
+    r = cli("ingest", f, "--owner", "lca", "--route", template, "--format", "json")
+    assert r.exit_code == 2, r.stdout
+    err = r.json()["error"]
+    assert needle in err["message"] and "dataset_id" in err["message"]  # lists the valid names
+    assert not db_path.exists()  # refused before anything was opened

@@ -36,6 +36,10 @@ def ingest(
         help="Product of rows that have none (a gateway log without a product column).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
         "--map", help="Rename a column: canonical=source (repeatable).")] = None,
+    route: Annotated[list[str] | None, typer.Option(
+        help="A request-URL template, e.g. '/datasets/{dataset_id}?indicators={indicator_ids}': "
+             "a matching endpoint becomes the template path and fills those fields "
+             "(repeatable; the first match wins).")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the geometry when the file does not "
                                             "say (e.g. EPSG:28992).")] = None,
     tz: Annotated[str, typer.Option(help="Time zone of naive timestamps.")] = "UTC",
@@ -55,11 +59,14 @@ def ingest(
 
     Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
     """
+    from usagectl.sources.routes import parse_routes
     from usagectl.store.ingest import IngestOptions
 
     db, fmt, env = resolve(db, fmt, quiet)
+    parse_routes(route or [])  # a bad template is a usage error before the database is opened
     options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
-                            strict=strict, format=source_format, product=product)
+                            strict=strict, format=source_format, product=product,
+                            routes=list(route or []))
     with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
     totals = ingest_totals(results)

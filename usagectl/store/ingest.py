@@ -39,6 +39,7 @@ from usagectl.errors import InternalError, IOFailure, UsagectlError, ValidationE
 from usagectl.sources.columns import CANONICAL
 from usagectl.sources.geometry import crs_label, parse_crs, process_geometries
 from usagectl.sources.readers import Source, count_lines, is_supported, open_source
+from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
 AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE",
@@ -56,6 +57,7 @@ class IngestOptions:
     crs: str | None = None
     tz: str = "UTC"
     product: str | None = None  # fills product where a row has none
+    routes: list[str] = field(default_factory=list)  # --route templates, in order
     strict: bool = False
     format: str | None = None
 
@@ -175,11 +177,14 @@ def _as_text(col: str, typ: pa.DataType) -> str:
 
 
 def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes: bool,
-               raw_names: list[tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+               raw_names: list[tuple[str, str]], route_fields: list[str]
+               ) -> tuple[str, dict[str, Any]]:
     """The statement that types, checks and stages one chunk (identifiers are all generated).
 
     ``extras`` are original names of ``x_<n>`` columns and ``raw_names`` (name, column) pairs
     for rebuilding a raw record; both are bound as parameters, never formatted into SQL.
+    ``route_fields`` (from a fixed list) are the fields the ``--route`` templates capture, in
+    ``_r_<field>`` chunk columns (``usagectl.sources.routes``).
     """
     params: dict[str, Any] = {}
     v = {c: _as_text("c_" + c, schema.field("c_" + c).type)
@@ -209,14 +214,24 @@ def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes:
         raw_json = "NULL"
 
     # The row's own values (as_given) and the values stored (content) differ where an ingest
-    # option fills a field: --product. The derived event_id hashes the row as given, so that
-    # re-ingesting a file with other options finds the same events (a conflict, not a double).
-    own = {"product": v["product"]}
+    # option fills a field: --product, --route (and the endpoint reduced to its path). The
+    # derived event_id hashes the row as given, so that re-ingesting a file with other options
+    # finds the same events (a conflict naming the field, never a second copy).
+    own = {c: v[c] for c in ("product", "endpoint", *route_fields)}
+    for c in route_fields:
+        v[c] = f"coalesce({v[c]}, _r_{c})"
     v["product"] = f"coalesce({v['product']}, $product)"
+    v["endpoint"] = (f"CASE WHEN _r_endpoint IS NULL THEN {own['endpoint']} "
+                     "ELSE NULLIF(trim(_r_endpoint), '') END")
     src_cols = ",\n        ".join([f"{expr} AS v_{c}" for c, expr in v.items()]
                                   + [f"{expr} AS own_{c}" for c, expr in own.items()])
     content = dict(_HASHED)
     as_given = {**_HASHED, **{c: f"own_{c}" for c in own}}
+    as_given["indicator_ids"] = _list_sql("own_indicator_ids") if "indicator_ids" in own \
+        else _HASHED["indicator_ids"]
+    if "owner_id" in own:
+        as_given["owner_id"] = "coalesce(own_owner_id, $owner)"
+    route_reasons = "\n            ".join(_route_reason(c) for c in route_fields)
     sql = f"""
 INSERT INTO {table}
 WITH src AS (
@@ -224,11 +239,20 @@ WITH src AS (
         _geom AS geometry, _geom_reason AS geom_reason, _repaired AS repaired,
         {raw_json} AS raw_json,
         {src_cols},
-        {attributes} AS attributes
+        _r_raw AS r_raw, _r_route AS r_route, _r_reason AS r_reason,
+        {", ".join(f"_r_{c} AS r_{c}" for c in route_fields) or "NULL AS r_none"},
+        {attributes} AS own_attributes
     FROM chunk
 ),
 parsed AS (
     SELECT *,
+        -- The URL as logged is kept when the stored endpoint differs from it (a file's own
+        -- raw_endpoint column, if it has one, is left as it is).
+        CASE WHEN r_raw IS NULL THEN own_attributes
+             WHEN own_attributes IS NULL THEN json_object('{RAW_ENDPOINT_KEY}', r_raw)
+             WHEN json_exists(own_attributes, '$.{RAW_ENDPOINT_KEY}') THEN own_attributes
+             ELSE json_merge_patch(own_attributes, json_object('{RAW_ENDPOINT_KEY}', r_raw))
+        END AS attributes,
         CASE
             WHEN v_ts IS NULL THEN NULL
             WHEN regexp_full_match(v_ts, '{_OFFSET_TS}') THEN TRY_CAST(v_ts AS TIMESTAMPTZ)
@@ -258,16 +282,7 @@ parsed AS (
               AND length(ltrim(split_part(ltrim(v_credits, '+-'), '.', 1), '0')) <= 29
              THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
         TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
-        CASE
-            WHEN v_indicator_ids IS NULL THEN NULL
-            WHEN starts_with(v_indicator_ids, '[') THEN
-                CASE WHEN json_valid(v_indicator_ids) AND json_type(v_indicator_ids) = 'ARRAY'
-                     THEN list_filter(list_transform(
-                            from_json(v_indicator_ids, '["VARCHAR"]'), lambda x: trim(x)),
-                          lambda x: x IS NOT NULL AND x <> '') END
-            ELSE list_filter(list_transform(
-                    regexp_split_to_array(v_indicator_ids, '[,;|]'), lambda x: trim(x)), lambda x: x <> '')
-        END AS p_indicator_ids
+        {_list_sql('v_indicator_ids')} AS p_indicator_ids
     FROM src
 ),
 checked AS (
@@ -278,6 +293,8 @@ checked AS (
         END AS p_succeeded,
         CASE
             WHEN pre_reason IS NOT NULL THEN pre_reason
+            WHEN r_reason IS NOT NULL THEN r_reason
+            {route_reasons}
             WHEN v_ts IS NULL THEN 'ts is empty: every event needs the time processing finished'
             WHEN ts_in_gap THEN format('timestamp {{}} does not exist in time zone {{}} (skipped by '
                  'a daylight-saving change); give an explicit offset such as +01:00', v_ts, $tz)
@@ -362,6 +379,31 @@ def _hash_sql(fields: dict[str, str]) -> str:
             + "))::VARCHAR)")
 
 
+def _list_sql(col: str) -> str:
+    """SQL turning a list field's text (JSON array, or ``964,897,962``) into a list; NULL when
+    the text is not a list (a reject reason)."""
+    return f"""CASE
+            WHEN {col} IS NULL THEN NULL
+            WHEN starts_with({col}, '[') THEN
+                CASE WHEN json_valid({col}) AND json_type({col}) = 'ARRAY'
+                     THEN list_filter(list_transform(
+                            from_json({col}, '["VARCHAR"]'), lambda x: trim(x)),
+                          lambda x: x IS NOT NULL AND x <> '') END
+            ELSE list_filter(list_transform(
+                    regexp_split_to_array({col}, '[,;|]'), lambda x: trim(x)), lambda x: x <> '')
+        END"""
+
+
+def _route_reason(c: str) -> str:
+    """A value a --route captured fills the field; a row holding another value is rejected."""
+    differs = (f"list_sort({_list_sql('own_' + c)}) IS DISTINCT FROM list_sort({_list_sql('r_' + c)})"
+               if c == "indicator_ids" else f"own_{c} <> r_{c}")
+    return (f"WHEN own_{c} IS NOT NULL AND r_{c} IS NOT NULL AND {differs} THEN "
+            f"format('{c} {{}} in the row differs from {{}} in its endpoint {{}} (--route {{}}); "
+            "the row contradicts its own URL: fix the file, or drop that --route', "
+            f"left(own_{c}, 60), left(r_{c}, 60), left(r_raw, 200), r_route)")
+
+
 def _int_reason(f: str) -> str:
     return (
         f"WHEN v_{f} IS NOT NULL AND p_{f} IS NULL THEN "
@@ -426,6 +468,7 @@ def _check_options(options: IngestOptions) -> None:
         raise ValidationError(f"--tz {options.tz!r} is not an IANA time zone "
                               "(e.g. UTC, America/Chicago)") from None
     parse_crs(options.crs)
+    parse_routes(options.routes)
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
@@ -437,7 +480,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     result.ingest_id = ingest_id
     started_at = datetime.now(UTC)
     opts = {"owner": options.owner, "map": options.mapping, "crs": options.crs, "tz": options.tz,
-            "strict": options.strict, "format": options.format, "product": options.product}
+            "strict": options.strict, "format": options.format, "product": options.product,
+            "routes": options.routes}
     con.execute(
         "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
         "VALUES (?, ?, ?, 'running', ?, ?)",
@@ -502,6 +546,8 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
     user_crs = parse_crs(options.crs)
     crs = user_crs
     sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
+    routes = parse_routes(options.routes)
+    captured = route_fields(routes)
     for chunk in source.chunks():
         if source.declared_crs and crs is None:
             crs = parse_crs(source.declared_crs)
@@ -516,11 +562,14 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
         chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
         chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
         chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
+        for name, column in route_columns(chunk.column("c_endpoint"), routes).items():
+            chunk = chunk.append_column(name, column)
         key = chunk.schema
         if key not in sql_cache:
             raw_names = _raw_names(source)
             sql_cache[key] = _stage_sql(stage, chunk.schema, source.extras,
-                                        "_attributes" in chunk.schema.names, raw_names)
+                                        "_attributes" in chunk.schema.names, raw_names,
+                                        captured)
         sql, params = sql_cache[key]
         con.register("chunk", chunk)
         try:

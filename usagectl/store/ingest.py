@@ -611,6 +611,56 @@ def _reconcile_lines(source: Source) -> None:
             f"{st.continuation_lines}); nothing was ingested. Please report this file.")
 
 
+#: Two geometries are the same content when they have the same structure and every vertex of
+#: one is within this distance (in degrees of lon/lat, about 0.1 mm) of the matching vertex of
+#: the other (SPEC §3.3): the same event reprojected through another pipeline differs only in
+#: the last bits of its coordinates.
+GEOMETRY_TOLERANCE_DEG = 1e-9
+
+
+def _same_except_geometry(a: str, b: str) -> str:
+    """SQL: rows ``a`` and ``b`` have equal content in every field but the geometry."""
+    return "NOT (" + " OR ".join(f"{a}.{f} IS DISTINCT FROM {b}.{f}" for f in _CONTENT_FIELDS
+                                 if f != "geometry") + ")"
+
+
+def _settle_geometry_tolerance(con: duckdb.DuckDBPyConnection, stage: str, cls: str) -> None:
+    """Turn conflicts that differ only by geometry within the tolerance into duplicates.
+
+    ``content_hash`` includes the geometry exactly (and keeps the definition stored databases
+    were written with), so it only ever proves sameness. A conflict whose other fields are all
+    equal is checked here vertex by vertex with ``shapely.equals_exact``: another vertex count,
+    ring or part, or any vertex moved further than the tolerance, stays a conflict.
+    """
+    import shapely
+
+    same = con.sql(f"""
+SELECT c.rownum, s.geometry AS a, o.geometry AS b
+FROM {cls} c JOIN {stage} s USING (rownum)
+JOIN events o ON o.owner_id = s.owner_id AND o.event_id = s.event_id
+WHERE c.outcome = 'conflict_stored' AND {_same_except_geometry('s', 'o')}
+UNION ALL
+SELECT c.rownum, s.geometry, f.geometry
+FROM {cls} c JOIN {stage} s USING (rownum) JOIN {stage} f ON f.rownum = c.first_rownum
+WHERE c.outcome = 'conflict_file' AND {_same_except_geometry('s', 'f')}""")
+    settled: list[int] = []
+    for batch in same.to_arrow_reader(50_000):
+        a = shapely.from_wkb(batch.column("a").to_numpy(zero_copy_only=False))
+        b = shapely.from_wkb(batch.column("b").to_numpy(zero_copy_only=False))
+        both_none = (a == None) & (b == None)  # noqa: E711 — numpy elementwise
+        equal = shapely.equals_exact(a, b, tolerance=GEOMETRY_TOLERANCE_DEG) | both_none
+        rownums = batch.column("rownum").to_numpy(zero_copy_only=False)
+        settled.extend(int(r) for r in rownums[equal])
+    if not settled:
+        return
+    con.register("tolerance_settled", pa.table({"rownum": pa.array(settled, pa.int64())}))
+    try:
+        con.execute(f"UPDATE {cls} SET outcome = 'duplicate' "
+                    "WHERE rownum IN (SELECT rownum FROM tolerance_settled)")
+    finally:
+        con.unregister("tolerance_settled")
+
+
 def _commit(con: duckdb.DuckDBPyConnection, stage: str, ingest_id: int, source: Source,
             options: IngestOptions, result: FileResult) -> None:
     """Classify staged rows and land them in one transaction (SPEC §3.3)."""
@@ -636,6 +686,7 @@ SELECT f.rownum, f.first_rownum, e.ingest_id AS other_ingest, e.source_line AS o
 FROM firsts f
 LEFT JOIN events e ON e.owner_id = f.owner_id AND e.event_id = f.event_id
 """)
+        _settle_geometry_tolerance(con, stage, cls)
         counts = con.execute(f"""
 SELECT (SELECT count(*) FROM {stage}),
        (SELECT count(*) FROM {stage} WHERE reason IS NOT NULL),

@@ -502,6 +502,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
         _record_failure(con, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
                         "io_error" if isinstance(exc, OSError) else "internal_error")
+    except KeyboardInterrupt:
+        _record_failure(con, ingest_id, result, f"{path}: interrupted; nothing from this file "
+                        "was stored", "interrupted")
+        raise
+    except Exception as exc:  # a bug must not abort the other files nor leave 'running' rows
+        _record_failure(con, ingest_id, result, f"{path}: internal error ({type(exc).__name__}: "
+                        f"{exc}); nothing from this file was stored. This is a bug in usagectl "
+                        f"{__version__}; please report it with the file", "internal_error")
     finally:
         try:
             con.execute(f"DROP TABLE IF EXISTS {stage}")

@@ -267,6 +267,14 @@ parsed AS (
             AND isfinite(TRY_CAST(v_ts AS TIMESTAMP))
             AND timezone($tz, timezone($tz, TRY_CAST(v_ts AS TIMESTAMP)))
                 <> TRY_CAST(v_ts AS TIMESTAMP) AS ts_in_gap,
+        -- The UTC offset of an ISO 8601 time (DuckDB accepts +99:00 and moves the event 99 h).
+        CASE WHEN regexp_full_match(coalesce(v_ts, ''), '{_OFFSET_TS}')
+             THEN NULLIF(regexp_extract(v_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
+        CAST(substr(ts_offset, 2, 2) AS INTEGER) AS ts_offset_hh,
+        coalesce(TRY_CAST(NULLIF(right(replace(ts_offset, ':', ''), -3), '') AS INTEGER), 0)
+            AS ts_offset_mm,
+        CASE WHEN starts_with(ts_offset, '-') THEN -1 ELSE 1 END
+            * (ts_offset_hh * 60 + ts_offset_mm) AS ts_offset_min,
         coalesce(v_owner_id, $owner) AS p_owner_id,
         CASE
             WHEN v_action IS NULL THEN 'process'
@@ -293,11 +301,23 @@ checked AS (
         END AS p_succeeded,
         CASE
             WHEN pre_reason IS NOT NULL THEN pre_reason
+            {_control_reasons()}
             WHEN r_reason IS NOT NULL THEN r_reason
             {route_reasons}
             WHEN v_ts IS NULL THEN 'ts is empty: every event needs the time processing finished'
             WHEN ts_in_gap THEN format('timestamp {{}} does not exist in time zone {{}} (skipped by '
                  'a daylight-saving change); give an explicit offset such as +01:00', v_ts, $tz)
+            WHEN ts_offset_min IS NOT NULL AND (ts_offset_hh > 23 OR ts_offset_mm > 59)
+                THEN format('timestamp {{}} has offset {{}}, which is not a UTC offset (hours '
+                     '00-23, minutes 00-59); fix the time at the source', v_ts, ts_offset)
+            WHEN ts_offset_min IS NOT NULL AND ts_offset_min NOT BETWEEN -720 AND 840
+                THEN format('timestamp {{}} has offset {{}}, outside the offsets real time zones '
+                     'use (-12:00 to +14:00); check the clock settings of the system that wrote '
+                     'it', v_ts, ts_offset)
+            WHEN p_ts IS NULL AND regexp_matches(v_ts, '[T ]\\d{{1,2}}:\\d{{2}}:60')
+                THEN format('timestamp {{}} is a leap second (:60); leap seconds are not '
+                     'supported: write 23:59:59 (or the first second of the next minute)',
+                     left(v_ts, 60))
             WHEN p_ts IS NULL OR NOT isfinite(p_ts) THEN format('timestamp {{}} could not be '
                  'parsed; use ISO 8601 such as 2026-03-01T14:05:00Z (naive times are read in '
                  '--tz, default UTC)', left(v_ts, 60))
@@ -377,6 +397,33 @@ def _hash_sql(fields: dict[str, str]) -> str:
     return ("sha256(to_json(struct_pack("
             + ", ".join(f"{name} := {expr}" for name, expr in fields.items())
             + "))::VARCHAR)")
+
+
+# Text fields checked for control characters (C0, DEL and C1: NUL, tab, escape, CSI …). An id
+# is printable text; a control character in one is a producer's bug, and shown in a terminal
+# or a spreadsheet it hides or rewrites what is displayed. Free text in attributes may hold any.
+_ID_FIELDS = ("event_id", "owner_id", "user_id", "org_id", "product", "action", "resource_id",
+              "status", "error_code", "endpoint", "method", "operation", "dataset_id",
+              "indicator_ids", "session_id", "request_id")
+_CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
+
+
+def _control_reasons() -> str:
+    """SQL ``WHEN`` branches rejecting a control character in any id field.
+
+    The values checked are those stored (after --product and --route filled them), the endpoint
+    as logged too (its query string is not stored), and the indicator ids after parsing (a JSON
+    array may escape a NUL as \\u0000)."""
+    columns = [("endpoint", "own_endpoint")] + [
+        (c, "array_to_string(p_indicator_ids, ' ')" if c == "indicator_ids" else f"v_{c}")
+        for c in _ID_FIELDS]
+    out = []
+    for name, col in columns:
+        out.append(
+            f"WHEN regexp_matches({col}, '{_CONTROL}') THEN format('{name} contains a control "
+            f"character (U+{{}}); ids must be printable text: fix the value at the source', "
+            f"printf('%04X', unicode(regexp_extract({col}, '{_CONTROL}'))))")
+    return "\n            ".join(out)
 
 
 def _list_sql(col: str) -> str:

@@ -35,11 +35,12 @@ def ingest(
     product: Annotated[str | None, typer.Option(
         help="Product of rows that have none (a gateway log without a product column).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="Rename a column: canonical=source (repeatable).")] = None,
+        "--map", help="Feed a canonical column from a source column: canonical=source "
+                      "(repeatable; the column keeps its own role too).")] = None,
     route: Annotated[list[str] | None, typer.Option(
-        help="A request-URL template, e.g. '/datasets/{dataset_id}?indicators={indicator_ids}': "
-             "a matching endpoint becomes the template path and fills those fields "
-             "(repeatable; the first match wins).")] = None,
+        help="Request-URL template (repeatable, first match wins), e.g. "
+             "'/datasets/{dataset_id}?ids={indicator_ids}': a matching endpoint becomes the "
+             "template path and fills those fields.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the geometry when the file does not "
                                             "say (e.g. EPSG:28992).")] = None,
     tz: Annotated[str, typer.Option(help="Time zone of naive timestamps.")] = "UTC",

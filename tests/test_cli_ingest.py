@@ -137,7 +137,6 @@ def test_whole_number_written_as_decimal_is_accepted(cli, tmp_path: Path) -> Non
     ("e,2026-02-30T10:00:00Z,acme,u1,P,1,0", "could not be parsed"),
     ("e,,acme,u1,P,1,0", "ts is empty"),
     ("e,2026-01-01T10:00:00Z,acme,,P,1,0", "user_id is empty"),
-    ("e,2026-01-01T10:00:00Z,acme,u1,,1,0", "product is empty"),
     ("e,2026-01-01T10:00:00Z,,u1,P,1,0", "owner_id is empty"),
     ("e,2026-01-01T10:00:00Z,acme,u1,P,1,-0.5", "credits -0.5 is negative"),
     ("e,2026-01-01T10:00:00Z,acme,u1,P,1,0.1234567891", "more than 9 decimal places"),
@@ -419,8 +418,12 @@ def test_glob_and_map(cli, tmp_path: Path, db_path: Path) -> None:
     for i in range(3):
         write(tmp_path / f"part{i}.csv", "id,when,tenant,customer,what\n"
               f"m{i},2026-01-01T10:00:00Z,acme,c{i},P\n")
-    r = cli("ingest", str(tmp_path / "part*.csv"), "--map", "user_id=customer", "--map",
-            "ts=when", "--map", "product=what", "--format", "json")
+    args = ["ingest", str(tmp_path / "part*.csv"), "--map", "user_id=customer", "--map",
+            "ts=when", "--map", "product=what", "--format", "json"]
+    # --map copies: `customer` keeps its own role (an owner alias) beside `tenant`.
+    r = cli(*args)
+    assert r.exit_code == 1 and "--map owner_id=tenant" in r.json()["files"][0]["error"]
+    r = cli(*args, "--map", "owner_id=tenant")
     assert r.exit_code == 0, r.stdout
     assert r.json()["totals"]["accepted"] == 3
     assert events(db_path, "SELECT user_id, product, event_id FROM events ORDER BY 1") == [
@@ -460,3 +463,50 @@ def test_a_field_split_at_the_antimeridian_is_accepted(cli, tmp_path: Path) -> N
                                    '  name = "a"\n  aggregate = "unique_area"\n  unit = "m2"\n'))
     m = cli("report", "-c", "c", "--as-of", "2026-06-01", "--format", "json").json()["meters"][0]
     assert 1.0e6 < m["owner_total"] < 1.2e6  # ~0.01° × 0.01° in Fiji, not a 360°-wide band
+
+
+# ------------------------------------------------------------------- quiet and the ingest table
+
+
+def test_quiet_ingest_prints_nothing_on_success(cli, tmp_path: Path) -> None:
+    f = write(tmp_path / "a.csv", HEADER + "e1,2026-01-01T10:00:00Z,acme,u1,P,1,0\n"
+              + "e2,2026-01-01T10:00:00Z,acme,u1,P,1.5,0\n")  # a rejected row is not a failure
+    for args in (("ingest", f, "-q"), ("-q", "ingest", f)):
+        r = cli(*args)
+        assert (r.exit_code, r.stdout, r.stderr) == (0, "", ""), args
+    # Data asked for explicitly is still written.
+    r = cli("ingest", f, "-q", "--format", "json")
+    assert r.exit_code == 0 and r.json()["totals"]["duplicates"] == 1 and r.stderr == ""
+
+
+def test_quiet_ingest_still_reports_failures_on_stderr(cli, tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.csv", "event_id,timestamp,owner_id\ne1,2026-01-01T10:00:00Z,acme\n")
+    r = cli("ingest", bad, "-q")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert "missing required column" in r.stderr and "bad.csv" in r.stderr
+
+
+def test_ingest_table_never_wraps_a_long_path(cli, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "2026" / "november" / "gateway-exports"
+    deep.mkdir(parents=True)
+    files = [write(deep / f"events-{i}.csv", HEADER + f"e{i},2026-01-01T10:00:00Z,acme,u1,P,1,0\n")
+             for i in range(2)]
+    assert len(str(files[0])) > 120
+    elsewhere = tmp_path.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    monkeypatch.chdir(elsewhere)  # the files are outside the current folder: middle elided
+    r = cli("ingest", *files, env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 120 for line in lines)
+    for i in range(2):
+        (row,) = [line for line in lines if f"events-{i}.csv" in line]
+        assert "…" in row and "ok" in row and str(tmp_path)[:8] in row  # one line, start and end
+    monkeypatch.chdir(deep.parent)  # inside the current folder: shown relative to it
+    r = cli("ingest", *files, env={"COLUMNS": "120"}, db=tmp_path / "other.duckdb")
+    rel = str(files[0].relative_to(deep.parent))
+    (row,) = [line for line in r.stdout.splitlines() if "events-0.csv" in line]
+    assert rel in row and "…" not in row and "ok" in row
+    listing = cli("ingests", env={"COLUMNS": "120"}, db=tmp_path / "other.duckdb").stdout
+    (row,) = [line for line in listing.splitlines() if "events-0.csv" in line]
+    assert rel in row and "ok" in row and all(len(x) <= 120 for x in listing.splitlines())

@@ -39,3 +39,31 @@ def test_map_wins_and_must_name_an_existing_column() -> None:
     assert plan.canonical["user_id"] == "X-User-ID" and plan.extras == ["userId"]
     with pytest.raises(ValidationError, match="no column 'nope'"):
         plan_columns(["a"], {"user_id": "nope"})
+
+
+def test_map_copies_a_column_that_keeps_its_own_role() -> None:
+    plan = plan_columns(["ts", "endpoint", "note"], parse_mapping(["product=endpoint"]))
+    assert plan.canonical == {"ts": "ts", "product": "endpoint", "endpoint": "endpoint"}
+    assert plan.extras == ["note"]
+
+
+def test_one_source_column_may_feed_several_canonical_columns() -> None:
+    plan = plan_columns(["ts", "path"], parse_mapping(["product=path", "operation=path"]))
+    # `path` is an alias of endpoint: it feeds product, operation and endpoint.
+    assert plan.canonical == {"ts": "ts", "product": "path", "operation": "path", "endpoint": "path"}
+    assert plan.extras == []
+
+
+def test_a_mapped_column_without_a_role_of_its_own_is_not_an_extra() -> None:
+    plan = plan_columns(["what"], parse_mapping(["product=what"]))
+    assert plan.canonical == {"product": "what"} and plan.extras == []
+
+
+def test_map_still_decides_between_two_candidates() -> None:
+    # A column mapped to org_id keeps its own role (user_id): beside userId that is ambiguous,
+    # and the error says how to choose.
+    with pytest.raises(ValidationError, match="both map to user_id"):
+        plan_columns(["user", "userId"], parse_mapping(["org_id=user"]))
+    plan = plan_columns(["user", "userId"], parse_mapping(["org_id=user", "user_id=userId"]))
+    assert plan.canonical == {"org_id": "user", "user_id": "userId"} and plan.extras == []
+

@@ -13,7 +13,7 @@ from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app
 from usagectl.errors import ExitCode
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
-from usagectl.renderers.tables import print_fitting
+from usagectl.renderers.tables import print_fitting, required_width
 from usagectl.renderers.text import safe
 from usagectl.sources.columns import parse_mapping
 from usagectl.store import audit
@@ -32,8 +32,15 @@ def ingest(
                                                metavar="PATH...", show_default=False)],
     owner: Annotated[str | None, typer.Option(help="Owner of every event (when the file has "
                                               "no owner column, or to check it).")] = None,
+    product: Annotated[str | None, typer.Option(
+        help="Product of rows that have none (a gateway log without a product column).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="Rename a column: canonical=source (repeatable).")] = None,
+        "--map", help="Feed a canonical column from a source column: canonical=source "
+                      "(repeatable; the column keeps its own role too).")] = None,
+    route: Annotated[list[str] | None, typer.Option(
+        help="Request-URL template (repeatable, first match wins), e.g. "
+             "'/datasets/{dataset_id}?ids={indicator_ids}': a matching endpoint becomes the "
+             "template path and fills those fields.")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of the geometry when the file does not "
                                             "say (e.g. EPSG:28992).")] = None,
     tz: Annotated[str, typer.Option(help="Time zone of naive timestamps.")] = "UTC",
@@ -49,15 +56,20 @@ def ingest(
     Each file is committed whole or not at all, and re-ingesting adds nothing: events are
     deduplicated on (owner_id, event_id). Every row is accounted for:
     rows_read = accepted + duplicates + rejected. Rejected rows keep their reason
-    (`usagectl rejects`). Exit 1 when any file failed.
+    (`usagectl rejects`). Exit 1 when any file failed. With -q nothing is printed when every
+    file succeeds (for cron); failures still go to stderr, and an explicit --format json or csv
+    still writes its output.
 
     Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
     """
+    from usagectl.sources.routes import parse_routes
     from usagectl.store.ingest import IngestOptions
 
     db, fmt, env = resolve(db, fmt, quiet)
+    parse_routes(route or [])  # a bad template is a usage error before the database is opened
     options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
-                            strict=strict, format=source_format)
+                            strict=strict, format=source_format, product=product,
+                            routes=list(route or []))
     with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
     totals = ingest_totals(results)
@@ -66,6 +78,8 @@ def ingest(
     elif fmt == "csv":
         cols = ("path", "sha256", "format", *COUNT_KEYS, "seconds", "status", "error")
         env.write(csvout.render([r.to_dict() for r in results], cols))
+    elif env.quiet:
+        _print_failures(env, results)  # -q: nothing on success (cron), failures on stderr
     else:
         _ingest_table(env, results, totals)
         _reject_hints(env, con_path=db, results=results)
@@ -93,13 +107,32 @@ def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # ty
         return ingest_paths(con, paths, options, progress=start)
 
 
-def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  # type: ignore[type-arg]
-    """Per-file counts; compact form leaves out repaired/format/seconds."""
+def display_path(path: str, width: int) -> str:
+    """A path for a table cell on one line: relative to the current folder when inside it,
+    else (when still too long) its middle elided with "…", keeping the file name."""
+    shown = path
+    try:
+        cwd = Path.cwd().resolve()
+        if cwd != Path(cwd.anchor):  # from / every path is "inside": keep it absolute
+            rel = Path(path).resolve().relative_to(cwd)
+            shown = str(rel) if rel.parts else path
+    except (ValueError, OSError):
+        pass
+    if len(shown) <= width:
+        return shown
+    keep = max(width - 1, 2)
+    name = shown.rsplit("/", 1)[-1]
+    if len(name) + 1 > keep * 2 // 3:  # narrow: the end of the name says most
+        return "…" + shown[-keep:]
+    return shown[: keep - len(name) - 1] + "…" + shown[-len(name) - 1:]
 
-    def build(narrow: bool) -> Table:
+
+def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  # type: ignore[type-arg]
+    """Per-file counts; compact form leaves out repaired/format/seconds. Paths never wrap."""
+
+    def build(narrow: bool, paths: list[str] | None = None) -> Table:
         table = Table(title="Ingest", title_justify="left")
-        longest = max((len(r.path) for r in results), default=4)
-        table.add_column("file", overflow="fold", min_width=min(longest, 20))
+        table.add_column("file", no_wrap=True)
         keys = ["rows_read", "accepted", "duplicates", "rejected"] + ([] if narrow else ["repaired"])
         heads = {"rows_read": "read", "duplicates": "dupes"}
         for k in keys:
@@ -108,9 +141,9 @@ def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  #
             table.add_column("format", no_wrap=True)
             table.add_column("seconds", justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)
-        for r in results:
+        for i, r in enumerate(results):
             status = "[green]ok[/]" if r.status == "ok" else "[red]failed[/]"
-            row = [safe(r.path)] + [f"{getattr(r, k):,}" for k in keys]
+            row = [safe(paths[i]) if paths else ""] + [f"{getattr(r, k):,}" for k in keys]
             if not narrow:
                 row += [safe(r.format or ""), f"{r.seconds:.2f}"]
             table.add_row(*row, status)
@@ -119,7 +152,17 @@ def _ingest_table(env: Env, results: list[FileResult], totals: dict) -> None:  #
             table.add_row(*row, *([] if narrow else ["", ""]), "")
         return table
 
-    print_fitting(env, build, "repaired, format and seconds")
+    def fitted(narrow: bool) -> Table:
+        # The room left for paths once every other column is shown whole.
+        others = required_width(build(narrow)) - max(len("file"), 5 if len(results) > 1 else 0)
+        room = max(env.out.width - others, 10)
+        return build(narrow, [display_path(r.path, room) for r in results])
+
+    print_fitting(env, fitted, "repaired, format and seconds")
+    _print_failures(env, results)
+
+
+def _print_failures(env: Env, results: list[FileResult]) -> None:
     for r in results:
         if r.error:
             where = "" if r.error.startswith(r.path) else f"{safe(r.path)}: "
@@ -159,19 +202,19 @@ def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOptio
     if fmt == "csv":
         env.write(csvout.render(rows, audit.INGEST_KEYS + audit.INGEST_EXTRA_KEYS))
         return
-    def build(narrow: bool) -> Table:
+    def build(narrow: bool, paths: list[str] | None = None) -> Table:
         table = Table(title="Ingests", title_justify="left")
         table.add_column("id", justify="right", no_wrap=True)
-        table.add_column("file", overflow="fold", min_width=12)
+        table.add_column("file", no_wrap=True)
         if not narrow:
             table.add_column("started (UTC)", no_wrap=True)
             table.add_column("sha256", no_wrap=True)
         for k in ("read", "accepted", "dupes", "rejected"):
             table.add_column(k, justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)
-        for r in rows:
+        for i, r in enumerate(rows):
             status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(r["status"], r["status"])
-            cells = [str(r["id"]), safe(r["path"])]
+            cells = [str(r["id"]), safe(paths[i]) if paths else ""]
             if not narrow:
                 cells += [(r["started_at"] or "")[:19].replace("T", " "), (r["sha256"] or "")[:12]]
             cells += [f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['duplicates']:,}",
@@ -179,7 +222,11 @@ def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOptio
             table.add_row(*cells)
         return table
 
-    print_fitting(env, build, "start time and sha256")
+    def fitted(narrow: bool) -> Table:  # paths never wrap (see _ingest_table)
+        room = max(env.out.width - required_width(build(narrow)) + len("file"), 10)
+        return build(narrow, [display_path(r["path"], room) for r in rows])
+
+    print_fitting(env, fitted, "start time and sha256")
     for r in rows:
         if r["error"]:
             env.err.print(f"#{r['id']}: {safe(r['error'])}")

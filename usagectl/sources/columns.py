@@ -42,7 +42,9 @@ CANONICAL: tuple[str, ...] = (
 )
 
 # Without these a file cannot be ingested at all (owner_id may come from --owner instead).
-REQUIRED: tuple[str, ...] = ("ts", "owner_id", "user_id", "product")
+# ``product`` is optional: a gateway log rarely has one (SPEC §3.1); the staging SQL still
+# rejects a row that carries a geometry without a product (or ``--product``).
+REQUIRED: tuple[str, ...] = ("ts", "owner_id", "user_id")
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "event_id": ("eventid", "eventuuid", "uuid", "id"),
@@ -129,22 +131,22 @@ class ColumnPlan:
 
 
 def plan_columns(source_columns: list[str], mapping: Mapping[str, str]) -> ColumnPlan:
-    """Decide, for a fixed list of source columns, which canonical column each one feeds.
+    """Decide, for a fixed list of source columns, which canonical columns each one feeds.
 
     Rules: an explicit ``--map`` wins; then the canonical name itself (any case); then a folded
     match of the canonical name or an alias (``userId``, ``X-User-ID``).
+    ``--map`` copies (SPEC §3.1): the mapped column also keeps its own role, and one column may
+    be named by several ``--map`` entries (``--map product=endpoint`` leaves endpoint an endpoint).
     Two columns competing for one canonical column without ``--map`` is an error naming both,
     because picking one silently could bill the wrong user.
     """
     plan = ColumnPlan()
-    by_name = {}
-    for col in source_columns:
-        by_name.setdefault(col, col)
-    # Explicit mappings first; the source column must exist.
+    names = set(source_columns)
     lower_index = {c.lower(): c for c in source_columns}
     used: set[str] = set()
+    # Explicit mappings first; the source column must exist.
     for canonical, source in mapping.items():
-        actual = source if source in by_name else lower_index.get(source.lower())
+        actual = source if source in names else lower_index.get(source.lower())
         if actual is None:
             raise ValidationError(
                 f"--map {canonical}={source}: the file has no column {source!r}; "
@@ -156,18 +158,12 @@ def plan_columns(source_columns: list[str], mapping: Mapping[str, str]) -> Colum
     exact: dict[str, list[str]] = {}
     alias: dict[str, list[str]] = {}
     for col in source_columns:
-        if col in used:
-            continue
-        f = fold(col)
-        if col.strip().lower() in CANONICAL:
-            exact.setdefault(col.strip().lower(), []).append(col)
-        elif f in _FOLDED_CANONICAL:
-            alias.setdefault(_FOLDED_CANONICAL[f], []).append(col)
-        elif f in _FOLDED_ALIAS:
-            alias.setdefault(_FOLDED_ALIAS[f], []).append(col)
+        canonical, prio = own_role(col)
+        if canonical is not None:
+            (exact if prio == 1 else alias).setdefault(canonical, []).append(col)
     for canonical in CANONICAL:
         if canonical in plan.canonical:
-            continue
+            continue  # named by --map: other columns no longer feed it
         candidates = exact.get(canonical) or alias.get(canonical) or []
         if len(candidates) > 1:
             raise ValidationError(
@@ -181,6 +177,15 @@ def plan_columns(source_columns: list[str], mapping: Mapping[str, str]) -> Colum
     # `tokens` alone means input tokens (SPEC §3.1); it is already an alias of input_tokens.
     plan.extras = [c for c in source_columns if c not in used]
     return plan
+
+
+def own_role(name: str) -> tuple[str | None, int]:
+    """The canonical column a source name stands for by itself: (canonical or None, priority),
+    priority 1 for the canonical name in any case, 2 for a folded name or alias."""
+    if name.strip().lower() in CANONICAL:
+        return name.strip().lower(), 1
+    f = fold(name)
+    return _FOLDED_CANONICAL.get(f) or _FOLDED_ALIAS.get(f), 2
 
 
 def missing_required(present: Iterable[str], owner_given: bool) -> list[str]:
@@ -205,31 +210,32 @@ def missing_columns_message(missing: list[str], source_columns: list[str]) -> st
 
 
 class RecordKeyResolver:
-    """Per-key canonical mapping for sources whose records carry their own keys (JSON)."""
+    """Per-key canonical mapping for sources whose records carry their own keys (JSON).
+
+    The same rules as :func:`plan_columns`, decided key by key: a key named by ``--map`` feeds
+    those canonical columns *and* its own role, unless ``--map`` gave that role to another key.
+    """
 
     def __init__(self, mapping: Mapping[str, str]) -> None:
-        self._explicit = {source: canonical for canonical, source in mapping.items()}
-        self._explicit_lower = {s.lower(): c for s, c in self._explicit.items()}
+        self._explicit: dict[str, list[str]] = {}
+        self._explicit_lower: dict[str, list[str]] = {}
+        for canonical, source in mapping.items():
+            self._explicit.setdefault(source, []).append(canonical)
+            self._explicit_lower.setdefault(source.lower(), []).append(canonical)
         self._mapped_targets = set(mapping)
-        self._cache: dict[str, tuple[str | None, int]] = {}
+        self._cache: dict[str, tuple[tuple[str, int], ...]] = {}
 
-    def resolve(self, key: str) -> tuple[str | None, int]:
-        """Return (canonical or None, priority): 0 explicit, 1 exact name, 2 alias."""
+    def resolve(self, key: str) -> tuple[tuple[str, int], ...]:
+        """The (canonical, priority) pairs a key feeds: 0 explicit, 1 exact name, 2 alias."""
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        if key in self._explicit or key.lower() in self._explicit_lower:
-            result: tuple[str | None, int] = (
-                self._explicit.get(key) or self._explicit_lower[key.lower()], 0)
-        else:
-            f = fold(key)
-            if key.strip().lower() in CANONICAL:
-                canonical, prio = key.strip().lower(), 1
-            else:
-                canonical, prio = _FOLDED_CANONICAL.get(f) or _FOLDED_ALIAS.get(f), 2
-            # A --map for this canonical column means other columns no longer feed it.
-            if canonical in self._mapped_targets:
-                canonical = None
-            result = (canonical, prio)
+        explicit = self._explicit.get(key) or self._explicit_lower.get(key.lower()) or []
+        targets = [(c, 0) for c in explicit]
+        canonical, prio = own_role(key)
+        # A --map for this canonical column means other keys no longer feed it.
+        if canonical is not None and canonical not in self._mapped_targets:
+            targets.append((canonical, prio))
+        result = tuple(targets)
         self._cache[key] = result
         return result

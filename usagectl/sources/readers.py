@@ -19,6 +19,8 @@ import gzip
 import io
 import json
 import os
+import re
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,6 +104,81 @@ class _CountingReader(io.RawIOBase):
         super().close()
 
 
+class _Decompressed(io.RawIOBase):
+    """A decompressed stream that fails loudly: a truncated stream raises ``EOFError``, corrupt
+    data ``OSError``, so a damaged file fails whole instead of yielding a prefix of its rows.
+
+    zstd's ``stream_reader`` returns a partial stream at a truncated end without an error (the
+    line count then read the same partial stream), so zstd is decoded frame by frame with a
+    ``decompressobj`` whose ``eof`` says whether the frame ended. Several frames are read one
+    after the other (as ``zstd -d`` does). gzip raises ``EOFError`` itself but corrupt deflate
+    data raises ``zlib.error``, which is not an ``OSError``; both kinds are mapped here.
+    """
+
+    _zstd_error: Any = ()  # zstandard.ZstdError once zstd is in use (an empty tuple matches none)
+
+    def __init__(self, raw: BinaryIO, compression: str, path: Path) -> None:
+        self._raw = raw
+        self._kind = compression
+        self._path = path
+        self._buf = memoryview(b"")
+        self._done = False
+        if compression == "gzip":
+            self._gz: gzip.GzipFile | None = gzip.GzipFile(fileobj=raw, mode="rb")
+        else:
+            import zstandard
+
+            self._gz = None
+            self._zstd = zstandard.ZstdDecompressor()
+            self._frame: Any = None  # the current frame's decompressobj
+            self._zstd_error = zstandard.ZstdError
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            if self._gz is not None:
+                return self._gz.readinto(b)
+            while not self._buf:
+                if self._done:
+                    return 0
+                self._fill()
+        except zlib.error as exc:
+            raise OSError(f"not a valid gzip stream ({exc})") from None
+        except self._zstd_error as exc:
+            raise OSError(f"not a valid zstd stream ({exc})") from None
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def _fill(self) -> None:
+        # Small input pieces bound the output of one call (a 1 KiB piece of run-length blocks
+        # inflates to at most ~32 MiB) however compressible a hostile file is.
+        data = self._raw.read(1 << 10)
+        if not data:
+            self._done = True
+            if self._frame is not None and not self._frame.eof:
+                raise EOFError("the zstd stream ends inside a frame: the file is truncated")
+            if self._frame is None:
+                raise EOFError("the file is empty: no zstd frame")
+            return
+        out = []
+        while data:
+            if self._frame is None or self._frame.eof:
+                self._frame = self._zstd.decompressobj()
+            out.append(self._frame.decompress(data))
+            data = self._frame.unused_data if self._frame.eof else b""
+        self._buf = memoryview(b"".join(out))
+
+    def close(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+        self._raw.close()
+        super().close()
+
+
 def open_binary(path: Path, compression: str | None) -> tuple[BinaryIO, _CountingReader]:
     """A decompressed binary stream and the counter of raw bytes read beneath it."""
     try:
@@ -109,14 +186,18 @@ def open_binary(path: Path, compression: str | None) -> tuple[BinaryIO, _Countin
     except OSError as exc:
         raise IOFailure(f"{path}: cannot open: {exc.strerror}") from None
     buffered = io.BufferedReader(raw, buffer_size=1 << 20)
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=buffered, mode="rb"), raw  # type: ignore[return-value]
-    if compression == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20), raw  # type: ignore[arg-type]
+    if compression in ("gzip", "zstd"):
+        stream = _Decompressed(buffered, compression, path)  # type: ignore[arg-type]
+        return io.BufferedReader(stream, buffer_size=1 << 20), raw  # type: ignore[return-value]
     return buffered, raw  # type: ignore[return-value]
+
+
+def read_failure(path: Path, exc: BaseException) -> IOFailure:
+    """The whole-file failure for a stream that could not be read to its end."""
+    if isinstance(exc, EOFError):
+        return IOFailure(f"{path}: the compressed data ends early ({exc}): the file is "
+                         "truncated; nothing from it was stored. Copy it again from its source")
+    return IOFailure(f"{path}: cannot read ({exc}); nothing from it was stored")
 
 
 def count_lines(path: Path, compression: str | None) -> int:
@@ -127,6 +208,8 @@ def count_lines(path: Path, compression: str | None) -> int:
         while block := stream.read(1 << 22):
             lines += block.count(b"\n")
             last = block[-1:]
+    except (OSError, EOFError) as exc:
+        raise read_failure(path, exc) from None
     finally:
         stream.close()
     return lines + (0 if last == b"\n" else 1)
@@ -147,7 +230,7 @@ def _sniff_json(path: Path, compression: str | None) -> str:
                 return "jsonl" if isinstance(obj, dict) else "geojson"
         return "jsonl"
     except (OSError, EOFError) as exc:
-        raise IOFailure(f"{path}: cannot read: {exc}") from None
+        raise read_failure(path, exc) from None
     finally:
         stream.close()
 
@@ -240,8 +323,8 @@ class CsvSource(Source):
         stream, self._counter = open_binary(self.path, self.compression)
         try:
             yield from self._chunks(stream)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+            raise read_failure(self.path, exc) from None
         finally:
             stream.close()
 
@@ -422,6 +505,41 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
+# A \uD800–\uDFFF escape that is not half of a high+low pair (JSON text, as bytes).
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+SURROGATE_REASON = ("a key or value holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+                    "without its pair), which is not Unicode text; fix the JSON encoding at the "
+                    "source")
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Whether a parsed JSON value holds a string that cannot be encoded as UTF-8."""
+    try:
+        json.dumps(obj, default=_json_default, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _file_has_lone_surrogate(path: Path, compression: str | None) -> bool:
+    """A cheap scan of the raw bytes for a lone surrogate escape (false positives only cost
+    speed: the rows themselves are checked)."""
+    stream, _ = open_binary(path, compression)
+    tail = b""
+    try:
+        while block := stream.read(1 << 22):
+            if _LONE_SURROGATE.search(tail + block):
+                return True
+            tail = block[-12:]
+    except (OSError, EOFError) as exc:
+        raise read_failure(path, exc) from None
+    finally:
+        stream.close()
+    return False
+
+
 class _RecordBatcher:
     """Collects dict records into canonical columns plus an attributes JSON column."""
 
@@ -447,23 +565,31 @@ class _RecordBatcher:
         prio: dict[str, tuple[int, str]] = {}
         extras: dict[str, Any] = {}
         if record is not None and reason is None:
+            fed: list[tuple[str, Any]] = []  # keys that feed at least one canonical column
             for key, value in record.items():
-                canonical, p = self.resolver.resolve(key)
-                if canonical is None:
+                targets = self.resolver.resolve(key)
+                if not targets:
                     extras[key] = value
                     continue
-                if canonical in prio:
-                    old_p, old_key = prio[canonical]
-                    if p == old_p:
-                        reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
-                                  f"choose one with --map {canonical}={old_key}")
-                        break
-                    if p > old_p:
-                        extras[key] = value
-                        continue
-                    extras[old_key] = row[canonical][1]
-                prio[canonical] = (p, key)
-                row[canonical] = (key, value)
+                fed.append((key, value))
+                for canonical, p in targets:
+                    if canonical in prio:
+                        old_p, old_key = prio[canonical]
+                        if p == old_p:
+                            reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
+                                      f"choose one with --map {canonical}={old_key}")
+                            break
+                        if p > old_p:
+                            continue
+                    prio[canonical] = (p, key)
+                    row[canonical] = (key, value)
+                if reason is not None:
+                    break
+            # A key that lost every canonical column it could feed is kept as an extra.
+            winners = {key for _, key in prio.values()}
+            for key, value in fed:
+                if key not in winners:
+                    extras[key] = value
         for c in CANONICAL:
             if reason is None and c in row:
                 self.source.stats.seen_canonical.add(c)
@@ -513,7 +639,10 @@ class JsonLinesSource(Source):
                 else:
                     if isinstance(obj, dict) and obj.get("type") == "Feature":
                         obj = _feature_record(obj)
-                    if isinstance(obj, dict):
+                    if b"\\u" in line and _LONE_SURROGATE.search(line) \
+                            and _has_lone_surrogate(obj):
+                        batch.add(n, None, raw, SURROGATE_REASON)
+                    elif isinstance(obj, dict):
                         batch.add(n, obj, raw)
                     else:
                         batch.add(n, None, raw, "line is JSON but not an object; each line must "
@@ -523,7 +652,7 @@ class JsonLinesSource(Source):
             if len(batch):
                 yield batch.table()
         except (OSError, EOFError) as exc:
-            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+            raise read_failure(self.path, exc) from None
         finally:
             stream.close()
 
@@ -565,7 +694,11 @@ class GeoJsonSource(Source):
         crs_builder: ObjectBuilder | None = None
         n = 0
         try:
-            for prefix, event, value in ijson.parse(stream, use_float=False):
+            # ijson's C backend turns a lone surrogate escape into "?" silently; when the file
+            # holds one, the pure-Python backend (slower) keeps it, and that row is rejected.
+            self._check_surrogates = _file_has_lone_surrogate(self.path, self.compression)
+            parse = ijson.get_backend("python").parse if self._check_surrogates else ijson.parse
+            for prefix, event, value in parse(stream, use_float=False):
                 if builder is not None:
                     builder.event(event, value)
                     if event in ("start_map", "start_array"):
@@ -606,7 +739,7 @@ class GeoJsonSource(Source):
             raise ValidationError(f"{self.path}: not valid JSON ({exc}); nothing was ingested "
                                   "from this file") from None
         except (OSError, EOFError) as exc:
-            raise IOFailure(f"{self.path}: cannot read ({exc}); is the file truncated?") from None
+            raise read_failure(self.path, exc) from None
         finally:
             stream.close()
         if top_type not in ("FeatureCollection", "array"):
@@ -615,8 +748,14 @@ class GeoJsonSource(Source):
                                   "should be named .jsonl")
         self.stats.physical_lines = 0
 
+    _check_surrogates = False
+
     def _add_feature(self, batch: _RecordBatcher, n: int, obj: Any) -> None:
         raw = json.dumps(obj, default=_json_default, ensure_ascii=False)
+        if self._check_surrogates and _has_lone_surrogate(obj):
+            raw = json.dumps(obj, default=_json_default)  # \ud800 escaped, as in the file
+            batch.add(n, None, raw[:10_000], SURROGATE_REASON)
+            return
         if self._array and isinstance(obj, dict) and obj.get("type") != "Feature":
             batch.add(n, obj, raw[:10_000])  # a JSON array of plain event objects
         elif self._array and not isinstance(obj, dict):
@@ -691,7 +830,8 @@ class ParquetSource(Source):
 
     def chunks(self) -> Iterator[pa.Table]:
         plan = self.plan
-        source_cols = list(plan.canonical.values()) + plan.extras
+        # One source column may feed several canonical columns (--map copies): read it once.
+        source_cols = list(dict.fromkeys([*plan.canonical.values(), *plan.extras]))
         size = os.path.getsize(self.path)
         row = 0
         for rb in self._pf.iter_batches(batch_size=CHUNK_ROWS, columns=source_cols):

@@ -20,7 +20,7 @@ from usagectl import __version__
 from usagectl.errors import (DatabaseLockedError, IOFailure, NotFoundError, UsagectlError,
                              ValidationError)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "usage.duckdb"
 
 # The events table's column order is the canonical order of sources.columns.CANONICAL.
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS events (
     ts               TIMESTAMPTZ NOT NULL,
     user_id          VARCHAR NOT NULL,
     org_id           VARCHAR,
-    product          VARCHAR NOT NULL,
+    product          VARCHAR,               -- NULL: a gateway log without products
     action           VARCHAR NOT NULL,      -- process | delete
     resource_id      VARCHAR,
     status           VARCHAR,
@@ -203,6 +203,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
 
     v1 → v2: the events table is rebuilt without its primary key (same columns, same rows).
     v2 → v3: the ``area_tiles`` cache table is added.
+    v3 → v4: ``events.product`` becomes nullable (a gateway log has no product; SPEC §3.1).
+    Existing rows are kept as they are.
     """
     version = _schema_version(con)
     if version is not None and version > SCHEMA_VERSION:
@@ -215,6 +217,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         if version == 1:
             con.execute("ALTER TABLE events RENAME TO events_v1")
         con.execute(SCHEMA)
+        if version in (2, 3):
+            # CREATE TABLE IF NOT EXISTS kept the old definition: relax it in place.
+            con.execute("ALTER TABLE events ALTER COLUMN product DROP NOT NULL")
         if version == 1:
             con.execute("INSERT INTO events SELECT * FROM events_v1")
             con.execute("DROP TABLE events_v1")

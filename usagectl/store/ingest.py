@@ -39,6 +39,7 @@ from usagectl.errors import InternalError, IOFailure, UsagectlError, ValidationE
 from usagectl.sources.columns import CANONICAL
 from usagectl.sources.geometry import crs_label, parse_crs, process_geometries
 from usagectl.sources.readers import Source, count_lines, is_supported, open_source
+from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
 AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE",
@@ -55,6 +56,8 @@ class IngestOptions:
     mapping: dict[str, str] = field(default_factory=dict)
     crs: str | None = None
     tz: str = "UTC"
+    product: str | None = None  # fills product where a row has none
+    routes: list[str] = field(default_factory=list)  # --route templates, in order
     strict: bool = False
     format: str | None = None
 
@@ -174,11 +177,14 @@ def _as_text(col: str, typ: pa.DataType) -> str:
 
 
 def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes: bool,
-               raw_names: list[tuple[str, str]]) -> tuple[str, dict[str, Any]]:
+               raw_names: list[tuple[str, str]], route_fields: list[str]
+               ) -> tuple[str, dict[str, Any]]:
     """The statement that types, checks and stages one chunk (identifiers are all generated).
 
     ``extras`` are original names of ``x_<n>`` columns and ``raw_names`` (name, column) pairs
     for rebuilding a raw record; both are bound as parameters, never formatted into SQL.
+    ``route_fields`` (from a fixed list) are the fields the ``--route`` templates capture, in
+    ``_r_<field>`` chunk columns (``usagectl.sources.routes``).
     """
     params: dict[str, Any] = {}
     v = {c: _as_text("c_" + c, schema.field("c_" + c).type)
@@ -207,7 +213,25 @@ def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes:
     else:
         raw_json = "NULL"
 
-    src_cols = ",\n        ".join(f"{expr} AS v_{c}" for c, expr in v.items())
+    # The row's own values (as_given) and the values stored (content) differ where an ingest
+    # option fills a field: --product, --route (and the endpoint reduced to its path). The
+    # derived event_id hashes the row as given, so that re-ingesting a file with other options
+    # finds the same events (a conflict naming the field, never a second copy).
+    own = {c: v[c] for c in ("product", "endpoint", *route_fields)}
+    for c in route_fields:
+        v[c] = f"coalesce({v[c]}, _r_{c})"
+    v["product"] = f"coalesce({v['product']}, $product)"
+    v["endpoint"] = (f"CASE WHEN _r_endpoint IS NULL THEN {own['endpoint']} "
+                     "ELSE NULLIF(trim(_r_endpoint), '') END")
+    src_cols = ",\n        ".join([f"{expr} AS v_{c}" for c, expr in v.items()]
+                                  + [f"{expr} AS own_{c}" for c, expr in own.items()])
+    content = dict(_HASHED)
+    as_given = {**_HASHED, **{c: f"own_{c}" for c in own}}
+    as_given["indicator_ids"] = _list_sql("own_indicator_ids") if "indicator_ids" in own \
+        else _HASHED["indicator_ids"]
+    if "owner_id" in own:
+        as_given["owner_id"] = "coalesce(own_owner_id, $owner)"
+    route_reasons = "\n            ".join(_route_reason(c) for c in route_fields)
     sql = f"""
 INSERT INTO {table}
 WITH src AS (
@@ -215,11 +239,20 @@ WITH src AS (
         _geom AS geometry, _geom_reason AS geom_reason, _repaired AS repaired,
         {raw_json} AS raw_json,
         {src_cols},
-        {attributes} AS attributes
+        _r_raw AS r_raw, _r_route AS r_route, _r_reason AS r_reason,
+        {", ".join(f"_r_{c} AS r_{c}" for c in route_fields) or "NULL AS r_none"},
+        {attributes} AS own_attributes
     FROM chunk
 ),
 parsed AS (
     SELECT *,
+        -- The URL as logged is kept when the stored endpoint differs from it (a file's own
+        -- raw_endpoint column, if it has one, is left as it is).
+        CASE WHEN r_raw IS NULL THEN own_attributes
+             WHEN own_attributes IS NULL THEN json_object('{RAW_ENDPOINT_KEY}', r_raw)
+             WHEN json_exists(own_attributes, '$.{RAW_ENDPOINT_KEY}') THEN own_attributes
+             ELSE json_merge_patch(own_attributes, json_object('{RAW_ENDPOINT_KEY}', r_raw))
+        END AS attributes,
         CASE
             WHEN v_ts IS NULL THEN NULL
             WHEN regexp_full_match(v_ts, '{_OFFSET_TS}') THEN TRY_CAST(v_ts AS TIMESTAMPTZ)
@@ -234,6 +267,14 @@ parsed AS (
             AND isfinite(TRY_CAST(v_ts AS TIMESTAMP))
             AND timezone($tz, timezone($tz, TRY_CAST(v_ts AS TIMESTAMP)))
                 <> TRY_CAST(v_ts AS TIMESTAMP) AS ts_in_gap,
+        -- The UTC offset of an ISO 8601 time (DuckDB accepts +99:00 and moves the event 99 h).
+        CASE WHEN regexp_full_match(coalesce(v_ts, ''), '{_OFFSET_TS}')
+             THEN NULLIF(regexp_extract(v_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
+        CAST(substr(ts_offset, 2, 2) AS INTEGER) AS ts_offset_hh,
+        coalesce(TRY_CAST(NULLIF(right(replace(ts_offset, ':', ''), -3), '') AS INTEGER), 0)
+            AS ts_offset_mm,
+        CASE WHEN starts_with(ts_offset, '-') THEN -1 ELSE 1 END
+            * (ts_offset_hh * 60 + ts_offset_mm) AS ts_offset_min,
         coalesce(v_owner_id, $owner) AS p_owner_id,
         CASE
             WHEN v_action IS NULL THEN 'process'
@@ -249,16 +290,7 @@ parsed AS (
               AND length(ltrim(split_part(ltrim(v_credits, '+-'), '.', 1), '0')) <= 29
              THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
         TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
-        CASE
-            WHEN v_indicator_ids IS NULL THEN NULL
-            WHEN starts_with(v_indicator_ids, '[') THEN
-                CASE WHEN json_valid(v_indicator_ids) AND json_type(v_indicator_ids) = 'ARRAY'
-                     THEN list_filter(list_transform(
-                            from_json(v_indicator_ids, '["VARCHAR"]'), lambda x: trim(x)),
-                          lambda x: x IS NOT NULL AND x <> '') END
-            ELSE list_filter(list_transform(
-                    regexp_split_to_array(v_indicator_ids, '[,;|]'), lambda x: trim(x)), lambda x: x <> '')
-        END AS p_indicator_ids
+        {_list_sql('v_indicator_ids')} AS p_indicator_ids
     FROM src
 ),
 checked AS (
@@ -269,9 +301,23 @@ checked AS (
         END AS p_succeeded,
         CASE
             WHEN pre_reason IS NOT NULL THEN pre_reason
+            {_control_reasons()}
+            WHEN r_reason IS NOT NULL THEN r_reason
+            {route_reasons}
             WHEN v_ts IS NULL THEN 'ts is empty: every event needs the time processing finished'
             WHEN ts_in_gap THEN format('timestamp {{}} does not exist in time zone {{}} (skipped by '
                  'a daylight-saving change); give an explicit offset such as +01:00', v_ts, $tz)
+            WHEN ts_offset_min IS NOT NULL AND (ts_offset_hh > 23 OR ts_offset_mm > 59)
+                THEN format('timestamp {{}} has offset {{}}, which is not a UTC offset (hours '
+                     '00-23, minutes 00-59); fix the time at the source', v_ts, ts_offset)
+            WHEN ts_offset_min IS NOT NULL AND ts_offset_min NOT BETWEEN -720 AND 840
+                THEN format('timestamp {{}} has offset {{}}, outside the offsets real time zones '
+                     'use (-12:00 to +14:00); check the clock settings of the system that wrote '
+                     'it', v_ts, ts_offset)
+            WHEN p_ts IS NULL AND regexp_matches(v_ts, '[T ]\\d{{1,2}}:\\d{{2}}:60')
+                THEN format('timestamp {{}} is a leap second (:60); leap seconds are not '
+                     'supported: write 23:59:59 (or the first second of the next minute)',
+                     left(v_ts, 60))
             WHEN p_ts IS NULL OR NOT isfinite(p_ts) THEN format('timestamp {{}} could not be '
                  'parsed; use ISO 8601 such as 2026-03-01T14:05:00Z (naive times are read in '
                  '--tz, default UTC)', left(v_ts, 60))
@@ -280,7 +326,9 @@ checked AS (
                 THEN format('owner_id {{}} differs from --owner {{}}; drop --owner or split the '
                             'file by owner', v_owner_id, $owner)
             WHEN v_user_id IS NULL THEN 'user_id is empty: every event needs the user who made it'
-            WHEN v_product IS NULL THEN 'product is empty: every event needs the product processed'
+            WHEN v_product IS NULL AND (geometry IS NOT NULL OR geom_reason IS NOT NULL)
+                THEN 'product is empty but the row has a geometry: an event with an area needs '
+                     'its product (e.g. FIELDS_BOUNDARY); add a product column or pass --product'
             WHEN p_action IS NULL THEN format('action {{}} is not process or delete', left(v_action, 60))
             WHEN p_action = 'delete' AND v_resource_id IS NULL
                 THEN 'a delete event needs resource_id (the boundary being deleted)'
@@ -310,22 +358,14 @@ checked AS (
 ),
 final AS (
     SELECT *,
-        sha256(to_json(struct_pack(
-            ts := epoch_us(p_ts), owner_id := p_owner_id, user_id := v_user_id,
-            org_id := v_org_id, product := v_product, action := p_action,
-            resource_id := v_resource_id, status := p_status, error_code := v_error_code,
-            endpoint := v_endpoint, method := v_method, operation := v_operation,
-            geometry := sha256(hex(geometry)), dataset_id := v_dataset_id,
-            indicator_ids := p_indicator_ids, input_tokens := p_input_tokens,
-            output_tokens := p_output_tokens, thinking_tokens := p_thinking_tokens,
-            credits := CAST(p_credits AS VARCHAR), response_time_ms := p_response_time_ms,
-            session_id := v_session_id, request_id := v_request_id))::VARCHAR) AS p_hash
+        {_hash_sql(content)} AS p_hash,
+        {_hash_sql(as_given)} AS id_hash
     FROM checked
 )
 SELECT line AS rownum, line, reason,
     CASE WHEN reason IS NOT NULL THEN coalesce(raw_text, raw_json) END AS raw,
     coalesce(repaired, false) AS repaired,
-    coalesce(v_event_id, 'h-' || left(p_hash, 32)) AS event_id,
+    coalesce(v_event_id, 'h-' || left(id_hash, 32)) AS event_id,
     p_ts, p_owner_id, v_user_id, v_org_id, v_product, p_action, v_resource_id, p_status,
     p_succeeded, v_error_code, v_endpoint, v_method, v_operation, geometry, v_dataset_id,
     CASE WHEN len(p_indicator_ids) > 0 THEN p_indicator_ids END,
@@ -334,6 +374,81 @@ SELECT line AS rownum, line, reason,
 FROM final
 """
     return sql, params
+
+
+# The content hash: every content field after typing, in this order. Changing a name, an
+# expression or the order changes every derived event_id (h-…) and would double stored events
+# on re-ingest; tests/test_ingest_tolerance.py pins the definition with known hashes.
+_HASHED: dict[str, str] = {
+    "ts": "epoch_us(p_ts)", "owner_id": "p_owner_id", "user_id": "v_user_id",
+    "org_id": "v_org_id", "product": "v_product", "action": "p_action",
+    "resource_id": "v_resource_id", "status": "p_status", "error_code": "v_error_code",
+    "endpoint": "v_endpoint", "method": "v_method", "operation": "v_operation",
+    "geometry": "sha256(hex(geometry))", "dataset_id": "v_dataset_id",
+    "indicator_ids": "p_indicator_ids", "input_tokens": "p_input_tokens",
+    "output_tokens": "p_output_tokens", "thinking_tokens": "p_thinking_tokens",
+    "credits": "CAST(p_credits AS VARCHAR)", "response_time_ms": "p_response_time_ms",
+    "session_id": "v_session_id", "request_id": "v_request_id",
+}
+
+
+def _hash_sql(fields: dict[str, str]) -> str:
+    """SQL for the SHA-256 of a row's typed content (the expressions are fixed SQL)."""
+    return ("sha256(to_json(struct_pack("
+            + ", ".join(f"{name} := {expr}" for name, expr in fields.items())
+            + "))::VARCHAR)")
+
+
+# Text fields checked for control characters (C0, DEL and C1: NUL, tab, escape, CSI …). An id
+# is printable text; a control character in one is a producer's bug, and shown in a terminal
+# or a spreadsheet it hides or rewrites what is displayed. Free text in attributes may hold any.
+_ID_FIELDS = ("event_id", "owner_id", "user_id", "org_id", "product", "action", "resource_id",
+              "status", "error_code", "endpoint", "method", "operation", "dataset_id",
+              "indicator_ids", "session_id", "request_id")
+_CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
+
+
+def _control_reasons() -> str:
+    """SQL ``WHEN`` branches rejecting a control character in any id field.
+
+    The values checked are those stored (after --product and --route filled them), the endpoint
+    as logged too (its query string is not stored), and the indicator ids after parsing (a JSON
+    array may escape a NUL as \\u0000)."""
+    columns = [("endpoint", "own_endpoint")] + [
+        (c, "array_to_string(p_indicator_ids, ' ')" if c == "indicator_ids" else f"v_{c}")
+        for c in _ID_FIELDS]
+    out = []
+    for name, col in columns:
+        out.append(
+            f"WHEN regexp_matches({col}, '{_CONTROL}') THEN format('{name} contains a control "
+            f"character (U+{{}}); ids must be printable text: fix the value at the source', "
+            f"printf('%04X', unicode(regexp_extract({col}, '{_CONTROL}'))))")
+    return "\n            ".join(out)
+
+
+def _list_sql(col: str) -> str:
+    """SQL turning a list field's text (JSON array, or ``964,897,962``) into a list; NULL when
+    the text is not a list (a reject reason)."""
+    return f"""CASE
+            WHEN {col} IS NULL THEN NULL
+            WHEN starts_with({col}, '[') THEN
+                CASE WHEN json_valid({col}) AND json_type({col}) = 'ARRAY'
+                     THEN list_filter(list_transform(
+                            from_json({col}, '["VARCHAR"]'), lambda x: trim(x)),
+                          lambda x: x IS NOT NULL AND x <> '') END
+            ELSE list_filter(list_transform(
+                    regexp_split_to_array({col}, '[,;|]'), lambda x: trim(x)), lambda x: x <> '')
+        END"""
+
+
+def _route_reason(c: str) -> str:
+    """A value a --route captured fills the field; a row holding another value is rejected."""
+    differs = (f"list_sort({_list_sql('own_' + c)}) IS DISTINCT FROM list_sort({_list_sql('r_' + c)})"
+               if c == "indicator_ids" else f"own_{c} <> r_{c}")
+    return (f"WHEN own_{c} IS NOT NULL AND r_{c} IS NOT NULL AND {differs} THEN "
+            f"format('{c} {{}} in the row differs from {{}} in its endpoint {{}} (--route {{}}); "
+            "the row contradicts its own URL: fix the file, or drop that --route', "
+            f"left(own_{c}, 60), left(r_{c}, 60), left(r_raw, 200), r_route)")
 
 
 def _int_reason(f: str) -> str:
@@ -400,6 +515,7 @@ def _check_options(options: IngestOptions) -> None:
         raise ValidationError(f"--tz {options.tz!r} is not an IANA time zone "
                               "(e.g. UTC, America/Chicago)") from None
     parse_crs(options.crs)
+    parse_routes(options.routes)
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
@@ -411,7 +527,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     result.ingest_id = ingest_id
     started_at = datetime.now(UTC)
     opts = {"owner": options.owner, "map": options.mapping, "crs": options.crs, "tz": options.tz,
-            "strict": options.strict, "format": options.format}
+            "strict": options.strict, "format": options.format, "product": options.product,
+            "routes": options.routes}
     con.execute(
         "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
         "VALUES (?, ?, ?, 'running', ?, ?)",
@@ -432,6 +549,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptio
     except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
         _record_failure(con, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
                         "io_error" if isinstance(exc, OSError) else "internal_error")
+    except KeyboardInterrupt:
+        _record_failure(con, ingest_id, result, f"{path}: interrupted; nothing from this file "
+                        "was stored", "interrupted")
+        raise
+    except Exception as exc:  # a bug must not abort the other files nor leave 'running' rows
+        _record_failure(con, ingest_id, result, f"{path}: internal error ({type(exc).__name__}: "
+                        f"{exc}); nothing from this file was stored. This is a bug in usagectl "
+                        f"{__version__}; please report it with the file", "internal_error")
     finally:
         try:
             con.execute(f"DROP TABLE IF EXISTS {stage}")
@@ -476,6 +601,8 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
     user_crs = parse_crs(options.crs)
     crs = user_crs
     sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
+    routes = parse_routes(options.routes)
+    captured = route_fields(routes)
     for chunk in source.chunks():
         if source.declared_crs and crs is None:
             crs = parse_crs(source.declared_crs)
@@ -490,15 +617,19 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
         chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
         chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
         chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
+        for name, column in route_columns(chunk.column("c_endpoint"), routes).items():
+            chunk = chunk.append_column(name, column)
         key = chunk.schema
         if key not in sql_cache:
             raw_names = _raw_names(source)
             sql_cache[key] = _stage_sql(stage, chunk.schema, source.extras,
-                                        "_attributes" in chunk.schema.names, raw_names)
+                                        "_attributes" in chunk.schema.names, raw_names,
+                                        captured)
         sql, params = sql_cache[key]
         con.register("chunk", chunk)
         try:
-            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner})
+            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner,
+                              "product": options.product})
         finally:
             con.unregister("chunk")
         if progress:
@@ -513,8 +644,11 @@ def _raw_names(source: Source) -> list[tuple[str, str]]:
     plan = getattr(source, "plan", None)
     if plan is None:
         return []
-    pairs = [(name, f"CAST(c_{c} AS VARCHAR)") for c, name in plan.canonical.items()
-             if c != "geometry"]
+    pairs, seen = [], set()
+    for c, name in plan.canonical.items():
+        if c != "geometry" and name not in seen:  # a column feeding several: listed once
+            seen.add(name)
+            pairs.append((name, f"CAST(c_{c} AS VARCHAR)"))
     pairs += [(name, f"CAST(x_{i} AS VARCHAR)") for i, name in enumerate(source.extras)]
     return pairs
 
@@ -530,6 +664,56 @@ def _reconcile_lines(source: Source) -> None:
             f"{st.physical_lines} read, {accounted} accounted for (header {st.header_lines}, "
             f"blank {st.blank_lines}, records {st.records}, continuation "
             f"{st.continuation_lines}); nothing was ingested. Please report this file.")
+
+
+#: Two geometries are the same content when they have the same structure and every vertex of
+#: one is within this distance (in degrees of lon/lat, about 0.1 mm) of the matching vertex of
+#: the other (SPEC §3.3): the same event reprojected through another pipeline differs only in
+#: the last bits of its coordinates.
+GEOMETRY_TOLERANCE_DEG = 1e-9
+
+
+def _same_except_geometry(a: str, b: str) -> str:
+    """SQL: rows ``a`` and ``b`` have equal content in every field but the geometry."""
+    return "NOT (" + " OR ".join(f"{a}.{f} IS DISTINCT FROM {b}.{f}" for f in _CONTENT_FIELDS
+                                 if f != "geometry") + ")"
+
+
+def _settle_geometry_tolerance(con: duckdb.DuckDBPyConnection, stage: str, cls: str) -> None:
+    """Turn conflicts that differ only by geometry within the tolerance into duplicates.
+
+    ``content_hash`` includes the geometry exactly (and keeps the definition stored databases
+    were written with), so it only ever proves sameness. A conflict whose other fields are all
+    equal is checked here vertex by vertex with ``shapely.equals_exact``: another vertex count,
+    ring or part, or any vertex moved further than the tolerance, stays a conflict.
+    """
+    import shapely
+
+    same = con.sql(f"""
+SELECT c.rownum, s.geometry AS a, o.geometry AS b
+FROM {cls} c JOIN {stage} s USING (rownum)
+JOIN events o ON o.owner_id = s.owner_id AND o.event_id = s.event_id
+WHERE c.outcome = 'conflict_stored' AND {_same_except_geometry('s', 'o')}
+UNION ALL
+SELECT c.rownum, s.geometry, f.geometry
+FROM {cls} c JOIN {stage} s USING (rownum) JOIN {stage} f ON f.rownum = c.first_rownum
+WHERE c.outcome = 'conflict_file' AND {_same_except_geometry('s', 'f')}""")
+    settled: list[int] = []
+    for batch in same.to_arrow_reader(50_000):
+        a = shapely.from_wkb(batch.column("a").to_numpy(zero_copy_only=False))
+        b = shapely.from_wkb(batch.column("b").to_numpy(zero_copy_only=False))
+        both_none = (a == None) & (b == None)  # noqa: E711 — numpy elementwise
+        equal = shapely.equals_exact(a, b, tolerance=GEOMETRY_TOLERANCE_DEG) | both_none
+        rownums = batch.column("rownum").to_numpy(zero_copy_only=False)
+        settled.extend(int(r) for r in rownums[equal])
+    if not settled:
+        return
+    con.register("tolerance_settled", pa.table({"rownum": pa.array(settled, pa.int64())}))
+    try:
+        con.execute(f"UPDATE {cls} SET outcome = 'duplicate' "
+                    "WHERE rownum IN (SELECT rownum FROM tolerance_settled)")
+    finally:
+        con.unregister("tolerance_settled")
 
 
 def _commit(con: duckdb.DuckDBPyConnection, stage: str, ingest_id: int, source: Source,
@@ -557,6 +741,7 @@ SELECT f.rownum, f.first_rownum, e.ingest_id AS other_ingest, e.source_line AS o
 FROM firsts f
 LEFT JOIN events e ON e.owner_id = f.owner_id AND e.event_id = f.event_id
 """)
+        _settle_geometry_tolerance(con, stage, cls)
         counts = con.execute(f"""
 SELECT (SELECT count(*) FROM {stage}),
        (SELECT count(*) FROM {stage} WHERE reason IS NOT NULL),

@@ -77,7 +77,8 @@ def export(
             for view in chosen:
                 name = f"{c.id}.{view}.csv"
                 try:
-                    rows, cols = csvout.view_rows(view, build_view(con, window, view))
+                    rows, cols = csvout.view_rows(view, build_view(con, window, view),
+                                                  [m.name for m in c.meters])
                     data = csvout.render(rows, cols).encode("utf-8")
                     atomic_write(folder / name, data)
                 except (UsagectlError, OSError) as err:

@@ -12,7 +12,7 @@ from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, 
 from usagectl.errors import ValidationError
 from usagectl.renderers.output import emit, write_output
 from usagectl.reports import views
-from usagectl.reports.report import LOG_TABLE_ROWS, VIEWS, ViewOptions, build_view
+from usagectl.reports.report import LOG_TABLE_ROWS, VIEWS, ViewOptions, build_view, meter_names
 from usagectl.reports.window import open_window
 from usagectl.store.db import session
 
@@ -72,7 +72,8 @@ def report(
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file)
         doc = build_view(con, window, view, opts)
-    emit(env, view, doc, fmt, out)
+        names = meter_names(window, meter)
+    emit(env, view, doc, fmt, out, meters=names)
 
 
 @app.command()

@@ -32,6 +32,13 @@ class ViewOptions:
     offset: int = 0
 
 
+def meter_names(window: Window, names: list[str] | None) -> list[str]:
+    """The meters a view covers, in contract order (``--meter`` picks some)."""
+    if not names:
+        return [m.name for m in window.contract.meters]
+    return [window.contract.meter(n).name for n in names]
+
+
 def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
                opts: ViewOptions = ViewOptions()) -> dict[str, Any]:
     """The JSON document of one view (the same dict every format is rendered from)."""

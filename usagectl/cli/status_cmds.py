@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from usagectl.cli import app, handle_errors, resolve
-from usagectl.cli.options import AsOfOption, ContractOption, DbOption, FormatOption, QuietOption
-from usagectl.contracts import parse_as_of
-from usagectl.errors import ExitCode, ValidationError
+from usagectl.cli import options as opt
+from usagectl.cli.options import (AsOfOption, ContractOption, DbOption, FormatOption, QuietOption,
+                                  TableJsonFormatOption)
+from usagectl.errors import ExitCode, UsageError
 from usagectl.renderers.output import emit
 from usagectl.reports import status
 from usagectl.store.db import session
@@ -31,7 +32,7 @@ def usage(
     """
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
-        rows = status.usage(con, owner, parse_as_of(as_of))
+        rows = status.usage(con, owner, opt.moment(as_of))
     emit(env, "usage", rows, fmt, owner=owner)
 
 
@@ -42,7 +43,7 @@ def check(
     meter: Annotated[str, typer.Option(help="The meter to check.", show_default=False)],
     amount: Annotated[str, typer.Option(help="Units the operation needs.", show_default=False)],
     as_of: AsOfOption = None,
-    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+    db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
     """Pre-flight check: can AMOUNT more units be used? Exit 3 when not.
 
@@ -50,16 +51,17 @@ def check(
 
     Example: usagectl check --contract docuscan-team-monthly --meter credits --amount 2
     """
-    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     try:
         needed = Decimal(amount)
     except InvalidOperation:
-        raise ValidationError(f"--amount {amount!r} is not a number") from None
+        needed = Decimal("NaN")
     if not needed.is_finite() or needed < 0:
-        raise ValidationError(f"--amount {amount!r} must be a non-negative number")
+        raise UsageError(f"--amount {amount!r} is not a number of units: write a number >= 0, "
+                         "e.g. 2 or 0.5", {"option": "--amount", "value": amount})
     with session(db, read_only=True) as con:
-        doc = status.check(con, contract, meter, needed, parse_as_of(as_of))
-    emit(env, "check", doc, fmt)
+        doc = status.check(con, contract, meter, needed, opt.moment(as_of))
+    emit(env, "check", doc, fmt, loud=not doc["can_proceed"])
     return 0 if doc["can_proceed"] else int(ExitCode.CONDITION)
 
 
@@ -78,6 +80,6 @@ def alerts(
     """
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
-        rows = status.alerts(con, parse_as_of(as_of), contract)
-    emit(env, "alerts", rows, fmt)
+        rows = status.alerts(con, opt.moment(as_of), contract)
+    emit(env, "alerts", rows, fmt, loud=bool(rows))
     return int(ExitCode.CONDITION) if rows else 0

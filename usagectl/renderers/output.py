@@ -35,10 +35,11 @@ def write_output(env: Env, text: str, out: str | None) -> None:
 
 
 def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,
-         meters: Sequence[str] = (), **table_args: Any) -> None:
+         meters: Sequence[str] = (), loud: bool = False, **table_args: Any) -> None:
     """Render ``doc`` (a document of ``kind``) as ``fmt`` to stdout or ``out``.
 
-    ``meters`` names the CSV's meter columns (the contract's, whatever the data holds).
+    ``meters`` names the CSV's meter columns (the contract's, whatever the data holds); ``loud``
+    shows a table even under ``--quiet`` (a check or alert condition holds).
     """
     if fmt == "json":
         write_output(env, jsonout.dumps(doc), out)
@@ -48,4 +49,4 @@ def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,
     else:
         from usagectl.renderers.report_tables import TABLES
 
-        TABLES[kind](env, doc, **table_args)
+        TABLES[kind](env.loud() if loud else env, doc, **table_args)

@@ -10,11 +10,13 @@ owner value exactly.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 
 from usagectl.contracts import Meter
+from usagectl.contracts.periods import local_midnight
 from usagectl.meters.select import Window, meter_filter
 
 LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
@@ -40,9 +42,19 @@ def _union_where(meters: tuple[Meter, ...], window: Window) -> tuple[str, list[A
 
 
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
-                    limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-    """The log view's document: events with marks, paged with ``limit``/``offset``."""
+                    limit: int | None = None, offset: int = 0, *, date_from: date | None = None,
+                    date_to: date | None = None) -> dict[str, Any]:
+    """The log view's document: events with marks, paged with ``limit``/``offset``.
+
+    ``date_from``/``date_to`` (local days, inclusive) narrow the listed events only.
+    """
     where, params = _union_where(meters, window)
+    tz = window.contract.zone
+    if date_from is not None:
+        where, params = f"({where}) AND ts >= ?", [*params, local_midnight(date_from, tz)]
+    if date_to is not None:
+        where, params = (f"({where}) AND ts < ?",
+                         [*params, local_midnight(date_to + timedelta(days=1), tz)])
     mark_sql, mark_params = [], []
     for field, mark in MARKS:
         scope_where, scope_params = _union_where(_scope(meters, field), window)
@@ -82,7 +94,6 @@ LIMIT ? OFFSET ?"""
     page = limit if limit is not None else total
     rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
     names = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
-    tz = window.contract.zone
     events = []
     for r in rows:
         d = dict(zip(names, r))

@@ -310,3 +310,12 @@ def test_tables_show_counts_as_integers() -> None:
     # The header keeps the as-of's offset.
     assert "as of 2026-03-20T06:00:00-06:00" in text
 
+
+
+def test_contracts_list_csv_has_one_header_with_or_without_contracts(cli, tmp_path: Path) -> None:
+    cli("contracts", "load", write(tmp_path / "c.toml", CONTRACT))
+    empty = cli("contracts", "list", "--owner", "nobody", "--format", "csv")
+    full = cli("contracts", "list", "--format", "csv")
+    assert empty.exit_code == full.exit_code == 0
+    assert len(full.stdout.splitlines()) == 2
+    assert empty.stdout.splitlines() == full.stdout.splitlines()[:1]

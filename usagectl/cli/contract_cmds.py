@@ -18,6 +18,10 @@ from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
+#: contracts list --format csv: the same columns whatever is stored.
+LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "meters", "period_index",
+                "period_start", "period_end")
+
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
                             rich_markup_mode="rich")
 app.add_typer(contracts_app, name="contracts")
@@ -108,7 +112,7 @@ def list_(
                  "period_index": (d["current_period"] or {}).get("index"),
                  "period_start": (d["current_period"] or {}).get("start"),
                  "period_end": (d["current_period"] or {}).get("end")} for d in rows]
-        env.write(csvout.render(flat, list(flat[0]) if flat else ["id"]))
+        env.write(csvout.render(flat, LIST_COLUMNS))
     else:
         contracts_table(env, rows)
 

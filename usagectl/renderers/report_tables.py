@@ -227,6 +227,9 @@ def top_table(env: Env, doc: dict[str, Any]) -> None:
             cells.append(fmt(r.get("events")))
         t.add_row(*cells)
     env.out.print(t)
+    if doc.get("has_more"):
+        shown = doc["offset"] + len(doc["rows"])
+        env.note(f"{doc['total_count'] - shown:,} more rows; use --offset {shown}")
 
 
 def overlap_table(env: Env, doc: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv install install-test docs clean browser
+.PHONY: demo test bench venv install install-test docs clean browser spreadsheet
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
@@ -34,7 +34,14 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "warning: could not install chromium; the browser test will be skipped" >&2; }
 
-test: install-test browser
+# CSV exports are tested by opening them in LibreOffice (headless, no GUI): installed when missing.
+spreadsheet:
+	@command -v soffice >/dev/null 2>&1 || { \
+		echo "installing libreoffice-calc-nogui for the CSV spreadsheet test..." >&2; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc-nogui) >/dev/null 2>&1 \
+		|| echo "warning: could not install libreoffice-calc-nogui; the spreadsheet test will be skipped" >&2; }
+
+test: install-test browser spreadsheet
 	$(BIN)/ruff check usagectl tests benchmarks
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 

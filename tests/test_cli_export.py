@@ -6,6 +6,12 @@ import csv
 import hashlib
 import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -64,7 +70,7 @@ def test_json_and_csv_are_byte_identical_across_runs(sample) -> None:
 
 def test_export_needs_contract_or_all(sample, tmp_path: Path) -> None:
     r = sample("export", "--out-dir", tmp_path, "--format", "json")
-    assert r.exit_code == 1 and "--contract ID or --all" in r.json()["error"]["message"]
+    assert r.exit_code == 2 and "--contract ID or --all" in r.json()["error"]["message"]
 
 
 def test_reconcile_lists_differences_beyond_tolerance(sample, tmp_path: Path) -> None:
@@ -143,3 +149,188 @@ def test_export_survives_a_kill_mid_write(sample, db_path: Path, tmp_path: Path)
     assert subprocess.run(cmd, env=env, timeout=300).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # no temp files left
     assert {p.name: p.read_bytes() for p in out.iterdir()} == expected
+
+
+# -- file names from data, the folder lock, I/O failures (docs/cli.md "export") ----------------
+
+SMALL = """
+[[contract]]
+id = "ok-id"
+owner = "o"
+start = 2026-01-01
+cycle = "monthly"
+  [[contract.meter]]
+  name = "requests"
+  aggregate = "count"
+"""
+
+
+def _store_contract_as(db_path: Path, tmp_path: Path, cli, ids: list[str]) -> None:  # noqa: ANN001
+    """Contracts under ids the loader refuses, as a database from an older usagectl holds them."""
+    assert cli("contracts", "load", write(tmp_path / "ok.toml", SMALL)).exit_code == 0
+    cli("ingest", write(tmp_path / "e.csv", "event_id,ts,owner_id,user_id,product\n"
+                        "e1,2026-03-02T10:00:00Z,o,u,chat\n"))
+    con = duckdb.connect(str(db_path))
+    (definition,) = con.execute("SELECT definition FROM contracts WHERE id = 'ok-id'").fetchone()
+    for cid in ids:
+        d = json.loads(definition)
+        d["id"] = cid
+        con.execute("INSERT INTO contracts SELECT ?, owner, ?, source, sha256, loaded_at FROM contracts "
+                    "WHERE id = 'ok-id'", [cid, json.dumps(d)])
+    con.close()
+
+
+def test_contract_ids_that_would_make_bad_file_names_are_refused_at_load(cli, tmp_path: Path) -> None:
+    bad = ["../../x", "/abs/x", ".hidden", "a b", "x" * 101, "-dash"]
+    text = "".join(SMALL.replace('"ok-id"', json.dumps(cid)) for cid in bad) + SMALL
+    r = cli("contracts", "load", write(tmp_path / "bad.toml", text), "--format", "json")
+    assert r.exit_code == 1
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    problems = err["details"]["problems"]
+    for i, cid in enumerate(bad):
+        hits = [p for p in problems if p.startswith(f"contract[{i}]") and "id" in p]
+        assert len(hits) == 1, (cid, problems)
+        assert "letters, digits" in hits[0]  # says what to do
+    assert cli("contracts", "list", "--format", "json").json() == []  # nothing loaded
+
+
+def test_export_file_names_stay_inside_the_folder(cli, db_path: Path, tmp_path: Path) -> None:
+    evil = ["../../escaped", "/abs/escaped", "a/b", "a_b", ".hidden", "ok/../../x"]
+    _store_contract_as(db_path, tmp_path, cli, evil)
+    out = tmp_path / "deep" / "exp"
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--views", "users",
+            "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    names = [f["name"] for f in r.json()["files"]]
+    assert len(names) == len(set(names)) == len(evil) + 1  # no two contracts share a file
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "manifest.json"])
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.users\.csv", name), name
+        assert (out / name).resolve().parent == out.resolve()
+    assert {f["contract"] for f in r.json()["files"]} == {*evil, "ok-id"}
+    assert "ok-id.users.csv" in names and "a_b.users.csv" in names
+    strays = [p for p in tmp_path.rglob("*escaped*") if p.parent != out] + list(Path("/abs").glob("*"))
+    assert strays == []
+
+
+def _export_cmd(db_path: Path, out: Path, as_of: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "usagectl", "--db", str(db_path), "export", "--all", "--out-dir",
+            str(out), "--as-of", as_of, "--quiet", *extra]
+
+
+def test_two_exports_into_one_folder_at_once(sample, db_path: Path, tmp_path: Path) -> None:
+    """Two real processes: the second waits for the first; the manifest matches the files."""
+    out = tmp_path / "exp"
+    env = {**os.environ, "COLUMNS": "120"}
+    for _ in range(2):
+        procs = [subprocess.Popen(_export_cmd(db_path, out, as_of), env=env, stderr=subprocess.PIPE,
+                                  text=True)
+                 for as_of in ("2026-11-20T12:00:00Z", "2026-11-10T12:00:00Z")]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["files"]) == 16
+        for f in manifest["files"]:
+            assert hashlib.sha256((out / f["name"]).read_bytes()).hexdigest() == f["sha256"], f["name"]
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            [f["name"] for f in manifest["files"]] + ["manifest.json"])  # no temp or lock file
+
+
+HOLD = """
+import fcntl, sys, time
+with open(sys.argv[1], "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_an_export_waits_while_another_process_holds_the_folder(sample, db_path: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out / ".usagectl-export.lock"), "4"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    export = subprocess.Popen(_export_cmd(db_path, out, AS_OF), stderr=subprocess.PIPE, text=True)
+    written_while_held = []
+    while holder.poll() is None:
+        written_while_held += [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        time.sleep(0.1)
+    _, err = export.communicate(timeout=300)
+    assert export.returncode == 0, err
+    assert written_while_held == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["files"]) == 16
+
+
+def test_export_gives_up_when_another_holds_the_folder(sample, db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out / ".usagectl-export.lock"), "30"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        r = subprocess.run(_export_cmd(db_path, out, AS_OF, "--wait", "1", "--format", "json"),
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 1, r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "io_error" and "another export" in err["message"]
+    assert str(out) in err["message"] and "--wait" in err["message"]
+    assert [p.name for p in out.iterdir()] == [".usagectl-export.lock"]  # nothing written
+
+
+@pytest.fixture
+def mount_point(tmp_path: Path):  # noqa: ANN201
+    """Mount helpers for I/O failure tests: needs root and mount(8), else the test is skipped."""
+    mounted: list[Path] = []
+
+    def mount(*args: str, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount ({r.stderr.strip() or 'mount failed'}); needs root")
+        mounted.append(target)
+        return target
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount(8) to make a full or read-only folder")
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def test_a_read_only_export_folder_is_an_io_error_naming_it(sample, tmp_path: Path, mount_point) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount_point("--bind", "-o", "ro", str(ro), target=ro)
+    r = sample("export", "--all", "--out-dir", ro, "--as-of", AS_OF, "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    err = r.json()["error"]
+    assert err["code"] == "io_error" and str(ro) in err["message"]
+    assert "Read-only file system" in err["message"] and "internal error" not in err["message"]
+    nested = ro / "sub"
+    r = sample("export", "--all", "--out-dir", nested, "--as-of", AS_OF)
+    assert r.exit_code == 1 and str(nested) in r.stderr and "internal error" not in r.stderr
+
+
+def test_a_full_disk_lists_each_failed_file(sample, tmp_path: Path, mount_point) -> None:
+    full = mount_point("-t", "tmpfs", "-o", "size=40k", "tmpfs", target=tmp_path / "full")
+    r = sample("export", "--all", "--out-dir", full, "--as-of", AS_OF, "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    doc = r.json()
+    failures = doc["error"]["details"]["failures"] if "error" in doc else doc["failures"]
+    assert failures, doc
+    for f in failures:
+        assert "No space left on device" in f["error"] and str(full) in f["error"], f
+    if "error" in doc:  # the manifest itself did not fit
+        assert doc["error"]["code"] == "io_error" and "manifest.json" in doc["error"]["message"]
+    assert not [p for p in full.iterdir() if p.name.startswith(".")]  # no temp files left
+    text = sample("export", "--all", "--out-dir", full, "--as-of", AS_OF)
+    assert text.exit_code == 1 and "No space left on device" in text.stderr
+    assert "internal error" not in text.stderr + text.stdout

@@ -135,7 +135,7 @@ def test_check_exit_codes_and_message(db, tmp_path: Path) -> None:
     assert (doc["current_usage"], doc["limit"], doc["required"], doc["prepaid"]) == (10, 10, 2, 1)
     assert doc["reset_date"] == "2026-03-31T00:00:00-04:00"
     bad = db("check", "-c", "credits", "--meter", "credits", "--amount", "lots", "--format", "json")
-    assert bad.exit_code == 1 and bad.json()["error"]["code"] == "validation_error"
+    assert bad.exit_code == 2 and bad.json()["error"]["code"] == "validation_error"
 
 
 def test_alerts_exit_3_and_list_the_meters(db) -> None:

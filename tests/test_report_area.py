@@ -190,6 +190,6 @@ def test_sample_contract_reports_match_independent_figures(cli, tmp_path: Path) 
 
 def test_unknown_view_and_contract_are_clear_errors(cli, loaded) -> None:
     r = cli("report", "-c", "fields", "--view", "nope", "--format", "json")
-    assert r.exit_code == 1 and "choose one of" in r.json()["error"]["message"]
+    assert r.exit_code == 2 and "choose one of" in r.json()["error"]["message"]
     r = cli("report", "-c", "felds", "--format", "json")
     assert r.json()["error"]["code"] == "not_found" and "did you mean 'fields'" in r.json()["error"]["message"]

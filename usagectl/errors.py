@@ -20,6 +20,20 @@ class ExitCode(IntEnum):
     CONDITION = 3  # a check or alert condition holds (cannot proceed, over limit)
     INTERRUPTED = 130  # Ctrl-C
 
+    @property
+    def meaning(self) -> str:
+        """A few words for ``--help`` and the docs."""
+        return _EXIT_MEANINGS[self]
+
+
+_EXIT_MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "error",
+    ExitCode.USAGE: "usage error",
+    ExitCode.CONDITION: "a check or alert condition holds",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
 
 class UsagectlError(Exception):
     """Base class: a user-facing error with a stable machine code."""

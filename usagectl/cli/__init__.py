@@ -1,9 +1,8 @@
 """The ``usagectl`` command line: parse options, call the library, render, map errors.
 
 Thin on purpose (STYLE.md §1): each command opens the database, calls one library function and
-hands plain data to a renderer. Library errors become exit codes here and nowhere else.
-
-Exit codes: 0 success · 1 error · 2 usage error · 3 a check/alert condition holds · 130 Ctrl-C.
+hands plain data to a renderer. Library errors become exit codes here and nowhere else
+(:class:`usagectl.errors.ExitCode`; docs/cli.md).
 """
 
 from __future__ import annotations
@@ -11,83 +10,46 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
+from typer import _click
+from typer.core import TyperGroup
 
 from usagectl import __version__
-from usagectl.errors import ExitCode, UsagectlError
-from usagectl.cli.options import DbOption, FormatOption, QuietOption
+from usagectl.cli.options import DbOption, FormatOption, GlobalFormatOption, QuietOption, one_of
+from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers import jsonout
 from usagectl.renderers.console import Env
 
-app = typer.Typer(
-    name="usagectl",
-    help=(
-        "Recompute usage-based bills from raw event logs, exactly.\n\n"
-        "Ingest usage logs (CSV, Parquet, GeoJSON, JSON Lines) into a local DuckDB file, load "
-        "contracts, and report what each contract period counts.\n\n"
-        "Exit codes: 0 success, 1 error, 2 usage error, 3 a check or alert condition holds."
-    ),
-    rich_markup_mode="rich",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
+__all__ = ["DbOption", "FormatOption", "QuietOption", "app", "handle_errors", "resolve"]
 
-FORMATS = ("table", "json", "csv", "html")
+EXIT_CODES = "Exit codes: " + ", ".join(f"{int(c)} {c.meaning}" for c in ExitCode) + "."
 
 
 class State:
-    """Global options, shared with every command through the Typer context."""
+    """Global options and the command line, shared with every command."""
 
     db: str | None = None
     format: str | None = None
     quiet: bool = False
+    argv: list[str] = []
 
 
 STATE = State()
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"usagectl {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    db: DbOption = None,
-    fmt: FormatOption = None,
-    quiet: QuietOption = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    STATE.db, STATE.format, STATE.quiet = db, fmt, quiet
-
-
-def resolve(db: str | None, fmt: str | None, quiet: bool = False,
-            allowed: tuple[str, ...] = ("table", "json", "csv")) -> tuple[str | None, str, Env]:
-    """Merge a command's own --db/--format/--quiet with the global ones."""
-    chosen = (fmt or STATE.format or "table").lower()
-    if chosen not in allowed:
-        from usagectl.errors import UsageError
-
-        raise UsageError(f"--format {chosen!r} is not available here; choose one of "
-                         f"{', '.join(allowed)}")
-    STATE.format = chosen
-    return db or STATE.db, chosen, Env(quiet=quiet or STATE.quiet)
-
-
-def _wants_json(argv: list[str]) -> bool:
+def _wants_json(argv: Sequence[str]) -> bool:
+    """True when the command line asks for JSON (errors are then JSON on stdout)."""
+    if STATE.format == "json":
+        return True
     for i, a in enumerate(argv):
-        if a in ("--format", "-f") and i + 1 < len(argv) and argv[i + 1] == "json":
+        if a in ("--format", "-f") and i + 1 < len(argv) and argv[i + 1].lower() == "json":
             return True
-        if a == "--format=json":
+        if a.lower() in ("--format=json", "-fjson", "-f=json"):
             return True
-    return STATE.format == "json"
+    return False
 
 
 def _fail(err: UsagectlError, as_json: bool) -> int:
@@ -101,6 +63,83 @@ def _fail(err: UsagectlError, as_json: bool) -> int:
         for problem in err.details.get("problems") or []:
             err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
     return int(err.exit_code)
+
+
+class UsagectlGroup(TyperGroup):
+    """The root command: in JSON mode, a command line Click cannot parse is a JSON error too."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        STATE.db, STATE.format, STATE.quiet, STATE.argv = None, None, False, argv
+        if not standalone_mode or not _wants_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, **extra)
+        except _click.exceptions.ClickException as exc:
+            details: dict[str, Any] = {}
+            param = getattr(exc, "param", None)
+            if param is not None and getattr(param, "opts", None):
+                details["option"] = param.opts[0]
+            sys.exit(_fail(UsageError(exc.format_message(), details), True))
+        except _click.exceptions.Abort:
+            sys.exit(int(ExitCode.INTERRUPTED))
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    name="usagectl",
+    cls=UsagectlGroup,
+    help=(
+        "Recompute usage-based bills from raw event logs, exactly.\n\n"
+        "Ingest usage logs (CSV, Parquet, GeoJSON, JSON Lines) into a local DuckDB file, load "
+        "contracts, and report what each contract period counts.\n\n" + EXIT_CODES
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"usagectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: DbOption = None,
+    fmt: GlobalFormatOption = None,
+    quiet: QuietOption = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    STATE.db, STATE.format, STATE.quiet = db, fmt, quiet
+
+
+def resolve(db: str | None, fmt: str | None, quiet: bool = False,
+            allowed: tuple[str, ...] = ("table", "json", "csv")) -> tuple[str | None, str, Env]:
+    """Merge a command's own --db/--format/--quiet with the global ones."""
+    chosen = (fmt or STATE.format or "table").lower()
+    if chosen not in allowed:
+        raise UsageError(f"--format {chosen!r} is not available here; choose one of "
+                         f"{one_of(allowed)}", {"option": "--format", "value": chosen,
+                                                "valid": list(allowed)})
+    STATE.format = chosen
+    return db or STATE.db, chosen, Env(quiet=quiet or STATE.quiet)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C: Python's KeyboardInterrupt, or DuckDB's when it lands inside a query."""
+    import duckdb
+
+    if isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)):
+        return True
+    # DuckDB turns a SIGINT during a query into RuntimeError('Query interrupted').
+    return isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted"
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,21 +156,21 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (typer.Exit, typer.Abort):
             raise
         except UsagectlError as err:
-            raise typer.Exit(_fail(err, _wants_json(sys.argv))) from None
-        except KeyboardInterrupt:
-            Env().err.print("usagectl: interrupted", markup=False)
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise typer.Exit(_fail(err, _wants_json(STATE.argv))) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
-        except Exception as exc:  # a bug: say so plainly; USAGECTL_DEBUG=1 shows the traceback
-            if os.environ.get("USAGECTL_DEBUG"):
-                raise
+        except BaseException as exc:
+            if _interrupted(exc):
+                Env().err.print("usagectl: interrupted", markup=False)
+                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            if not isinstance(exc, Exception) or os.environ.get("USAGECTL_DEBUG"):
+                raise  # SystemExit and the like; USAGECTL_DEBUG=1 shows a bug's traceback
             from usagectl.errors import InternalError
 
             raise typer.Exit(_fail(InternalError(
                 f"internal error ({type(exc).__name__}: {exc}); this is a bug in usagectl "
                 f"{__version__}. Re-run with USAGECTL_DEBUG=1 for the traceback and report it."),
-                _wants_json(sys.argv))) from None
+                _wants_json(STATE.argv))) from None
         finally:
             STATE.format = None
         if isinstance(rv, int) and rv:

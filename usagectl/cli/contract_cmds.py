@@ -7,8 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app, resolve
-from usagectl.contracts import Contract, parse_as_of, period_containing
+from usagectl.cli import handle_errors, app, resolve
+from usagectl.cli import options as opt
+from usagectl.cli.options import AsOfOption, DbOption, FormatOption, QuietOption, TableJsonFormatOption
+from usagectl.contracts import Contract, period_containing
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
 from usagectl.renderers.tables import print_fitting
@@ -16,16 +18,16 @@ from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
 
+#: contracts list --format csv: the same columns whatever is stored.
+LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "meters", "period_index",
+                "period_start", "period_end")
+
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
                             rich_markup_mode="rich")
 app.add_typer(contracts_app, name="contracts")
 
-AsOfOption = Annotated[str | None, typer.Option(
-    "--as-of", help="The moment taken as now (ISO 8601; default: the current time).")]
-
-
 def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:
-    as_of = parse_as_of(as_of_text)
+    as_of = opt.moment(as_of_text)
     period = period_containing(c, as_of)
     d = c.to_dict()
     d["current_period"] = period.to_dict(as_of) if period else None
@@ -110,7 +112,7 @@ def list_(
                  "period_index": (d["current_period"] or {}).get("index"),
                  "period_start": (d["current_period"] or {}).get("start"),
                  "period_end": (d["current_period"] or {}).get("end")} for d in rows]
-        env.write(csvout.render(flat, list(flat[0]) if flat else ["id"]))
+        env.write(csvout.render(flat, LIST_COLUMNS))
     else:
         contracts_table(env, rows)
 
@@ -121,13 +123,13 @@ def show(
     contract_id: Annotated[str, typer.Argument(metavar="ID", help="Contract id.",
                                                show_default=False)],
     as_of: AsOfOption = None,
-    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+    db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> None:
     """Show one contract: terms, meters and the current period.
 
     Example: usagectl contracts show acme-fields-2026 --format json
     """
-    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     with session(db, read_only=True) as con:
         d = _with_period(contracts_repo.get_contract(con, contract_id), as_of)
     if fmt == "json":

@@ -11,7 +11,8 @@ import typer
 from usagectl.cli import handle_errors, QuietOption, app, resolve
 from usagectl.cli.contract_cmds import _with_period, contracts_table
 from usagectl.cli.ingest_cmds import _ingest_table, ingest_totals
-from usagectl.contracts import parse_as_of, period_containing, resolve_period
+from usagectl.cli import options as opt
+from usagectl.contracts import period_containing, resolve_period
 from usagectl.reports import views
 from usagectl.errors import ExitCode
 from usagectl.renderers.report_tables import consolidated_table
@@ -59,7 +60,7 @@ def demo(
         outcome = contracts_repo.load_file(con, data_dir / "contracts.toml")
         contracts = contracts_repo.list_contracts(con)
         rows = [_with_period(c, as_of) for c in contracts]
-        now = parse_as_of(as_of)
+        now = opt.moment(as_of)
         reports = [views.consolidated(con, views.make_window(c, resolve_period(c, None, now), now))
                    for c in contracts if period_containing(c, now) is not None]
     totals = ingest_totals(results)

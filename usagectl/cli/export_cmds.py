@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from usagectl import __version__
 from usagectl.cli import app, handle_errors, resolve
+from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  FormatOption, PeriodOption, QuietOption)
-from usagectl.contracts import parse_as_of, period_containing, resolve_period
-from usagectl.errors import ExitCode, IOFailure, UsagectlError, ValidationError
-from usagectl.renderers import csvout, jsonout
-from usagectl.renderers.files import atomic_write
+                                  FormatOption, PeriodOption, QuietOption, TableJsonFormatOption)
+from usagectl.contracts import period_containing, resolve_period
+from usagectl.errors import ExitCode, UsageError, UsagectlError
+from usagectl.meters.select import Window
 from usagectl.renderers.output import emit, print_notes
-from usagectl.reports import notes, views
+from usagectl.reports import notes
 from usagectl.reports import reconcile as reconciling
-from usagectl.reports.report import build_view
+from usagectl.reports.export import EXPORT_VIEWS
+from usagectl.reports.export import export as export_folder
 from usagectl.reports.window import open_window
 from usagectl.store import contracts_repo
 from usagectl.store.db import session
-
-EXPORT_VIEWS = ("consolidated", "users", "daily", "log")
 
 
 @app.command()
@@ -37,65 +34,50 @@ def export(
     views_opt: Annotated[str, typer.Option("--views", help="Comma-separated views.")] = ",".join(EXPORT_VIEWS),
     period: PeriodOption = None,
     as_of: AsOfOption = None,
-    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait while another export writes into the same folder.")] = 300,
+    db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
     """Write one CSV per contract × view, plus manifest.json with SHA-256s (for cron).
 
-    Files are named CONTRACT.VIEW.csv; each is written atomically (temp file, fsync, rename),
-    so a killed run leaves the previous files whole and no temp files. Exit 1 if any failed.
+    Files are named CONTRACT.VIEW.csv, with the contract id made safe for a file name; each is
+    written atomically (temp file, fsync, rename), so a killed run leaves the previous files
+    whole and no temp files. The folder is locked for the whole run: a second export into it
+    waits (--wait), so manifest.json always matches the files. Exit 1 if any file failed.
 
     Example: usagectl export --all --out-dir /srv/usage/$(date +%F) --quiet
     """
-    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     chosen = [v.strip() for v in views_opt.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in EXPORT_VIEWS]
     if unknown or not chosen:
-        raise ValidationError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}")
+        raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",
+                         {"option": "--views", "valid": list(EXPORT_VIEWS)})
     if bool(contract) == bool(all_):
-        raise ValidationError("give either --contract ID or --all")
-    folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # A run killed mid-write leaves its temp file (never a half-written CSV); clear them.
-        # Two exports into one folder at the same moment are not supported.
-        for stale in [*folder.glob(".*.csv.*.tmp"), *folder.glob(".manifest.json.*.tmp")]:
-            stale.unlink(missing_ok=True)
-    except OSError as exc:
-        raise IOFailure(f"cannot create {out_dir}: {exc.strerror}") from None
-    now = parse_as_of(as_of)
-    files: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    windows: list[views.Window] = []
+        raise UsageError("give either --contract ID or --all", {"options": ["--contract", "--all"]})
+    if not 0 <= wait <= 86_400:
+        raise UsageError(f"--wait must be between 0 and 86400 seconds, not {wait:g}",
+                         {"option": "--wait", "value": wait})
+    now = opt.moment(as_of)
     with session(db, read_only=True) as con:
         contracts = ([contracts_repo.get_contract(con, contract)] if contract else
                      [c for c in contracts_repo.list_contracts(con) if period_containing(c, now)])
-        for c in contracts:
-            try:
-                window = views.make_window(c, resolve_period(c, period, now), now)
-            except UsagectlError as err:
-                failures.append({"contract": c.id, "view": None, "error": err.message})
-                continue
-            windows.append(window)
-            for view in chosen:
-                name = f"{c.id}.{view}.csv"
-                try:
-                    rows, cols = csvout.view_rows(view, build_view(con, window, view))
-                    data = csvout.render(rows, cols).encode("utf-8")
-                    atomic_write(folder / name, data)
-                except (UsagectlError, OSError) as err:
-                    failures.append({"contract": c.id, "view": view,
-                                     "error": getattr(err, "message", str(err))})
-                    continue
-                files.append({"name": name, "contract": c.id, "view": view, "rows": len(rows),
-                              "sha256": hashlib.sha256(data).hexdigest(),
-                              "period": window.period.to_dict(now)})
-        exported_notes = [] if env.quiet else notes.contract_notes(con, windows)
-    manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
-                "failures": failures}
-    atomic_write(folder / "manifest.json", jsonout.dumps(manifest).encode("utf-8"))
+        manifest = export_folder(con, contracts, chosen, Path(out_dir), now, period, wait)
+        exported_notes = [] if env.quiet else notes.contract_notes(con, _windows(contracts, period, now))
     emit(env, "export", manifest, fmt, out_dir=out_dir)
     print_notes(env, exported_notes)
-    return int(ExitCode.ERROR) if failures else 0
+    return int(ExitCode.ERROR) if manifest["failures"] else 0
+
+
+def _windows(contracts: list, period: str | None, now) -> list[Window]:  # type: ignore[no-untyped-def]
+    """The windows an export covered (a contract whose period cannot be resolved has none)."""
+    out = []
+    for c in contracts:
+        try:
+            out.append(Window(c, resolve_period(c, period, now), now))
+        except UsagectlError:
+            continue
+    return out
 
 
 @app.command()
@@ -119,6 +101,8 @@ def reconcile(
     Example: usagectl reconcile -c acme-farms-2026 --against invoice.csv --tolerance 0.1%
     """
     db, fmt, env = resolve(db, fmt, quiet)
+    opt.moment_text(as_of, "--as-of")
+    opt.moment_text(as_ingested_at, "--as-ingested-at")
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at)
         m = window.contract.meter(meter) if meter else window.contract.meters[0]

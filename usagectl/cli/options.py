@@ -2,21 +2,49 @@
 
 Global ones (``--db``, ``--format``, ``--quiet``) are accepted both before and after the command
 name; the report options (``--contract``, ``--period``, ``--as-of``, ``--as-ingested-at``,
-``--out``) mean the same on every command that takes them.
+``--out``) mean the same on every command that takes them. The helpers below read option values
+and turn a bad one into a usage error (exit 2) that lists what is accepted (docs/cli.md).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
+
+from usagectl.errors import UsageError, ValidationError
+
+#: Output formats: most commands; ``report`` adds html; a few answer in a table or JSON only.
+FORMATS = ("table", "json", "csv")
+REPORT_FORMATS = ("table", "json", "csv", "html")
+TABLE_JSON = ("table", "json")
+
+
+def one_of(values: tuple[str, ...] | list[str]) -> str:
+    """``a, b or c``."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def _format_help(choices: tuple[str, ...]) -> str:
+    return f"Output format: {one_of(choices)}."
+
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", envvar="USAGECTL_DB", help="DuckDB file (default ./usage.duckdb).",
     show_default=False)]
 FormatOption = Annotated[str | None, typer.Option(
-    "--format", "-f", help="Output format: table, json or csv.", show_default=False)]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")]
+    "--format", "-f", help=_format_help(FORMATS), show_default=False)]
+ReportFormatOption = Annotated[str | None, typer.Option(
+    "--format", "-f", help=_format_help(REPORT_FORMATS), show_default=False)]
+TableJsonFormatOption = Annotated[str | None, typer.Option(
+    "--format", "-f", help=_format_help(TABLE_JSON), show_default=False)]
+GlobalFormatOption = Annotated[str | None, typer.Option(
+    "--format", "-f", help="Output format: table, json or csv (report also html).",
+    show_default=False)]
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print nothing on success except data asked for with --format "
+                          "json/csv/html or --out; errors still go to stderr.")]
 
 ContractOption = Annotated[str, typer.Option("--contract", "-c", help="Contract id.",
                                              show_default=False)]
@@ -26,7 +54,65 @@ AsOfOption = Annotated[str | None, typer.Option(
     "--as-of", help="The moment taken as now (ISO 8601; default: the current time).")]
 AsIngestedOption = Annotated[str | None, typer.Option(
     "--as-ingested-at", help="Only events ingested by then (reproduce an earlier invoice).")]
-OutOption = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file.")]
+OutOption = Annotated[str | None, typer.Option(
+    "--out", "-o", help="Write the json, csv or html output to this file (atomically).")]
 UserOption = Annotated[str | None, typer.Option(
     "--user", help="Only this user's events, in every view (limits and prices stay the owner's).",
     show_default=False)]
+
+#: Moments usagectl computes periods for: a period must end before the year 10000.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+#: --limit and --offset beyond this are refused (DuckDB binds them as 64-bit integers).
+MAX_ROWS = 2**62
+
+
+def moment(text: str | None, option: str = "--as-of") -> dt.datetime:
+    """An ``--as-of``-style value: ISO 8601 date or date-time, or ``now`` (SPEC §5.5)."""
+    from usagectl.contracts import parse_as_of
+
+    try:
+        value = parse_as_of(text)
+    except ValidationError:
+        raise UsageError(
+            f"{option} {text!r} is not a moment: write an ISO 8601 date (2026-03-01), a date-time "
+            "(2026-03-01T12:00:00Z, 2026-03-01T06:00:00-06:00) or 'now'",
+            {"option": option, "value": text}) from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise UsageError(
+            f"{option} {text!r} is out of range: usagectl computes periods for moments from "
+            f"{FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31", {"option": option, "value": text})
+    return value
+
+
+def moment_text(text: str | None, option: str = "--as-of") -> str | None:
+    """Check an ``--as-of``-style value and hand it on unchanged (None stays None)."""
+    if text is not None:
+        moment(text, option)
+    return text
+
+
+def day(text: str | None, option: str) -> dt.date | None:
+    """A ``--from``/``--to`` day (YYYY-MM-DD)."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a day: write YYYY-MM-DD, e.g. 2026-03-01",
+                         {"option": option, "value": text}) from None
+
+
+def rows(value: int | None, option: str) -> int | None:
+    """A ``--limit``/``--offset`` count: 0 ≤ value ≤ 2**62."""
+    if value is not None and not 0 <= value <= MAX_ROWS:
+        raise UsageError(f"{option} must be >= 0 and <= {MAX_ROWS}, not {value}",
+                         {"option": option, "value": value})
+    return value
+
+
+def choice(value: str, option: str, valid: tuple[str, ...]) -> str:
+    """A value from a fixed list, or a usage error listing the list."""
+    if value not in valid:
+        raise UsageError(f"{option} {value!r} is not available; choose one of {', '.join(valid)}",
+                         {"option": option, "value": value, "valid": list(valid)})
+    return value

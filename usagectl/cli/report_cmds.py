@@ -7,12 +7,15 @@ from typing import Annotated
 import typer
 
 from usagectl.cli import app, handle_errors, resolve
+from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  FormatOption, OutOption, PeriodOption, QuietOption, UserOption)
-from usagectl.errors import ValidationError
+                                  FormatOption, OutOption, PeriodOption, QuietOption,
+                                  ReportFormatOption, UserOption)
+from usagectl.errors import UsageError
 from usagectl.renderers.output import emit, print_notes, write_output
 from usagectl.reports import notes, views
-from usagectl.reports.report import LOG_TABLE_ROWS, VIEWS, ViewOptions, build_view
+from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, VIEWS, ViewOptions, build_view,
+                                     meter_names)
 from usagectl.reports.window import open_window
 from usagectl.store.db import session
 
@@ -21,25 +24,32 @@ from usagectl.store.db import session
 @handle_errors
 def report(
     contract: ContractOption,
-    view: Annotated[str, typer.Option(help="consolidated, users, daily, log, series or top.")] = "consolidated",
+    view: Annotated[str | None, typer.Option(
+        help="consolidated (default), users, daily, log, series or top.", show_default=False)] = None,
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
     user: UserOption = None,
-    date_from: Annotated[str | None, typer.Option("--from", help="daily: first day (YYYY-MM-DD).")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="daily: last day (YYYY-MM-DD).")] = None,
-    bucket: Annotated[str, typer.Option(help="series: hour, day or month.")] = "day",
-    group_by: Annotated[str, typer.Option("--group-by", help="top: endpoint, operation, "
-                                          "resource_id, session_id, user_id or org_id.")] = "user_id",
+    date_from: Annotated[str | None, typer.Option(
+        "--from", help="daily, log: first day (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", help="daily, log: last day (YYYY-MM-DD).")] = None,
+    bucket: Annotated[str | None, typer.Option(
+        help="series: hour, day (default) or month.", show_default=False)] = None,
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", help="top: endpoint, operation, resource_id, session_id, user_id "
+                           "(default) or org_id.", show_default=False)] = None,
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
-    limit: Annotated[int | None, typer.Option(help="log: at most this many events; top: rows.")] = None,
-    offset: Annotated[int, typer.Option(help="log: skip this many events.")] = 0,
+    limit: Annotated[int | None, typer.Option(
+        help="log: at most this many events; top: rows.", show_default=False)] = None,
+    offset: Annotated[int | None, typer.Option(
+        help="log, top: skip this many (default 0).", show_default=False)] = None,
     out: OutOption = None,
     db: DbOption = None,
-    fmt: FormatOption = None,
+    fmt: ReportFormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Recompute what a contract period counts: totals, limits, overage and projection.
@@ -48,15 +58,30 @@ def report(
     in cents, status, projection), users (each user's value per meter), daily (new
     consumption per local day, owner and Σ users; --from/--to for a range) and log (every
     counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
-    show the first 50, JSON and CSV every event unless --limit/--offset), series (new
-    consumption per --bucket hour|day|month in the contract's zone) and top (a meter's value per
-    --group-by, largest first). --contracts FILE prices the same events under other terms.
-    --format html --out FILE writes one self-contained HTML report of every section.
+    show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
+    events of those days), series (new consumption per --bucket hour|day|month in the
+    contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
+    page it). An option that does not apply to the chosen view is refused. --contracts FILE
+    prices the same events under other terms. --format html --out FILE writes one
+    self-contained HTML report of every section.
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
-    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json", "csv", "html"))
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.REPORT_FORMATS)
+    opt.moment_text(as_of, "--as-of")
+    opt.moment_text(as_ingested_at, "--as-ingested-at")
+    given = {"--from": date_from, "--to": date_to, "--bucket": bucket, "--group-by": group_by,
+             "--limit": limit, "--offset": offset}
+    if out is not None and fmt == "table":
+        raise UsageError("--out writes json, csv or html output; a table is for the terminal. "
+                         "Add --format json, csv or html, or leave --out out",
+                         {"option": "--out"})
     if fmt == "html":
+        refused = [o for o, v in {"--view": view, **given}.items() if v is not None]
+        if refused:
+            raise UsageError(f"{', '.join(refused)} do not apply to --format html, which writes "
+                             "every section of the report; leave them out",
+                             {"options": refused})
         from usagectl.renderers.html import render_report
         from usagectl.reports.html_report import sections
 
@@ -66,16 +91,30 @@ def report(
             write_output(env, render_report(**sections(con, window, meter)), out)
             _notes(env, con, window, meter)
         return
-    if view not in VIEWS:
-        raise ValidationError(f"--view {view!r} is not available; choose one of {', '.join(VIEWS)}")
+    view = opt.choice(view or "consolidated", "--view", VIEWS)
+    for option, value in given.items():
+        if value is not None and view not in OPTION_VIEWS[option]:
+            applies = OPTION_VIEWS[option]
+            raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
+                             f"--view {view}", {"option": option, "views": list(applies)})
+    from usagectl.reports.breakdown import BUCKETS, GROUPS  # loads the area engine: only here
+
+    first, last = opt.day(date_from, "--from"), opt.day(date_to, "--to")
+    if first and last and first > last:
+        raise UsageError(f"--from {first} is after --to {last}", {"option": "--from"})
+    opt.rows(limit, "--limit")
+    opt.rows(offset, "--offset")
     if view == "log" and limit is None and fmt == "table":
         limit = LOG_TABLE_ROWS
-    opts = ViewOptions(meters=meter, date_from=date_from, date_to=date_to, bucket=bucket,
-                       group_by=group_by, limit=limit, offset=offset)
+    opts = ViewOptions(meters=meter, date_from=first, date_to=last,
+                       bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
+                       group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
+                       limit=limit, offset=offset or 0)
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file, user)
         doc = build_view(con, window, view, opts)
-        emit(env, view, doc, fmt, out)
+        names = meter_names(window, meter)
+        emit(env, view, doc, fmt, out, meters=names)
         _notes(env, con, window, meter)
 
 
@@ -106,6 +145,9 @@ def overlap(
     Example: usagectl overlap --contract acme-farms-2026 --pairs 5 --geojson overlap.geojson
     """
     db, fmt, env = resolve(db, fmt, quiet)
+    opt.moment_text(as_of, "--as-of")
+    opt.moment_text(as_ingested_at, "--as-ingested-at")
+    opt.rows(pairs, "--pairs")
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at, user=user)
         doc, regions = views.overlap_view(con, window, meter, pairs, regions=geojson is not None)

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from usagectl.cli import app, handle_errors, resolve
-from usagectl.cli.options import AsOfOption, ContractOption, DbOption, FormatOption, QuietOption
-from usagectl.contracts import parse_as_of
-from usagectl.errors import ExitCode, ValidationError
+from usagectl.cli import options as opt
+from usagectl.cli.options import (AsOfOption, ContractOption, DbOption, FormatOption, QuietOption,
+                                  TableJsonFormatOption)
+from usagectl.errors import ExitCode, UsageError
 from usagectl.renderers.output import emit, print_notes
 from usagectl.reports import notes, status
 from usagectl.store.db import session
@@ -30,12 +31,13 @@ def usage(
     Example: usagectl usage --owner terra-tokens --format json
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    now = parse_as_of(as_of)
+    now = opt.moment(as_of)
     with session(db, read_only=True) as con:
         rows = status.usage(con, owner, now)
-        emit(env, "usage", rows, fmt, owner=owner)
-        if not env.quiet:
-            print_notes(env, notes.contract_notes(con, status.current_windows(con, now, owner)))
+        usage_notes = ([] if env.quiet else
+                       notes.contract_notes(con, status.current_windows(con, now, owner)))
+    emit(env, "usage", rows, fmt, owner=owner)
+    print_notes(env, usage_notes)
 
 
 @app.command()
@@ -45,7 +47,7 @@ def check(
     meter: Annotated[str, typer.Option(help="The meter to check.", show_default=False)],
     amount: Annotated[str, typer.Option(help="Units the operation needs.", show_default=False)],
     as_of: AsOfOption = None,
-    db: DbOption = None, fmt: FormatOption = None, quiet: QuietOption = False,
+    db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
     """Pre-flight check: can AMOUNT more units be used? Exit 3 when not.
 
@@ -53,16 +55,17 @@ def check(
 
     Example: usagectl check --contract docuscan-team-monthly --meter credits --amount 2
     """
-    db, fmt, env = resolve(db, fmt, quiet, allowed=("table", "json"))
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     try:
         needed = Decimal(amount)
     except InvalidOperation:
-        raise ValidationError(f"--amount {amount!r} is not a number") from None
+        needed = Decimal("NaN")
     if not needed.is_finite() or needed < 0:
-        raise ValidationError(f"--amount {amount!r} must be a non-negative number")
+        raise UsageError(f"--amount {amount!r} is not a number of units: write a number >= 0, "
+                         "e.g. 2 or 0.5", {"option": "--amount", "value": amount})
     with session(db, read_only=True) as con:
-        doc = status.check(con, contract, meter, needed, parse_as_of(as_of))
-    emit(env, "check", doc, fmt)
+        doc = status.check(con, contract, meter, needed, opt.moment(as_of))
+    emit(env, "check", doc, fmt, loud=not doc["can_proceed"])
     return 0 if doc["can_proceed"] else int(ExitCode.CONDITION)
 
 
@@ -80,11 +83,11 @@ def alerts(
     Example: usagectl alerts --format json || notify-finance
     """
     db, fmt, env = resolve(db, fmt, quiet)
-    now = parse_as_of(as_of)
+    now = opt.moment(as_of)
     with session(db, read_only=True) as con:
         rows = status.alerts(con, now, contract)
-        emit(env, "alerts", rows, fmt)
-        if not env.quiet:
-            print_notes(env, notes.contract_notes(
-                con, status.current_windows(con, now, contract_id=contract)))
+        alert_notes = ([] if env.quiet else notes.contract_notes(
+            con, status.current_windows(con, now, contract_id=contract)))
+    emit(env, "alerts", rows, fmt, loud=bool(rows))
+    print_notes(env, alert_notes)
     return int(ExitCode.CONDITION) if rows else 0

@@ -72,6 +72,9 @@ METER_KEYS = COMMON_METER_KEYS + tuple(k for keys in AGGREGATE_KEYS.values() for
 PRICE_KEYS = ("up_to", "cents_per_unit", "flat_cents")
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: A contract id names files (``export`` writes ID.VIEW.csv): letters, digits, '.', '_' and '-',
+#: starting with a letter or digit, at most 100 characters (docs/contracts.md).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _MISSING = object()
 
 
@@ -166,13 +169,37 @@ def _zone_names() -> dict[str, str]:
     return {name.lower(): name for name in zoneinfo.available_timezones()}
 
 
+@functools.cache
+def _duckdb_zones() -> frozenset[str]:
+    """The time zone names DuckDB knows: reports compute local days in DuckDB too."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return frozenset(r[0] for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
+    finally:
+        con.close()
+
+
 def _zone_problem(name: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         pass
     else:
-        return None
+        if name in _duckdb_zones():
+            return None
+        # Python reads any file of the system's tz database (right/UTC, posix/…, localtime);
+        # DuckDB, which computes the reports, knows only the IANA names.
+        rest = name.split("/", 1)[1] if name.startswith(("right/", "posix/")) else None
+        if rest and rest in _duckdb_zones():
+            hint = f"use {rest!r}"
+        elif name in ("localtime", "posixrules"):
+            hint = "name the zone itself, e.g. 'UTC' or 'Europe/Berlin'"
+        else:
+            hint = "use an IANA name such as 'UTC' or 'Europe/Berlin'"
+        return (f"timezone {name!r} is a file of this machine's time zone database that DuckDB "
+                f"does not know, and DuckDB computes the reports: {hint}")
     names = _zone_names()
     hint = f" (did you mean {names[name.lower()]!r}?)" if name.lower() in names else _did_you_mean(
         name, names.values()
@@ -324,6 +351,11 @@ class _Checker:
         before = len(self.problems)
         self.unknown_keys(where, table, CONTRACT_KEYS)
         cid = self.string(where, table, "id", required=True)
+        if cid is not _MISSING and not ID_PATTERN.fullmatch(cid):
+            suggestion = re.sub(r"[^A-Za-z0-9._-]+", "-", cid).lstrip("._-")[:100] or "contract-1"
+            self.add(where, f"id {cid!r} cannot name a file: use letters, digits, '.', '_' and "
+                            f"'-' only, starting with a letter or digit, at most 100 characters "
+                            f"(e.g. {suggestion!r})")
         owner = self.string(where, table, "owner", required=True)
         start = self.date(where, table, "start", required=True)
         end = self.date(where, table, "end")

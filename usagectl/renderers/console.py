@@ -2,11 +2,15 @@
 
 Built once per command from the real streams (or test doubles), so that colour, progress bars
 and widths follow the terminal: colour only on a TTY and never with ``NO_COLOR``; progress only
-on a TTY and not with ``--quiet``.
+on a TTY and not with ``--quiet``. With ``--quiet`` the human output (tables on ``out``, notes)
+goes nowhere: a command prints nothing on success but the data asked for with ``--format
+json/csv/html`` (``write``) — and what went wrong (``err``, or ``loud()`` for a check or an alert
+that holds).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from dataclasses import dataclass, field
@@ -26,11 +30,15 @@ class Env:
     def __post_init__(self) -> None:
         no_color = "NO_COLOR" in os.environ
         width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
-        self.out = Console(file=self.stdout, no_color=no_color, highlight=False, width=width,
-                           soft_wrap=False, emoji=False)
+        self.out = Console(file=io.StringIO() if self.quiet else self.stdout, no_color=no_color,
+                           highlight=False, width=width, soft_wrap=False, emoji=False)
         # Messages on stderr are never hard-wrapped: cron logs are grepped line by line.
         self.err = Console(file=self.stderr, no_color=no_color, highlight=False, width=width,
                            emoji=False, soft_wrap=True)
+
+    def loud(self) -> Env:
+        """The same streams with tables shown even under --quiet (a condition that holds)."""
+        return Env(stdout=self.stdout, stderr=self.stderr, quiet=False) if self.quiet else self
 
     @property
     def stderr_is_tty(self) -> bool:

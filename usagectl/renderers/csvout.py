@@ -1,100 +1,177 @@
-"""CSV output safe for spreadsheets (SPEC §7, OWASP CSV injection).
+"""CSV output, the only CSV writer of usagectl (SPEC §7; docs/cli.md "CSV").
 
-A text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with
-``'`` so a spreadsheet shows it instead of evaluating it. Numbers are never touched, so a
-negative number stays a number. Columns equal the JSON keys: :func:`rows_of` flattens each
-command's document into rows (nested objects joined with ``_``).
+Safe for spreadsheets (OWASP CSV injection):
+
+* a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
+  ``'`` so a spreadsheet shows it instead of evaluating it;
+* a cell holding a line break (CR, LF or CRLF) is always quoted — Python's ``csv`` module with
+  ``\\n`` line endings leaves a bare CR unquoted, and LibreOffice then splits the row there —
+  and every line after a break that starts with ``=``, ``+``, ``-``, ``@`` or tab gets the
+  ``'`` too, so even a reader that splits rows at a bare CR never sees a formula.
+
+Numbers are never prefixed, so a negative number stays a number; they are written by
+:func:`usagectl.renderers.numbers.number_text`, exactly as in JSON. Lists and objects become one
+cell of JSON (objects with sorted keys). Columns equal the JSON keys (nested objects joined with
+``_``) and are fixed per view: they never depend on the data.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+from usagectl.renderers.jsonout import inline
+from usagectl.renderers.numbers import number_text
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_LINE_FORMULA_START = ("=", "+", "-", "@", "\t")
+_BREAK = re.compile(r"(\r\n|\r|\n)")
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
-def cell(value: Any) -> Any:
-    """One CSV cell: neutralised text, untouched numbers, ISO dates, JSON for lists/dicts."""
+def neutralise(text: str) -> str:
+    """The OWASP ``'`` before a formula start: at the cell's start and after every line break."""
+    if "\r" in text or "\n" in text:
+        parts = _BREAK.split(text)
+        for i in range(2, len(parts), 2):
+            if parts[i].startswith(_LINE_FORMULA_START):
+                parts[i] = "'" + parts[i]
+        text = "".join(parts)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text
+
+
+def cell(value: Any) -> str:
+    """One CSV cell's text (before quoting)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, Decimal)):
-        return value
+        return number_text(value) or ""
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, (list, tuple, dict)):
-        value = json.dumps(value, ensure_ascii=False, default=str)
-    text = str(value)
-    if text.startswith(_DANGEROUS):
-        return "'" + text
+    if isinstance(value, (list, tuple)):
+        return inline(list(value))
+    if isinstance(value, dict):
+        return inline(value, sort_keys=True)
+    return neutralise(str(value))
+
+
+def _quoted(text: str) -> str:
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
     return text
 
 
 def render(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     """Rows → CSV text with a header; ``\\n`` line endings for byte-stable output."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([cell(row.get(c)) for c in columns])
-    return buf.getvalue()
+    def line(cells: Iterable[str]) -> str:
+        out = [_quoted(c) for c in cells]
+        if out == [""]:
+            out = ['""']  # a lone empty field would read back as a blank line
+        return ",".join(out) + "\n"
+
+    parts = [line(cell(c) for c in columns)]
+    parts += [line(cell(row.get(c)) for c in columns) for row in rows]
+    return "".join(parts)
 
 
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects become ``parent_child`` keys."""
+def flatten(d: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Nested objects become ``parent_child`` keys; the keys in ``keep`` stay one (JSON) cell."""
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}_"))
+        if isinstance(v, dict) and prefix + k not in keep:
+            out.update(flatten(v, f"{prefix}{k}_", keep))
         else:
             out[prefix + k] = v
     return out
 
 
+# -- the columns of each view: fixed, whatever the data ----------------------------------------
+
+HEAD = ("contract_id", "period_index", "period_start", "period_end", "as_of")
 #: Where each report view keeps its rows.
 VIEW_ITEMS = {"consolidated": "meters", "users": "users", "daily": "days", "log": "events",
               "series": "series", "top": "rows"}
+#: Objects whose keys come from the data: one JSON cell with sorted keys, not one column each.
+JSON_CELLS = frozenset({"requests_failed_by_error_code"})
 
 
-def view_rows(view: str, doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _consolidated_columns() -> list[str]:
+    from usagectl.contracts.model import SUM_FIELDS
+
+    return ["name", "aggregate", "unit", "billed_on", "owner_total", "user_total", "overlap",
+            "billed", "limit", "included", "remaining", "percent_used", "overage",
+            "overage_units", "overage_amount_cents", "status", "projection_daily_average",
+            "projection_projected", "projection_will_exceed_limit", "projection_exceeds_on",
+            "projection_trending", "events", "last_14_days", "unlinked_operations", "late_events",
+            *(f"fields_{f}" for f in SUM_FIELDS),
+            "requests_total", "requests_successful", "requests_failed",
+            "requests_failed_by_error_code", "requests_avg_response_time_ms"]
+
+
+def _log_columns() -> list[str]:
+    from usagectl.reports.log import LOG_FIELDS
+
+    return ["ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators"]
+
+
+def view_columns(view: str, meters: Sequence[str]) -> list[str]:
+    """The CSV columns of a report view: fixed per view and the contract's meters."""
+    if view == "consolidated":
+        body = _consolidated_columns()
+    elif view == "users":
+        body = ["user_id", "org_id", *(f"meters_{m}" for m in meters), "events", "first_seen",
+                "last_seen"]
+    elif view == "daily":
+        body = ["date", *(f"meters_{m}_{level}" for m in meters for level in ("owner", "user"))]
+    elif view == "log":
+        body = _log_columns()
+    elif view == "series":
+        body = ["bucket", "start", *(f"meters_{m}" for m in meters)]
+    elif view == "top":
+        body = ["meter", "group_by", "key", "value", "events"]
+    else:
+        raise ValueError(f"unknown view {view!r}")
+    return [*HEAD, *body]
+
+
+def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
+              ) -> tuple[list[dict[str, Any]], list[str]]:
     """A report view as CSV rows whose columns are the JSON keys (nested objects joined with _)."""
-    head = {"contract_id": doc["contract"]["id"], "period_index": doc["period"]["index"],
-            "period_start": doc["period"]["start"], "period_end": doc["period"]["end"],
-            "as_of": doc["period"]["as_of"]}
-    items = doc.get(VIEW_ITEMS[view]) or []
-    rows = [{**head, **flatten(item)} for item in items]
-    cols = list(head)
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    return rows, cols
+    p = doc["period"]
+    head = {"contract_id": doc["contract"]["id"], "period_index": p["index"],
+            "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}
+    # Top-level scalars of the document that describe every row (series' bucket, top's meter).
+    shared = {k: doc[k] for k in ("bucket", "meter", "group_by") if k in doc}
+    rows = [{**head, **shared, **flatten(item, keep=JSON_CELLS)}
+            for item in doc.get(VIEW_ITEMS[view]) or []]
+    return rows, view_columns(view, meters)
 
 
 USAGE_KEYS = ("contract", "meter", "tier", "used", "included", "overage", "overage_amount_cents",
-              "period_start", "period_end")
+              "period_start", "period_end", "tokens_used", "tokens_included", "tokens_overage")
 ALERT_KEYS = ("contract", "owner", "meter", "status", "billed", "limit", "percent_used",
               "projected", "will_exceed_limit", "exceeds_on", "period_end")
 OVERLAP_KEYS = ("user_id", "area", "exclusive_area", "shared_area")
 RECONCILE_KEYS = ("key", "ours", "theirs", "difference", "within_tolerance", "only_in")
 
 
-def rows_of(kind: str, doc: Any) -> tuple[list[dict[str, Any]], list[str]]:
+def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[str]]:
     """(rows, columns) of any document that has a CSV form."""
     if kind in VIEW_ITEMS:
-        return view_rows(kind, doc)
+        return view_rows(kind, doc, meters)
     if kind == "overlap":
         return doc["users"], list(OVERLAP_KEYS)
     if kind == "reconcile":
         return doc["differences"], list(RECONCILE_KEYS)
     if kind == "usage":
-        return doc, list(USAGE_KEYS) + [k for k in ("tokens_used", "tokens_included", "tokens_overage")
-                                        if any(k in r for r in doc)]
+        return doc, list(USAGE_KEYS)
     if kind == "alerts":
         return doc, list(ALERT_KEYS)
     raise ValueError(f"no CSV form for {kind!r}")

@@ -6,9 +6,17 @@ written to a temp file in the same folder, fsynced, and renamed over the target.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import re
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from usagectl.errors import IOFailure
 
 
 def _umask() -> int:
@@ -35,3 +43,90 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# -- file names from data and a folder lock (docs/cli.md "export") -----------------------------
+
+#: Characters a file name made from data may keep; anything else becomes '_'.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_STEM = 100
+
+
+def safe_stem(text: str, used: set[str]) -> str:
+    """A file name stem from data (a contract id) that cannot leave its folder.
+
+    Keeps letters, digits, '.', '_' and '-'; other runs become '_'; no leading '.', '_' or '-';
+    at most 100 characters. A stem that had to change, or that matches one already ``used``
+    (compared case-insensitively, as some file systems do), gets '-' and 8 hex digits of the
+    text's SHA-256, so two ids never share a file.
+    """
+    stem = _UNSAFE.sub("_", text).lstrip("._-")[:MAX_STEM] or "unnamed"
+    if stem != text or stem.casefold() in used:
+        stem = f"{stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
+    while stem.casefold() in used:  # only if an id already looks like another's sanitised form
+        stem = f"{stem}-{hashlib.sha256(stem.encode('utf-8')).hexdigest()[:8]}"
+    used.add(stem.casefold())
+    return stem
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder / name``, checked to stay directly inside ``folder`` after resolving."""
+    path = folder / name
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"{name!r} would leave {folder}")
+    return path
+
+
+LOCK_NAME = ".usagectl-export.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path, wait: float) -> Iterator[None]:
+    """Hold ``folder/.usagectl-export.lock`` (flock) for a whole run; the file goes at the end.
+
+    A second run waits up to ``wait`` seconds, then gives up with an ``io_error``. The lock is
+    taken on the file that is in place: a run that finds the file replaced or removed by the
+    previous holder (which deletes it while still holding it) opens it again.
+    """
+    path = folder / LOCK_NAME
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise IOFailure(f"cannot write to {folder}: {exc.strerror}", {"path": str(folder)}) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip()
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise IOFailure(
+                    f"another export{who} is writing to {folder} and holds {path}; gave up after "
+                    f"{wait:g} s. Wait for it to finish, or give it longer with --wait SECONDS",
+                    {"path": str(folder), "lock": str(path)}) from None
+            time.sleep(0.1)
+            continue
+        try:
+            here = os.stat(path)
+            mine = os.fstat(fd)
+            same = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            pass  # the PID is only a courtesy for a waiting run's message (a full disk refuses it)
+        yield
+    finally:
+        try:
+            os.unlink(path)  # still holding it: a waiting run then reopens a fresh file
+        except OSError:
+            pass
+        os.close(fd)

@@ -1,20 +1,23 @@
 """JSON output: the stable machine interface (SPEC §7).
 
 Deterministic (keys in insertion order, no wall-clock values unless asked for), UTF-8, one
-document per command, Decimals as exact numbers, datetimes ISO 8601 with offset.
+document per command, datetimes ISO 8601 with offset. Numbers are written by
+:func:`usagectl.renderers.numbers.number_text`, the function CSV uses too: Decimals exactly and
+without exponent (quotients to 6 decimals), so both formats show the same digits.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from usagectl.renderers.numbers import number_text
+
 
 def _default(o: Any) -> Any:
-    if isinstance(o, Decimal):
-        return int(o) if o == o.to_integral_value() else float(o)
     if isinstance(o, datetime):
         return o.isoformat()
     if isinstance(o, date):
@@ -26,6 +29,61 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return _string(k)
+    if k is None or isinstance(k, bool):
+        return _string(json.dumps(k))
+    if isinstance(k, (int, float, Decimal)):
+        return _string(number_text(k) or "null")
+    raise TypeError(f"keys must be strings, not {type(k).__name__}")
+
+
+def _encode(o: Any, indent: int | None, level: int, sort_keys: bool) -> Iterator[str]:
+    if o is None:
+        yield "null"
+    elif o is True:
+        yield "true"
+    elif o is False:
+        yield "false"
+    elif isinstance(o, str):
+        yield _string(o)
+    elif isinstance(o, (int, float, Decimal)):
+        yield number_text(o) or "null"
+    elif isinstance(o, (list, dict)):
+        items = (sorted(o.items(), key=lambda kv: str(kv[0])) if sort_keys else o.items()
+                 ) if isinstance(o, dict) else o
+        opening, closing = ("{", "}") if isinstance(o, dict) else ("[", "]")
+        if not o:
+            yield opening + closing
+            return
+        if indent is None:
+            inner, sep, end = "", ", ", ""
+        else:
+            inner = "\n" + " " * (indent * (level + 1))
+            sep, end = "," + inner, "\n" + " " * (indent * level)
+        yield opening + inner
+        for i, item in enumerate(items):
+            if i:
+                yield sep
+            if isinstance(o, dict):
+                yield _key(item[0]) + ": "
+                item = item[1]
+            yield from _encode(item, indent, level + 1, sort_keys)
+        yield end + closing
+    else:
+        yield from _encode(_default(o), indent, level, sort_keys)
+
+
 def dumps(obj: Any) -> str:
-    """Serialise for stdout, with a trailing newline."""
-    return json.dumps(obj, default=_default, ensure_ascii=False, indent=2) + "\n"
+    """Serialise for stdout (two-space indent), with a trailing newline."""
+    return "".join(_encode(obj, 2, 0, False)) + "\n"
+
+
+def inline(obj: Any, sort_keys: bool = False) -> str:
+    """One line of JSON (a list or object inside a CSV cell)."""
+    return "".join(_encode(obj, None, 0, sort_keys))

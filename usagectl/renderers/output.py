@@ -7,6 +7,7 @@ atomically to ``--out``; notes go to stderr.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +34,22 @@ def write_output(env: Env, text: str, out: str | None) -> None:
     env.note(f"wrote {safe(out)}")
 
 
-def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None,
-         **table_args: Any) -> None:
-    """Render ``doc`` (a document of ``kind``) as ``fmt`` to stdout or ``out``."""
+def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,
+         meters: Sequence[str] = (), loud: bool = False, **table_args: Any) -> None:
+    """Render ``doc`` (a document of ``kind``) as ``fmt`` to stdout or ``out``.
+
+    ``meters`` names the CSV's meter columns (the contract's, whatever the data holds); ``loud``
+    shows a table even under ``--quiet`` (a check or alert condition holds).
+    """
     if fmt == "json":
         write_output(env, jsonout.dumps(doc), out)
     elif fmt == "csv":
-        rows, cols = csvout.rows_of(kind, doc)
+        rows, cols = csvout.rows_of(kind, doc, meters)
         write_output(env, csvout.render(rows, cols), out)
     else:
         from usagectl.renderers.report_tables import TABLES
 
-        TABLES[kind](env, doc, **table_args)
+        TABLES[kind](env.loud() if loud else env, doc, **table_args)
 
 
 def print_notes(env: Env, notes: list[str]) -> None:

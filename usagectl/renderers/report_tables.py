@@ -7,7 +7,10 @@ right-aligned and never cut, a total row where the figures add up, data strings 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
@@ -53,9 +56,10 @@ def header(env: Env, doc: dict[str, Any]) -> None:
     """The line above every report table: contract, owner, period and as-of."""
     c, p = doc["contract"], doc["period"]
     who = f" · user {safe(doc['user'])}" if doc.get("user") is not None else ""  # --user
+    as_of = datetime.fromisoformat(p["as_of"]).isoformat(timespec="seconds")  # keeps the offset
     env.out.print(f"[bold]{safe(c['id'])}[/] · owner {safe(c['owner'])}{who} · period #{p['index']} "
-                  f"{p['start'][:10]} → {p['end'][:10]} ({safe(c['timezone'])}) · as of "
-                  f"{p['as_of'][:19]}")
+                  f"{p['start'][:10]} → {p['end'][:10]} ({safe(c['timezone'])}) · as of {as_of}",
+                  soft_wrap=True)
 
 
 def consolidated_table(env: Env, doc: dict[str, Any]) -> None:
@@ -93,9 +97,44 @@ def consolidated_table(env: Env, doc: dict[str, Any]) -> None:
     env.out.print(f"{doc['users']:,} users · {doc['events_counted']:,} events counted")
 
 
+def _whole(v: Any) -> bool:
+    """A count or another exact whole number (an area, a float, is never shown as one)."""
+    if isinstance(v, bool) or isinstance(v, float):
+        return False
+    if isinstance(v, int):
+        return True
+    return isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value()
+
+
+def total(values: list[Any]) -> Any:
+    """Σ in the values' own kind: exact for counts and decimals, fsum for areas."""
+    if any(isinstance(v, float) for v in values):
+        return math.fsum(float(v) for v in values)
+    return sum((v for v in values if v is not None), Decimal(0) if any(
+        isinstance(v, Decimal) for v in values) else 0)
+
+
+def fmt_column(values: list[Any]) -> list[str]:
+    """One column's cells: integers when every value is whole (counts), else two decimals."""
+    if all(v is None or _whole(v) for v in values):
+        return [fmt(v) for v in values]
+    return ["—" if v is None else f"{float(v):,.2f}" for v in values]
+
+
+def _columns(rows: list[list[Any]]) -> list[list[str]]:
+    """Cells formatted column by column (the last row is usually the total)."""
+    if not rows:
+        return []
+    cols = [fmt_column([r[i] for r in rows]) for i in range(len(rows[0]))]
+    return [[c[i] for c in cols] for i in range(len(rows))]
+
+
 def users_table(env: Env, doc: dict[str, Any]) -> None:
     header(env, doc)
     names = list(doc["users"][0]["meters"]) if doc["users"] else []
+    values = [[u["meters"][n] for n in names] + [u["events"]] for u in doc["users"]]
+    values.append([total([row[i] for row in values]) for i in range(len(names) + 1)])
+    cells = _columns(values)
 
     def build(narrow: bool) -> Table:
         t = Table(title_justify="left")
@@ -105,15 +144,9 @@ def users_table(env: Env, doc: dict[str, Any]) -> None:
         for n in names:
             t.add_column(safe(n), justify="right", no_wrap=True)
         t.add_column("events", justify="right", no_wrap=True)
-        totals = {n: 0.0 for n in names}
-        for u in doc["users"]:
-            cells = [safe(u["user_id"])] + ([] if narrow else [safe(u["org_id"] or "")])
-            for n in names:
-                cells.append(fmt(u["meters"][n]))
-                totals[n] += float(u["meters"][n])
-            t.add_row(*cells, fmt(u["events"]))
-        t.add_row("[bold]Σ users[/]", *([] if narrow else [""]),
-                  *[fmt(totals[n]) for n in names], fmt(sum(u["events"] for u in doc["users"])))
+        for u, row in zip(doc["users"], cells):
+            t.add_row(safe(u["user_id"]), *([] if narrow else [safe(u["org_id"] or "")]), *row)
+        t.add_row("[bold]Σ users[/]", *([] if narrow else [""]), *cells[-1])
         return t
 
     print_fitting(env, build, "org")
@@ -122,6 +155,10 @@ def users_table(env: Env, doc: dict[str, Any]) -> None:
 def daily_table(env: Env, doc: dict[str, Any]) -> None:
     header(env, doc)
     names = list(doc["days"][0]["meters"]) if doc["days"] else []
+    values = [[d["meters"][n][level] for n in names for level in ("owner", "user")]
+              for d in doc["days"]]
+    values.append([total([row[i] for row in values]) for i in range(2 * len(names))])
+    cells = _columns(values)
 
     def build(narrow: bool) -> Table:
         t = Table(title_justify="left")
@@ -130,23 +167,9 @@ def daily_table(env: Env, doc: dict[str, Any]) -> None:
             t.add_column(f"{safe(n)} owner", justify="right", no_wrap=True)
             if not narrow:
                 t.add_column(f"{safe(n)} Σ users", justify="right", no_wrap=True)
-        totals: dict[str, list[float]] = {n: [0.0, 0.0] for n in names}
-        for day in doc["days"]:
-            cells = [day["date"]]
-            for n in names:
-                o, u = day["meters"][n]["owner"], day["meters"][n]["user"]
-                totals[n][0] += float(o)
-                totals[n][1] += float(u)
-                cells.append(fmt(o))
-                if not narrow:
-                    cells.append(fmt(u))
-            t.add_row(*cells)
-        cells = ["[bold]total[/]"]
-        for n in names:
-            cells.append(fmt(totals[n][0]))
-            if not narrow:
-                cells.append(fmt(totals[n][1]))
-        t.add_row(*cells)
+        labels = [d["date"] for d in doc["days"]] + ["[bold]total[/]"]
+        for label, row in zip(labels, cells):
+            t.add_row(label, *(row[::2] if narrow else row))
         return t
 
     print_fitting(env, build, "Σ-user columns")
@@ -182,13 +205,12 @@ def series_table(env: Env, doc: dict[str, Any]) -> None:
     t.add_column(doc["bucket"], no_wrap=True)
     for n in names:
         t.add_column(safe(n), justify="right", no_wrap=True)
-    totals = {n: 0.0 for n in names}
-    for row in doc["series"]:
-        cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
-        t.add_row(row["start"][:cut], *[fmt(row["meters"][n]) for n in names])
-        for n in names:
-            totals[n] += float(row["meters"][n])
-    t.add_row("[bold]total[/]", *[fmt(totals[n]) for n in names])
+    values = [[row["meters"][n] for n in names] for row in doc["series"]]
+    values.append([total([row[i] for row in values]) for i in range(len(names))])
+    cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
+    labels = [row["start"][:cut] for row in doc["series"]] + ["[bold]total[/]"]
+    for label, row in zip(labels, _columns(values)):
+        t.add_row(label, *row)
     env.out.print(t)
 
 
@@ -206,6 +228,9 @@ def top_table(env: Env, doc: dict[str, Any]) -> None:
             cells.append(fmt(r.get("events")))
         t.add_row(*cells)
     env.out.print(t)
+    if doc.get("has_more"):
+        shown = doc["offset"] + len(doc["rows"])
+        env.note(f"{doc['total_count'] - shown:,} more rows; use --offset {shown}")
 
 
 def overlap_table(env: Env, doc: dict[str, Any]) -> None:

@@ -13,12 +13,14 @@ owner value exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import duckdb
 
 from usagectl.contracts import Meter
+from usagectl.contracts.periods import local_midnight
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
 
@@ -37,10 +39,13 @@ def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
 
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
                     limit: int | None = None, offset: int = 0,
-                    values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    values: Mapping[str, Any] | None = None, *, date_from: date | None = None,
+                    date_to: date | None = None) -> dict[str, Any]:
     """The log view's document: events with marks, paged with ``limit``/``offset``.
 
     ``values`` (meter name → computed value) spares deriving operations again.
+    ``date_from``/``date_to`` (local days, inclusive) narrow the listed events only; the
+    first-sighting marks stay the period's.
     """
     values = dict(values or {})
     for m in meters:  # derive the operations once, for the log and each mark's scope
@@ -50,6 +55,12 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
             values[m.name] = SimpleNamespace(
                 derived_event_ids=derive_operations(con, m, window).event_ids)
     where, params = counted_where(con, meters, window, values, alias="e")
+    tz = window.contract.zone
+    if date_from is not None:
+        where, params = f"({where}) AND e.ts >= ?", [*params, local_midnight(date_from, tz)]
+    if date_to is not None:
+        where, params = (f"({where}) AND e.ts < ?",
+                         [*params, local_midnight(date_to + timedelta(days=1), tz)])
     mark_sql, mark_params = [], []
     for field, mark in MARKS:
         scope_where, scope_params = counted_where(con, _scope(meters, field), window, values,
@@ -89,7 +100,6 @@ LIMIT ? OFFSET ?"""
     page = limit if limit is not None else total
     rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
     names = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
-    tz = window.contract.zone
     events = []
     for r in rows:
         d = dict(zip(names, r))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -15,6 +16,9 @@ from usagectl.meters.select import Window
 from usagectl.reports import views
 
 VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
+#: The views each view-shaping option applies to; given with another view it is refused.
+OPTION_VIEWS = {"--from": ("daily", "log"), "--to": ("daily", "log"), "--bucket": ("series",),
+                "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
 
@@ -24,12 +28,19 @@ class ViewOptions:
     """The options of ``report`` that shape a view (each view reads the ones it needs)."""
 
     meters: list[str] | None = None
-    date_from: str | None = None
-    date_to: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
     bucket: str = "day"
     group_by: str = "user_id"
     limit: int | None = None
     offset: int = 0
+
+
+def meter_names(window: Window, names: list[str] | None) -> list[str]:
+    """The meters a view covers, in contract order (``--meter`` picks some)."""
+    if not names:
+        return [m.name for m in window.contract.meters]
+    return [window.contract.meter(n).name for n in names]
 
 
 def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
@@ -40,12 +51,21 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
     if view == "users":
         return views.users_view(con, window, opts.meters)
     if view == "daily":
-        return views.daily_view(con, window, opts.meters, views.parse_day(opts.date_from, "--from"),
-                                views.parse_day(opts.date_to, "--to"))
+        return views.daily_view(con, window, opts.meters, opts.date_from, opts.date_to)
     if view == "log":
-        return views.log_view(con, window, opts.meters, opts.limit, opts.offset)
+        return views.log_view(con, window, opts.meters, opts.limit, opts.offset,
+                              date_from=opts.date_from, date_to=opts.date_to)
     if view == "series":
         return views.series_view(con, window, opts.meters, opts.bucket)
     if view == "top":
-        return views.top_view(con, window, opts.meters, opts.group_by, opts.limit)
+        return page(views.top_view(con, window, opts.meters, opts.group_by, None), "rows",
+                    opts.limit, opts.offset)
     raise ValueError(f"unknown view {view!r}")
+
+
+def page(doc: dict[str, Any], key: str, limit: int | None, offset: int) -> dict[str, Any]:
+    """``doc[key]`` cut to ``limit`` rows from ``offset``, with the log view's paging keys."""
+    rows = doc[key]
+    shown = rows[offset:] if limit is None else rows[offset:offset + limit]
+    return {**doc, key: shown, "total_count": len(rows), "limit": limit, "offset": offset,
+            "has_more": offset + len(shown) < len(rows)}

@@ -261,14 +261,20 @@ def make_window(contract: Contract, period: Period, as_of: datetime,
 
 
 def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
-             limit: int | None, offset: int) -> dict[str, Any]:
-    """Every counted event with its first-sighting marks (SPEC §5.2, §7 log)."""
+             limit: int | None, offset: int, *, date_from: date | None = None,
+             date_to: date | None = None) -> dict[str, Any]:
+    """Every counted event with its first-sighting marks (SPEC §5.2, §7 log).
+
+    ``date_from``/``date_to`` (local days, inclusive) list only those days' events; the marks
+    stay the period's first sightings.
+    """
     from usagectl.reports.log import consumption_log
 
     if limit is not None and limit < 0 or offset < 0:
         raise ValidationError("--limit and --offset must not be negative")
     c = window.contract
-    body = consumption_log(con, window, _pick(c, meter_names), limit, offset)
+    body = consumption_log(con, window, _pick(c, meter_names), limit, offset,
+                           date_from=date_from, date_to=date_to)
     return {**_header(window), **body}
 
 

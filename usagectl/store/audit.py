@@ -6,7 +6,10 @@ from typing import Any
 
 import duckdb
 
-from usagectl.errors import NotFoundError
+from usagectl.errors import NotFoundError, UsageError
+
+#: --limit and --offset are bound as 64-bit integers; beyond this they are refused.
+MAX_ROWS = 2**62
 
 INGEST_KEYS = ("id", "path", "sha256", "started_at", "finished_at", "status", "rows_read",
                "accepted", "duplicates", "rejected", "repaired", "error")
@@ -43,6 +46,10 @@ def count_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None) 
 def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
                  limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Rejected rows with file, line, reason and the raw record, in file order."""
+    for option, value in (("--limit", limit), ("--offset", offset)):
+        if value is not None and not 0 <= value <= MAX_ROWS:
+            raise UsageError(f"{option} must be >= 0 and <= {MAX_ROWS}, not {value}",
+                             {"option": option, "value": value})
     if ingest_id is not None:
         found = con.execute("SELECT count(*) FROM ingests WHERE id = ?", [ingest_id]).fetchone()
         if not found or not found[0]:

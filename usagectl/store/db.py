@@ -148,6 +148,8 @@ def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
     lock held by another process becomes ``database_locked`` naming that process.
     """
     path = resolve_db_path(db)
+    if not read_only and path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+        path.unlink()  # an empty file (e.g. made by mktemp): DuckDB creates its own there
     if not path.exists():
         if read_only or not create:
             raise NotFoundError(
@@ -161,11 +163,13 @@ def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
         msg = str(exc)
         m = _LOCK_RE.search(msg)
         if m or "lock" in msg.lower():
-            who = f"process {m.group('pid')} ({m.group('proc').strip()})" if m else "another process"
+            # DuckDB names the holding program; say it as DuckDB does (it may not be usagectl).
+            who = f"process {m.group('pid')}" if m else "another process"
             raise DatabaseLockedError(
-                f"database {path} is locked by {who}; another usagectl command (an ingest or a "
-                "report) is using it. Wait for it to finish and try again, or use another --db.",
-                {"path": str(path), "pid": int(m.group("pid")) if m else None}) from None
+                f"database {path} is locked by {who}; DuckDB says: {msg.strip()} "
+                "Wait for that process to finish and try again, or use another --db.",
+                {"path": str(path), "pid": int(m.group("pid")) if m else None,
+                 "program": m.group("proc").strip() if m else None}) from None
         raise IOFailure(f"cannot open database {path}: {msg}", {"path": str(path)}) from None
     except duckdb.Error as exc:
         raise IOFailure(f"cannot open database {path}: {exc}; is it a DuckDB file?",
@@ -174,6 +178,11 @@ def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
     if read_only:
         _check_version(con, path)
     else:
+        try:
+            _refuse_foreign(con, path)
+        except BaseException:
+            con.close()
+            raise
         migrate(con)
         recover_interrupted(con)
     return con
@@ -186,6 +195,30 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
         return None
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else None
+
+
+def _foreign_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables, views and sequences of a database without usagectl's schema (empty if ours)."""
+    if _schema_version(con) is not None:
+        return []
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE NOT internal AND database_name = current_database() "
+        "UNION ALL SELECT sequence_name FROM duckdb_sequences() "
+        "WHERE database_name = current_database() ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A writer never adds its tables to another program's DuckDB file (an empty one is fine)."""
+    found = _foreign_objects(con)
+    if found:
+        shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+        raise ValidationError(
+            f"{path} is not a usagectl database: it holds another program's tables ({shown}). "
+            "usagectl left it untouched; point --db at a new file or at a database usagectl "
+            "created", {"path": str(path), "tables": found})
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:

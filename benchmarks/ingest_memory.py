@@ -307,7 +307,7 @@ def markdown_report(runs: list[Run], geometry_fraction: float) -> str:
         "",
         markdown_table(runs),
         "",
-        "Accounting (SPEC §3.3, from the JSON output):",
+        "Accounting (rows_read = accepted + duplicates + rejected, from the JSON output):",
         "",
     ]
     parts += [f"- {r.label}, {r.rows:,} rows: {r.accounting_note}" for r in runs]

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Ingest: time and peak memory against file size",
         "",
-        "SPEC §3.3: \"Large inputs stream: memory does not grow with file size.\"",
+        "The rule: large inputs stream, so memory does not grow with file size.",
         "",
         growth_summary(runs),
         "",

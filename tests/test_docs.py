@@ -19,7 +19,15 @@ LATE_TOKENS = (
     "t-9001,2026-11-02T09:00:00Z,terra-tokens,tk_live_ops,API_TOKENS,12.5\n"
     "t-9002,2026-11-02 25:00,terra-tokens,tk_live_ops,API_TOKENS,7\n"
     "t-9003,2026-11-02T09:10:00Z,terra-tokens,tk_live_ops,API_TOKENS,-40\n"
-    "t-9004,2026-11-02T09:20:00Z,terra-tokens,tk_live_ops,API_TOKENS,420\n"
+    "t-9004,2026-12-02T09:20:00Z,terra-tokens,tk_live_ops,API_TOKENS,420\n"
+)
+# A licence API's raw gateway log (no product column; request URLs), dated after the README's
+# as-of so that the README's report figures are those `make demo` prints.
+GATEWAY = (
+    "timestamp,X-User-ID,X-Organization-ID,endpoint,status_code\n"
+    '2026-12-01T09:00:00Z,gw-user-1,org-7,"/datasets/12345?indicators=964,897,962",200\n'
+    "2026-12-01T09:05:00Z,gw-user-1,org-7,/datasets/12345?indicators=964,200\n"
+    "2026-12-01T09:10:00Z,gw-user-2,org-7,/datasets/search?q=steel,200\n"
 )
 
 
@@ -54,6 +62,7 @@ def _examples(readme: str) -> list[tuple[str, list[str]]]:
 def test_readme_examples_run_and_show_real_output(tmp_path: Path) -> None:
     shutil.copytree(SAMPLE_DATA, tmp_path / "sample_data")
     (tmp_path / "late_tokens.csv").write_text(LATE_TOKENS)
+    (tmp_path / "gateway.csv").write_text(GATEWAY)
     env = {**os.environ, "USAGECTL_DB": str(tmp_path / "usage.duckdb"), "COLUMNS": "120"}
     examples = _examples((REPO / "README.md").read_text(encoding="utf-8"))
     assert len(examples) >= 6
@@ -69,3 +78,31 @@ def test_readme_examples_run_and_show_real_output(tmp_path: Path) -> None:
             if "…" in line or not line.strip() or re.search(r"\b0\.\d\d\b", line):
                 continue
             assert line.rstrip() in actual, (command, line, actual)
+
+
+def test_the_docs_stand_alone() -> None:
+    """README and docs/ name no file a user's clone does not have: every relative link resolves
+    inside the repository, and nothing points at the planning documents beside the checkout."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    problems = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a URL or an anchor on the same page
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(REPO) or not path.exists():
+                problems.append(f"{page.name}: link to {target}")
+        for word in ("../shared", "SPEC.md", "SPEC §", "RELIABILITY.md", "STYLE.md"):
+            if word in text:
+                problems.append(f"{page.name}: mentions {word}")
+    assert problems == []
+
+
+def test_semantics_names_every_rule_area() -> None:
+    """docs/semantics.md is the rulebook: one section per stage, from a log line to an invoice."""
+    text = (REPO / "docs" / "semantics.md").read_text(encoding="utf-8")
+    for heading in ("## 1. Events", "## 2. Ingest", "## 3. Contracts and periods",
+                    "## 4. Which events a meter counts", "## 5. What each aggregate computes",
+                    "## 6. Limits, money and projections", "## 7. Outputs"):
+        assert heading in text

@@ -295,6 +295,20 @@ def test_the_worked_examples_of_docs_meters_md(cli) -> None:
                 "--as-of", as_of, "--format", "json").json()
     assert check["message"] == "Operation requires 2 credits, and 47.69 are available"
 
+    # The page shows exactly these figures (formatted as it writes them).
+    from tests.conftest import REPO
+
+    page = (REPO / "docs" / "meters.md").read_text(encoding="utf-8")
+    shown = [f"{b['user_total']:,.6f}", f"{b['owner_total']:,.6f}", f"{b['overlap']:,.6f}",
+             f"{b['overage_units']:,} units", f"{b['overage_amount_cents']:,} ¢",
+             f"{m['unified']['overage']:,.6f}", f"{acme['events_counted']} events",
+             f"{terra['tokens']['billed']:,}", f"{terra['tokens']['overage_amount_cents']} ¢",
+             f"{terra['tokens_graduated']['overage_amount_cents']:,} ¢",
+             str(terra["tokens"]["remaining"]).replace("-", "−").replace("35339", "35,339"),
+             f"{docu['credits']['billed']}", f"{check['available']}"]
+    missing = [x for x in shown if x not in page]
+    assert missing == [], missing
+
 
 def quantities_of(m: dict) -> tuple:
     return m["included"], m["overage"], m["overage_units"], m["overage_amount_cents"]

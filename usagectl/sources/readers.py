@@ -160,7 +160,7 @@ class _Decompressed(io.RawIOBase):
         if not data:
             self._done = True
             if self._frame is not None and not self._frame.eof:
-                raise EOFError("the zstd stream ends inside a frame: the file is truncated")
+                raise EOFError("the zstd stream ends inside a frame")
             if self._frame is None:
                 raise EOFError("the file is empty: no zstd frame")
             return

@@ -51,6 +51,33 @@ def cli(db_path: Path):  # noqa: ANN201
     return run
 
 
+@pytest.fixture
+def sample(cli):  # noqa: ANN201
+    """``cli`` on a database holding the bundled sample: every file and contracts.toml."""
+    for f in sorted(SAMPLE_DATA.iterdir()):
+        if f.suffix in (".csv", ".geojson", ".jsonl", ".parquet"):
+            owner = ["--owner", "lca-institute"] if f.name == "licence_calls.csv" else []
+            assert cli("ingest", f, *owner, "--quiet").exit_code == 0, f
+    assert cli("contracts", "load", SAMPLE_DATA / "contracts.toml").exit_code == 0
+    return cli
+
+
+def reasons(cli) -> dict[int, str]:  # noqa: ANN001
+    """Reject reasons by line, as ``usagectl rejects`` lists them."""
+    return {r["line"]: r["reason"] for r in cli("rejects", "--format", "json").json()}
+
+
+ACRE_M2 = 4046.8564224
+
+
+def geodesic_acres(geom) -> float:  # noqa: ANN001
+    """The reference area: pyproj's WGS84 geodesic area of the oriented lon/lat geometry."""
+    import shapely
+    from pyproj import Geod
+
+    return abs(Geod(ellps="WGS84").geometry_area_perimeter(shapely.orient_polygons(geom))[0]) / ACRE_M2
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

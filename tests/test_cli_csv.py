@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SAMPLE_DATA, write
+from tests.conftest import REPO, write
 from usagectl.renderers import csvout
 
 HOSTILE = ["=2+3", "x\r=2+3", "a\n+1", "@SUM(A1)", "-2+3", "\t=1+1", "\r=1+1", "ok\r\n-1+1"]
@@ -197,14 +197,6 @@ def test_libreoffice_opens_every_csv_without_a_formula(hostile, tmp_path: Path) 
 
 
 AS_OF = "2026-11-20T12:00:00Z"
-
-
-@pytest.fixture
-def sample(cli):  # noqa: ANN201
-    cli("ingest", SAMPLE_DATA, "--quiet")
-    cli("ingest", SAMPLE_DATA / "licence_calls.csv", "--owner", "lca-institute", "--quiet")
-    cli("contracts", "load", SAMPLE_DATA / "contracts.toml")
-    return cli
 
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")

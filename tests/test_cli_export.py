@@ -17,17 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import SAMPLE_DATA, write
+from tests.conftest import write
 
 AS_OF = "2026-11-20T12:00:00Z"
-
-
-@pytest.fixture
-def sample(cli):  # noqa: ANN201
-    cli("ingest", SAMPLE_DATA, "--quiet")
-    cli("ingest", SAMPLE_DATA / "licence_calls.csv", "--owner", "lca-institute", "--quiet")
-    assert cli("contracts", "load", SAMPLE_DATA / "contracts.toml").exit_code == 0
-    return cli
 
 
 def test_export_writes_every_contract_and_view_with_a_manifest(sample, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import write
+from tests.conftest import reasons, write
 
 HEADER = "event_id,timestamp,owner_id,user_id,product,input_tokens,credits\n"
 
@@ -21,10 +21,6 @@ def events(db: Path, sql: str = "SELECT event_id FROM events ORDER BY event_id")
         return con.execute(sql).fetchall()
     finally:
         con.close()
-
-
-def reasons(cli) -> dict[int, str]:  # noqa: ANN001
-    return {r["line"]: r["reason"] for r in cli("rejects", "--format", "json").json()}
 
 
 def one_file(out: dict) -> dict:

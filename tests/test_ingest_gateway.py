@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import write
+from tests.conftest import reasons, write
 
 GATEWAY = "timestamp,X-User-ID,X-Organization-ID,endpoint,status_code,dataset_id,indicator_ids\n"
 GATEWAY_ROWS = (
@@ -27,10 +27,6 @@ def rows(db: Path, sql: str) -> list:
         return con.execute(sql).fetchall()
     finally:
         con.close()
-
-
-def reasons(cli) -> dict[int, str]:  # noqa: ANN001
-    return {r["line"]: r["reason"] for r in cli("rejects", "--format", "json").json()}
 
 
 def only(out: dict) -> dict:

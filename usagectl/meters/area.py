@@ -39,6 +39,11 @@ PARALLEL_MIN_PIECES = 20_000
 #: Bumped when a tile's figures would come out differently: stored results of another version
 #: are not reused (usagectl.meters.area_cache).
 ENGINE_VERSION = 3
+#: Overlap regions (``regions=True``) are exact up to floating-point slivers along their edges:
+#: every point of a region farther than this (degrees, ~0.1 mm) from the region's edge is covered
+#: by exactly the users in its label. Measured as an area: what is covered otherwise than the
+#: label says is at most this times the region's perimeter (docs/area.md, "Overlap regions").
+REGION_TOLERANCE_DEG = 1e-9
 
 
 def geodesic_area(geom: shapely.Geometry | None) -> float:
@@ -447,9 +452,8 @@ def _unions(m: _Measures, results: list[AreaResult], pieces: np.ndarray, uinv: n
         tile = int(union_tile[s])
         owner = unions[s] if e - s == 1 else _union(unions[s:e])
         m.add(tile, ("o",), owner)
-        if opts.regions and e - s > 1:
-            results[tile].regions.extend(
-                _tile_regions({names[union_user[k]]: unions[k] for k in range(s, e)}))
+    if opts.regions:
+        _regions(results, unions, union_tile, union_user, names)
     if opts.overlap:
         _overlap(m, unions, union_tile, union_user, names, opts)
 
@@ -541,20 +545,88 @@ def _overlap(m: _Measures, unions: np.ndarray, union_tile: np.ndarray, union_use
     m.add_many(shapely.intersection(parts[i], parts[j]), tile[i], pair_labels, kinv)
 
 
+def _regions(results: list[AreaResult], unions: np.ndarray, union_tile: np.ndarray,
+             union_user: np.ndarray, names: np.ndarray) -> None:
+    """Each tile's regions covered by two users or more (for ``overlap --geojson``).
+
+    Only the parts of the user unions whose interiors meet another user's part can be in such a
+    region; they are grouped into clusters of parts linked by such overlaps (a region lies in
+    one cluster, with every part covering it), and each cluster is split by ``_tile_regions``.
+    """
+    parts, idx = shapely.get_parts(unions, return_index=True)
+    tile, user = union_tile[idx], union_user[idx]
+    i, j = shapely.STRtree(parts).query(parts, predicate="intersects")
+    keep = (i < j) & (tile[i] == tile[j]) & (user[i] != user[j])
+    i, j = i[keep], j[keep]
+    if i.size == 0:
+        return
+    solid = shapely.relate_pattern(parts[i], parts[j], "2********")
+    i, j = i[solid], j[solid]
+    root = list(range(len(parts)))
+
+    def find(k: int) -> int:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    for a, b in zip(i.tolist(), j.tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            root[max(ra, rb)] = min(ra, rb)
+    clusters: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for k in sorted(set(i.tolist()) | set(j.tolist())):
+        clusters[find(k)][names[user[k]]].append(parts[k])
+    for head, by_user in sorted(clusters.items()):
+        # The parts of one user's union are disjoint: together they are a valid MultiPolygon.
+        cluster = {u: ps[0] if len(ps) == 1 else shapely.multipolygons(ps)
+                   for u, ps in by_user.items()}
+        results[int(tile[head])].regions.extend(_tile_regions(cluster))
+
+
 def _tile_regions(unions: dict[str, shapely.Geometry]
                   ) -> list[tuple[shapely.Geometry, tuple[str, ...]]]:
-    """The regions of one tile covered by two users or more (for ``overlap --geojson``)."""
-    covered = multi = None
+    """The regions covered by two users or more of these unions, each with exactly its users.
+
+    Built by set algebra, not by labelling faces with a sample point: users are added one at a
+    time (in name order); every region so far is split into its part inside the new user's
+    union (the user joins its label) and its part outside (label unchanged), and what the user
+    covers that no earlier user did becomes a region of its own. So the region labelled S is
+    ``∩ U_u (u in S) − ∪ U_v (v not in S)`` by construction, and labels are distinct. (Faces
+    from ``polygonize`` of the users' clipped boundaries, used before, lost any boundary piece
+    whose clipped ends missed the other lines by a rounding error: polygonize drops it as a
+    dangle, and the face around it took the label of its sample point — 1.1 acres of the
+    sample's overlap named a user who did not cover them.)
+    """
+    geoms = np.empty(0, dtype=object)
+    labels: list[tuple[str, ...]] = []
+    covered = None
     for u in sorted(unions):
         g = unions[u]
-        if covered is None:
-            covered = g
-            continue
-        both = shapely.intersection(g, covered)
-        if not shapely.is_empty(both):
-            multi = both if multi is None else shapely.union(multi, both)
-        covered = shapely.union(covered, g)
-    return [] if multi is None else _overlap_regions(unions, multi)
+        meet = np.zeros(len(geoms), dtype=bool)
+        if len(geoms):
+            meet = shapely.intersects(geoms, g)
+        inside = _solid(shapely.intersection(geoms[meet], g))
+        outside = _solid(shapely.difference(geoms[meet], g))
+        fresh = _solid(np.asarray([g if covered is None else shapely.difference(g, covered)],
+                                  dtype=object))
+        was = [labels[k] for k in np.flatnonzero(meet)]
+        labels = ([labels[k] for k in np.flatnonzero(~meet)]
+                  + [lab + (u,) for lab, ok in zip(was, inside) if ok is not None]
+                  + [lab for lab, ok in zip(was, outside) if ok is not None]
+                  + [(u,) for ok in fresh if ok is not None])
+        parts = np.concatenate([geoms[~meet], inside, outside, fresh])
+        geoms = parts[~shapely.is_missing(parts)]
+        covered = g if covered is None else shapely.union(covered, g)
+    return [(g, label) for g, label in zip(geoms, labels) if len(label) >= 2]
+
+
+def _solid(geoms: np.ndarray) -> np.ndarray:
+    """The polygonal part of each overlay result; None where nothing with area is left."""
+    out = _polygonal(geoms.copy(), strict=True)
+    if len(out):
+        out[shapely.is_empty(out) | (shapely.area(out) <= 0)] = None
+    return out
 
 
 def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray,
@@ -619,31 +691,6 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
         geoms, grp = _news(new_u, t.astype(np.int64) * len(uk) + kinv, wanted, i[both], j[both],
                            skip)
         m.add_many(geoms, grp // len(uk), user_labels("ud"), grp % len(uk))
-
-
-def _overlap_regions(unions: dict[str, shapely.Geometry], multi: shapely.Geometry
-                     ) -> list[tuple[shapely.Geometry, tuple[str, ...]]]:
-    """Regions covered by two users or more, each with the exact set of users covering it.
-
-    The users' boundaries inside the multi-covered region cut it into faces; each face is
-    covered by the same users throughout, found with a point inside it.
-    """
-    names = [u for u in sorted(unions) if shapely.intersects(unions[u], multi)]
-    edges = shapely.union_all(np.asarray(
-        [shapely.boundary(multi)] + [shapely.intersection(shapely.boundary(unions[u]), multi)
-                                     for u in names], dtype=object))
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(edges)))
-    grouped: dict[tuple[str, ...], list] = defaultdict(list)
-    for face in faces:
-        p = shapely.point_on_surface(face)
-        if not shapely.contains(multi, p):
-            continue
-        covering = tuple(u for u in names if shapely.contains(unions[u], p))
-        if len(covering) >= 2:
-            grouped[covering].append(face)
-    return [(_union(fs), covering) for covering, fs in grouped.items()]
-
-
 
 
 def _batches(tile_of_piece: np.ndarray, n_batches: int) -> list[tuple[int, int]]:
@@ -821,8 +868,14 @@ def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
 
 def _merge_regions(regions: Iterable[tuple[shapely.Geometry, tuple[str, ...]]]
                    ) -> list[tuple[shapely.Geometry, tuple[str, ...]]]:
-    """Join the per-tile pieces of each user set into one geometry per set."""
+    """Join the per-tile pieces of each user set into one geometry per set.
+
+    A region with no point farther than ``REGION_TOLERANCE_DEG`` from its edge (area at most
+    that times its perimeter) is floating-point noise from the overlays, not coverage: left out.
+    """
     grouped: dict[tuple[str, ...], list] = defaultdict(list)
     for g, users in regions:
         grouped[tuple(users)].append(g)
-    return [(_union(gs), users) for users, gs in sorted(grouped.items(), key=lambda kv: kv[0])]
+    merged = [(_union(gs), users) for users, gs in sorted(grouped.items(), key=lambda kv: kv[0])]
+    return [(g, users) for g, users in merged
+            if shapely.area(g) > REGION_TOLERANCE_DEG * shapely.length(g)]

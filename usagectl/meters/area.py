@@ -209,9 +209,12 @@ def _polygonal(geoms: np.ndarray, strict: bool = False) -> np.ndarray:
     """
     types = shapely.get_type_id(geoms)
     for k in np.flatnonzero(types == 7):
+        # Empty parts too: a union of slivers can collapse to
+        # GEOMETRYCOLLECTION (POLYGON EMPTY, GEOMETRYCOLLECTION EMPTY).
         parts = shapely.get_parts(geoms[k])
-        parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
-        geoms[k] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+        parts = parts[np.isin(shapely.get_type_id(parts), (3, 6)) & ~shapely.is_empty(parts)]
+        g = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+        geoms[k] = g if shapely.get_type_id(g) in (3, 6) else shapely.Polygon()
     if strict:
         geoms[~np.isin(types, (3, 6, 7))] = shapely.Polygon()
     return geoms

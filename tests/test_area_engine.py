@@ -214,7 +214,7 @@ def test_cut_records_survive_the_store_and_keep_their_corrections() -> None:
     for a, b in zip(tiles.values(), stored):
         assert a.cuts.labels == b.cuts.labels
         assert np.array_equal(a.cuts.pts, b.cuts.pts) and np.array_equal(a.cuts.lab, b.cuts.lab)
-    direct, through = combine(tiles.values()), combine(stored)
+    direct, through = combine(tiles), combine(dict(zip(tiles, stored)))
     assert through.owner == direct.owner and through.daily_owner == direct.daily_owner
     assert direct.owner == pytest.approx(ref(shapely.union(field, BOX)), rel=1e-12)
     # Records of figures a view did not ask for can be left out without touching the others.

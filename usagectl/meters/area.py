@@ -795,15 +795,46 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
             collect(s, _work_batch(pieces[s:e], *args(s, e)))
     cut = [res for res in out.values() if len(res.cuts)]
     if cut:
-        coords = shapely.get_coordinates(data.geoms)
+        coords, which = shapely.get_coordinates(data.geoms, return_index=True)
         on = area_cuts.on_line(coords[:, 0], tile_deg) | area_cuts.on_line(coords[:, 1], tile_deg)
         if on.any():
-            # Vertices of the input itself are not cuts: the reference has them too.
-            original = (coords[on] + 0.0).view(np.int64)
+            names, code = np.unique(np.asarray(data.users, dtype=object)[which[on]],
+                                    return_inverse=True)
             for res in cut:
-                s_xy = (res.cuts.pts[:, :2] + 0.0).view(np.int64)
-                res.cuts = res.cuts.subset(np.flatnonzero(~area_cuts.member(original, s_xy)))
+                res.cuts = _without_input_vertices(res.cuts, coords[on], code, names)
     return out
+
+
+def _without_input_vertices(cuts: area_cuts.Cuts, xy: np.ndarray, user: np.ndarray,
+                            names: np.ndarray) -> area_cuts.Cuts:
+    """The cut records whose vertex is not a vertex of the figure's own input geometries.
+
+    A vertex of a geometry the figure counts is in its reference polygon too: nothing to
+    correct there. Owner figures count every user's geometries; a user's figures (area,
+    exclusive area, daily values) only that user's; a pair's, its two users'. (A vertex of
+    another user's geometry used to cancel the correction of a user's figure: 21.5 m² left on a
+    1.5 km edge at 48° cut where another user's corner lay.)
+    """
+    code_of = {u: k for k, u in enumerate(names)}
+    n = len(cuts.labels)
+    owner = np.zeros(n, dtype=bool)
+    first = np.full(n, -1, dtype=np.int64)  # -1: no user; -2: a user with no vertex on a line
+    second = np.full(n, -1, dtype=np.int64)
+    for k, label in enumerate(cuts.labels):
+        if label[0] in ("o", "od"):
+            owner[k] = True
+            continue
+        first[k] = code_of.get(label[1], -2)
+        if label[0] == "p":
+            second[k] = code_of.get(label[2], -2)
+    at = (xy + 0.0).view(np.int64)  # -0.0 and 0.0 are the same point
+    s = (cuts.pts[:, :2] + 0.0).view(np.int64)
+    with_user = np.column_stack([user, at])
+    lab = cuts.lab
+    own = (area_cuts.member(with_user, np.column_stack([first[lab], s]))
+           | area_cuts.member(with_user, np.column_stack([second[lab], s])))
+    drop = np.where(owner[lab], area_cuts.member(at, s), own)
+    return cuts.subset(np.flatnonzero(~drop))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

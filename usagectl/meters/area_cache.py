@@ -130,13 +130,13 @@ def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.nda
     scope = f"{scope}|tile={tile_deg!r}|engine={area.ENGINE_VERSION}"
     fps, keys, rows = tile_fingerprints(data.geoms, hashes, tile_deg)
     stored = load(con, scope)
-    results: list[area.AreaResult] = []
+    results: dict[tuple[int, int], area.AreaResult] = {}
     missed: dict[tuple[int, int], int] = {}
     add_daily: dict[tuple[int, int], area.AreaResult] = {}
     for tile, fp in fps.items():
         entry = stored.get(tile)
         if entry is not None and entry[0] == fp and entry[1] & flags == flags:
-            results.append(_only(area.AreaResult.from_json(json.loads(entry[2])), flags))
+            results[tile] = _only(area.AreaResult.from_json(json.loads(entry[2])), flags)
         elif entry is not None and entry[0] == fp and flags & ~entry[1] == DAILY:
             add_daily[tile] = area.AreaResult.from_json(json.loads(entry[2]))
         else:
@@ -151,7 +151,7 @@ def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.nda
                                    tile_deg=tile_deg, only=missed)
         for tile in missed:
             res = fresh.get(tile) or area.AreaResult()
-            results.append(res)
+            results[tile] = res
             entries.append(_entry(tile, fps[tile], int(want), res))
     if add_daily:
         fresh = area.compute_tiles(area.rows_touching(data, keys, rows, add_daily), daily=True,
@@ -161,7 +161,7 @@ def compute(con: duckdb.DuckDBPyConnection, data: area.AreaInput, hashes: np.nda
             new = fresh.get(tile) or area.AreaResult()
             res.daily_owner, res.daily_users = new.daily_owner, new.daily_users
             res.cuts = area_cuts.concat([res.cuts, new.cuts])
-            results.append(res)
+            results[tile] = res
             entries.append(_entry(tile, fps[tile], stored[tile][1] | DAILY, res))
     save(con, scope, entries)
     return area.combine(results, overlap=bool(flags & OVERLAP))

@@ -193,3 +193,25 @@ def test_unknown_view_and_contract_are_clear_errors(cli, loaded) -> None:
     assert r.exit_code == 2 and "choose one of" in r.json()["error"]["message"]
     r = cli("report", "-c", "felds", "--format", "json")
     assert r.json()["error"]["code"] == "not_found" and "did you mean 'fields'" in r.json()["error"]["message"]
+
+
+def test_daily_values_add_up_to_the_total_for_stock_meters(cli, loaded) -> None:
+    """Σ daily = period total under every policy: what an audit or active meter holds from before
+    the period counts on the period's first day, and (audit, as of after the period) what came
+    after the period's end on its last day."""
+    loaded(row("s1", "2025-11-10T10:00:00Z", "u1", rid="b1", geom=F1),  # before Q1
+           row("s2", "2026-02-10T10:00:00Z", "u2", rid="b2", geom=F2),  # in Q1
+           row("s3", "2026-05-10T10:00:00Z", "u1", rid="b3", geom=F3))  # after Q1
+    for as_of, period in (("2026-03-01T00:00:00Z", None), ("2026-06-01T00:00:00Z", "0")):
+        args = ["report", "-c", "fields", "--as-of", as_of, "--format", "json"]
+        args += ["--period", period] if period else []
+        totals = {m["name"]: m for m in cli(*args).json()["meters"]}
+        days = cli(*args, "--view", "daily").json()["days"]
+        for name in ("processed", "active", "audit"):
+            owner = sum(d["meters"][name]["owner"] for d in days)
+            users = sum(d["meters"][name]["user"] for d in days)
+            assert owner == pytest.approx(totals[name]["owner_total"], abs=2e-6), (as_of, name)
+            assert users == pytest.approx(totals[name]["user_total"], abs=2e-6), (as_of, name)
+    # The audit total as of June holds all three fields; Q1's daily view shows them all.
+    assert totals["audit"]["owner_total"] == pytest.approx(acres(shapely.union(F1, F2)) + acres(F3),
+                                                           rel=1e-8)

@@ -21,7 +21,7 @@ carried over from an earlier period.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
@@ -115,11 +115,16 @@ def _event_sql(meter: Meter, window: Window) -> tuple[str, list]:
     p = window.period
     if meter.mode == "audit":
         where, params = meter_filter(meter, window, in_period=False)
+        # The total ignores the contract dates, so a boundary may date from before the period
+        # (it counts from the period's first day, like a carried-over active boundary) or, as
+        # of after the period, from after its end (it counts on its last day): so the daily
+        # values add up to the total.
         sql = f"""
 WITH timeline AS ({state_timeline_sql(where)})
-SELECT geometry, user_id, CAST(timezone(?, ts) AS DATE) AS day, ts < ? AS carried, event_id
+SELECT geometry, user_id, CAST(timezone(?, least(greatest(ts, ?), ?)) AS DATE) AS day,
+    ts < ? AS carried, event_id
 FROM timeline WHERE next_ts IS NULL AND action = 'process' AND geometry IS NOT NULL"""
-        return sql, [*params, tz, p.start]
+        return sql, [*params, tz, p.start, p.end - timedelta(microseconds=1), p.start]
     in_where, in_params = meter_filter(meter, window)
     if meter.boundary_policy != "active":
         sql = f"""
@@ -213,14 +218,16 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
         value.derived_event_ids = derived.event_ids
         if derived.wkb:
             more = np.asarray([d.toordinal() for d in derived.days], dtype=np.int64)
+            # Audit mode counts operations of earlier periods too; they were there before.
+            before = (more < first) if meter.mode == "audit" else np.zeros(len(more), dtype=bool)
+            if meter.mode == "audit":  # dated inside the period, as _event_sql dates boundaries
+                more = np.clip(more, first, window.last_day.toordinal())
             geoms = np.concatenate([geoms, shapely.from_wkb(np.asarray(derived.wkb, dtype=object))])
             users = np.concatenate([users, np.asarray(derived.users, dtype=object)])
             hashes = np.concatenate([hashes, area_cache.row_hashes(derived.wkb, derived.users,
                                                                    more)])
             ordinals = np.concatenate([ordinals, more])
-            # Audit mode counts operations of earlier periods too; they were there before.
-            carried = np.concatenate([carried, (more < first) if meter.mode == "audit"
-                                      else np.zeros(len(more), dtype=bool)])
+            carried = np.concatenate([carried, before])
     if meter.is_stock:
         value.carried = 0.0
     if len(geoms) == 0:

@@ -7,19 +7,14 @@ from pathlib import Path
 
 import pytest
 import shapely
-from pyproj import Geod
 
-from tests.conftest import SAMPLE_DATA, write
+from tests.conftest import SAMPLE_DATA, geodesic_acres, write
 
-ACRE = 4046.8564224
-GEOD = Geod(ellps="WGS84")
 F1 = shapely.box(-93.60, 42.00, -93.59, 42.01)
 F2 = shapely.box(-93.595, 42.00, -93.585, 42.01)  # half of it is F1's east half
 F3 = shapely.box(-93.50, 42.00, -93.49, 42.01)
 
-
-def acres(g) -> float:  # noqa: ANN001
-    return abs(GEOD.geometry_area_perimeter(shapely.orient_polygons(g))[0]) / ACRE
+acres = geodesic_acres
 
 
 CONTRACTS = """

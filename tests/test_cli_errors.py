@@ -40,14 +40,14 @@ def test_usage_error_exits_2(cli) -> None:
     assert r.exit_code == 2
 
 
-def test_bad_option_values_are_validation_errors(cli, tmp_path: Path) -> None:
+def test_bad_option_values_are_usage_errors(cli, tmp_path: Path) -> None:
     f = tmp_path / "a.csv"
     f.write_text("event_id,ts,owner_id,user_id,product\n")
     for args, needle in ((["--tz", "Mars/Olympus"], "IANA"), (["--crs", "EPSG:999999"], "--crs"),
                          (["--map", "nonsense"], "canonical=source"),
                          (["--map", "usr=x"], "not a canonical column")):
         r = cli("ingest", f, *args, "--format", "json")
-        assert r.exit_code == 1, args
+        assert r.exit_code == 2, args
         assert r.json()["error"]["code"] == "validation_error" and needle in r.json()["error"]["message"]
     r = cli("ingests", "--format", "yaml")
     assert r.exit_code == 2

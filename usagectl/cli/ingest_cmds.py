@@ -62,14 +62,13 @@ def ingest(
 
     Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
     """
-    from usagectl.sources.routes import parse_routes
-    from usagectl.store.ingest import IngestOptions
+    from usagectl.store.ingest import IngestOptions, check_options
 
     db, fmt, env = resolve(db, fmt, quiet)
-    parse_routes(route or [])  # a bad template is a usage error before the database is opened
-    options = IngestOptions(owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz,
-                            strict=strict, format=source_format, product=product,
-                            routes=list(route or []))
+    # Bad option values are usage errors before the database is opened (nothing is written).
+    options = check_options(IngestOptions(
+        owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz, strict=strict,
+        format=source_format, product=product, routes=list(route or [])))
     with session(db) as con:
         results = _run_with_progress(con, paths, options, env)
     totals = ingest_totals(results)

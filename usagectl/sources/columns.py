@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from usagectl.errors import ValidationError
+from usagectl.errors import UsageError, ValidationError
 
 # Order matters: it is the column order of the events table and of the content hash.
 CANONICAL: tuple[str, ...] = (
@@ -97,7 +97,9 @@ def accepted_names(canonical: str) -> list[str]:
 
 
 def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
-    """Parse ``--map canonical=source`` options; reject unknown canonical names."""
+    """Parse ``--map canonical=source`` options: a usage error (exit 2, SPEC §6) for a pair
+    without ``=``, an unknown canonical name or a canonical column named twice, listing the
+    canonical columns."""
     mapping: dict[str, str] = {}
     problems = []
     for pair in pairs:
@@ -106,16 +108,15 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
         if not sep or not canonical or not source:
             problems.append(f"--map {pair!r}: expected canonical=source, e.g. --map user_id=customer")
         elif canonical not in CANONICAL:
-            problems.append(
-                f"--map {pair!r}: {canonical!r} is not a canonical column; "
-                f"choose one of {', '.join(CANONICAL)}"
-            )
+            problems.append(f"--map {pair!r}: {canonical!r} is not a canonical column")
         elif canonical in mapping:
-            problems.append(f"--map names {canonical!r} twice")
+            problems.append(f"--map names {canonical!r} twice ({canonical}={mapping[canonical]} "
+                            f"and {canonical}={source}); keep one")
         else:
             mapping[canonical] = source
     if problems:
-        raise ValidationError("; ".join(problems), {"problems": problems})
+        raise UsageError("; ".join(problems) + f". Canonical columns: {', '.join(CANONICAL)}",
+                         {"option": "--map", "problems": problems, "valid": list(CANONICAL)})
     return mapping
 
 

@@ -35,16 +35,17 @@ class GeometryBatch:
     repaired: np.ndarray
 
 
-def parse_crs(text: str | None) -> CRS | None:
-    """Parse a ``--crs`` value (``EPSG:28992``, ``28992``, a WKT or PROJJSON string)."""
+def parse_crs(text: str | None, what: str = "--crs") -> CRS | None:
+    """Parse a CRS (``EPSG:28992``, ``28992``, a WKT or PROJJSON string); ``what`` names where
+    it came from in the error (the option, or the file that declares it)."""
     if text is None or text == "":
         return None
     try:
         crs = CRS.from_user_input(int(text) if text.isdigit() else text)
     except Exception as exc:  # pyproj raises CRSError; anything else is the same problem
         raise ValidationError(
-            f"--crs {text!r} is not a coordinate reference system pyproj knows: {exc}. "
-            "Use a code such as EPSG:28992.") from None
+            f"{what} {text[:200]!r} is not a coordinate reference system pyproj knows: {exc}. "
+            "Use a code such as EPSG:28992, EPSG:3857 or EPSG:4326.") from None
     return crs
 
 

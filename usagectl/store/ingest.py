@@ -25,20 +25,25 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pyarrow as pa
 
 from usagectl import __version__
-from usagectl.errors import InternalError, IOFailure, UsagectlError, ValidationError
+from usagectl.errors import (
+    InternalError,
+    IOFailure,
+    UsageError,
+    UsagectlError,
+    ValidationError,
+)
 from usagectl.sources.columns import CANONICAL
 from usagectl.sources.geometry import crs_label, parse_crs, process_geometries
-from usagectl.sources.readers import Source, count_lines, is_supported, open_source
+from usagectl.sources.readers import FORMATS, Source, count_lines, is_supported, open_source
 from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
@@ -496,7 +501,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str], options: 
                  progress: Callable[[Path, int], ProgressCallback] | None = None
                  ) -> list[FileResult]:
     """Ingest every file; a file that fails is recorded and the others still run."""
-    _check_options(options)
+    options = check_options(options)
     files = expand_paths(paths)
     if not files:
         raise IOFailure("no ingestible files found (known formats: .csv .tsv .parquet .geojson "
@@ -508,14 +513,34 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str], options: 
     return results
 
 
-def _check_options(options: IngestOptions) -> None:
+def check_options(options: IngestOptions) -> IngestOptions:
+    """Check every option value before anything is read or written (SPEC §6): a bad ``--tz``,
+    ``--crs``, ``--source-format`` or ``--route`` is a usage error (exit 2) saying what is valid.
+
+    Returns the options with ``format`` lower-cased. ``--map`` is checked where it is parsed
+    (:func:`usagectl.sources.columns.parse_mapping`). The time zone must be one DuckDB knows,
+    not only Python: DuckDB reads the naive timestamps (the contracts loader applies the same
+    rule to a contract's ``timezone``).
+    """
+    from usagectl.contracts.loader import _zone_problem
+
+    problem = _zone_problem(options.tz)
+    if problem is not None:
+        raise UsageError(f"--tz: {problem}; use an IANA time zone name such as UTC, "
+                         "America/Chicago or Asia/Kolkata",
+                         {"option": "--tz", "value": options.tz})
+    fmt = options.format.strip().lower() if options.format is not None else None
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--source-format {options.format!r} is not a format usagectl reads; "
+                         f"choose one of {', '.join(FORMATS[:-1])} or {FORMATS[-1]}",
+                         {"option": "--source-format", "value": options.format,
+                          "valid": list(FORMATS)})
     try:
-        ZoneInfo(options.tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"--tz {options.tz!r} is not an IANA time zone "
-                              "(e.g. UTC, America/Chicago)") from None
-    parse_crs(options.crs)
+        parse_crs(options.crs)
+    except ValidationError as exc:
+        raise UsageError(exc.message, {"option": "--crs", "value": options.crs}) from None
     parse_routes(options.routes)
+    return replace(options, format=fmt)
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
@@ -605,9 +630,9 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
     captured = route_fields(routes)
     for chunk in source.chunks():
         if source.declared_crs and crs is None:
-            crs = parse_crs(source.declared_crs)
+            crs = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
         elif source.declared_crs and user_crs is not None:
-            declared = parse_crs(source.declared_crs)
+            declared = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
             if declared is not None and not declared.equals(user_crs, ignore_axis_order=True):
                 raise ValidationError(
                     f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "

@@ -1,6 +1,7 @@
 """Limits, overage to the cent, status and projection (SPEC §5.4).
 
-Exact decimal arithmetic throughout; money is integer cents rounded half-up once, at the end.
+Exact decimal arithmetic throughout (in the 100-digit :data:`usagectl.meters.EXACT` context, so
+a 38-digit sum is never rounded); money is integer cents rounded half-up once, at the end.
 Area values arrive as floats in the meter's unit and are taken at the 6 decimals the reports show,
 so the priced quantity is the reported one.
 """
@@ -13,6 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from usagectl.contracts import Meter, Period
+from usagectl.meters import in_exact_context
 
 MICRO = Decimal("0.000001")
 WEEK = 7
@@ -29,6 +31,7 @@ def as_decimal(value: float | int | Decimal) -> Decimal:
     return Decimal(f"{value:.6f}")
 
 
+@in_exact_context
 def tiered_cents(quantity: Decimal, meter: Meter) -> Decimal:
     """Price ``quantity`` units with the meter's tier table (graduated or volume).
 
@@ -79,6 +82,7 @@ class Priced:
     status: str
 
 
+@in_exact_context
 def price(meter: Meter, billed: Decimal) -> Priced:
     """remaining, percent_used, overage, overage_units, cents and status for a billed value.
 
@@ -129,6 +133,7 @@ class Projection:
                 "trending": self.trending}
 
 
+@in_exact_context
 def week_sums(daily: dict[date, Decimal], as_of: datetime | date, tz=None  # noqa: ANN001
               ) -> tuple[Decimal, Decimal]:
     """New consumption in the 7 local days up to and including as_of's day, and the 7 before.
@@ -142,6 +147,7 @@ def week_sums(daily: dict[date, Decimal], as_of: datetime | date, tz=None  # noq
     return last, prev
 
 
+@in_exact_context
 def trend(last: Decimal, prev: Decimal) -> str:
     """``increasing`` (> +10 %), ``decreasing`` (< −10 %) or ``stable``: last week vs the one
     before; from nothing to something is increasing."""
@@ -155,6 +161,7 @@ def trend(last: Decimal, prev: Decimal) -> str:
     return "stable"
 
 
+@in_exact_context
 def project(meter: Meter, billed: Decimal, period: Period, as_of: datetime,
             weeks: tuple[Decimal, Decimal], carried: Decimal = Decimal(0)) -> Projection:
     """Linear projection of what is new in the period, on top of what the meter already held.

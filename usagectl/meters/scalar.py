@@ -15,8 +15,9 @@ from typing import ClassVar
 import duckdb
 
 from usagectl.contracts import Meter
-from usagectl.contracts.model import DISTINCT_FIELDS, SUM_FIELDS
-from usagectl.meters.select import Window, meter_filter
+from usagectl.contracts.model import DISTINCT_FIELDS
+from usagectl.meters import exact_arithmetic
+from usagectl.meters.select import Window, exact, fetch, meter_filter, sum_sql
 
 
 @dataclass
@@ -32,11 +33,13 @@ class ScalarMeterValue:
 
     @property
     def user_total(self) -> Decimal:
-        return sum(self.users.values(), Decimal(0))
+        with exact_arithmetic():
+            return sum(self.users.values(), Decimal(0))
 
     @property
     def overlap(self) -> Decimal:
-        return max(self.user_total - self.owner, Decimal(0))
+        with exact_arithmetic():
+            return max(self.user_total - self.owner, Decimal(0))
 
 
 def _value_sql(meter: Meter) -> tuple[str, str]:
@@ -44,9 +47,7 @@ def _value_sql(meter: Meter) -> tuple[str, str]:
     if meter.aggregate == "count":
         return "counted", "count(*)"
     if meter.aggregate == "sum":
-        fields = [f for f in meter.fields if f in SUM_FIELDS]
-        expr = " + ".join(f"coalesce(sum({f}), 0)" for f in fields) or "0"
-        return "counted", expr
+        return "counted", sum_sql(meter)
     if meter.field not in DISTINCT_FIELDS:
         raise ValueError(f"cannot count distinct {meter.field!r}")
     return "vals", "count(DISTINCT v)"
@@ -54,7 +55,11 @@ def _value_sql(meter: Meter) -> tuple[str, str]:
 
 def compute_scalar_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, *,
                          daily: bool = False) -> ScalarMeterValue:
-    """Owner, per-user and (on request) per-day values of one count/sum/distinct meter."""
+    """Owner, per-user and (on request) per-day values of one count/sum/distinct meter.
+
+    Every value is exact (:func:`usagectl.meters.select.sum_sql`); a sum too large for
+    DECIMAL(38, 9) is a validation error naming the meter (:func:`~usagectl.meters.select.fetch`).
+    """
     where, params = meter_filter(meter, window)
     tz = window.contract.timezone
     source, expr = _value_sql(meter)
@@ -68,14 +73,14 @@ def compute_scalar_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: W
         cte = f"WITH counted AS (SELECT * FROM events WHERE {where}) "
         vals_filter = ""
     out = ScalarMeterValue()
-    row = con.execute(cte + f"SELECT {expr} FROM {source} {vals_filter}", params).fetchone()
-    out.owner = Decimal(row[0] or 0)
-    events = con.execute(cte + "SELECT count(*) FROM counted", params).fetchone()
-    out.events = int(events[0])
-    for user, value in con.execute(
-            cte + f"SELECT user_id, {expr} FROM {source} {vals_filter} GROUP BY user_id "
-            "ORDER BY user_id", params).fetchall():
-        out.users[user] = Decimal(value or 0)
+    ((owner,),) = fetch(con, meter, cte + f"SELECT {expr} FROM {source} {vals_filter}", params)
+    out.owner = exact(owner)
+    ((events,),) = fetch(con, meter, cte + "SELECT count(*) FROM counted", params)
+    out.events = int(events)
+    for user, value in fetch(
+            con, meter, cte + f"SELECT user_id, {expr} FROM {source} {vals_filter} "
+            "GROUP BY user_id ORDER BY user_id", params):
+        out.users[user] = exact(value)
     if daily:
         if meter.aggregate == "distinct":
             # A value counts on the day it is first seen: by the owner, or by each user.
@@ -89,8 +94,8 @@ def compute_scalar_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: W
                          "GROUP BY d ORDER BY d")
             user_sql = (cte + f"SELECT user_id, CAST(timezone(?, ts) AS DATE) AS d, {expr} "
                         "FROM counted GROUP BY user_id, d ORDER BY user_id, d")
-        for d, v in con.execute(owner_sql, [*params, tz]).fetchall():
-            out.daily_owner[d] = Decimal(v or 0)
-        for u, d, v in con.execute(user_sql, [*params, tz]).fetchall():
-            out.daily_users.setdefault(u, {})[d] = Decimal(v or 0)
+        for d, v in fetch(con, meter, owner_sql, [*params, tz]):
+            out.daily_owner[d] = exact(v)
+        for u, d, v in fetch(con, meter, user_sql, [*params, tz]):
+            out.daily_users.setdefault(u, {})[d] = exact(v)
     return out

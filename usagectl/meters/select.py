@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import duckdb
+
 from usagectl.contracts import Contract, Meter, Period
-from usagectl.contracts.model import REQUIRABLE_FIELDS
+from usagectl.contracts.model import REQUIRABLE_FIELDS, SUM_FIELDS
+from usagectl.errors import ValidationError
 
 #: Products that carry area (SPEC §2); ``products = "*"`` on a unique_area meter means these and
 #: any other product whose events carry a geometry (UNIFIED_AREA).
@@ -107,3 +111,64 @@ def _matching(column: str, entries: tuple[str, ...]) -> tuple[str, list[Any]]:
             sql.append(f"{column} GLOB ?")
             params.append(entry)
     return "(" + " OR ".join(sql) + ")", params
+
+
+# ------------------------------------------------------------------------------ exact sums
+
+#: How each ``sum`` field is added up in SQL, exactly (SPEC §5.4): token counts as integers
+#: (DuckDB sums BIGINT into a 128-bit HUGEINT: 10 billion events of 2⁶³ − 1 still fit), credits
+#: as the DECIMAL(38, 9) they are stored as, and ``response_time_ms`` — stored as a DOUBLE —
+#: as each value's decimal rounded to 9 places before adding, so 0.1 + 0.2 is 0.3 and not
+#: 0.30000000000000004. Ingest bounds every value so that Σ of 10 billion events fits
+#: DECIMAL(38, 9) (``usagectl.store.ingest``).
+SUM_SQL: dict[str, str] = {
+    "input_tokens": "sum(input_tokens)",
+    "output_tokens": "sum(output_tokens)",
+    "thinking_tokens": "sum(thinking_tokens)",
+    "credits": "sum(credits)",
+    "response_time_ms": "sum(CAST(response_time_ms AS DECIMAL(38, 9)))",
+}
+assert set(SUM_SQL) == set(SUM_FIELDS)
+
+
+def sum_field_sql(field: str) -> str:
+    """SQL for one field's exact sum, 0 when no event has it (field from the allowlist)."""
+    if field not in SUM_SQL:
+        raise ValueError(f"cannot sum {field!r}")
+    return f"coalesce({SUM_SQL[field]}, 0)"
+
+
+def sum_sql(meter: Meter) -> str:
+    """SQL for a ``sum`` meter's value: the exact sums of its fields added together."""
+    return " + ".join(sum_field_sql(f) for f in meter.fields) or "0"
+
+
+def exact(value: Any) -> Decimal:
+    """A value of a meter query as a Decimal (None is 0). Counts arrive as int, sums as int
+    (HUGEINT) or Decimal; a float would mean a binary sum slipped in, so it is refused rather
+    than turned into ``Decimal(0.30000000000000004)``."""
+    if isinstance(value, float):
+        raise TypeError(f"a meter query returned a binary float ({value!r}); sums must be exact")
+    return Decimal(value or 0)
+
+
+def fetch(con: duckdb.DuckDBPyConnection, meter: Meter, sql: str, params: list[Any]
+          ) -> list[tuple[Any, ...]]:
+    """Run one of a meter's aggregate queries.
+
+    A sum that does not fit DECIMAL(38, 9) can only come from a database written before
+    ingest bounded the values (credits up to 18 integer digits, response_time_ms up to 1e12
+    ms): it is reported as a validation error naming the meter and its fields, never as an
+    internal error. Every meter query of ``scalar`` and ``reports.breakdown`` runs here.
+    """
+    try:
+        return con.execute(sql, params).fetchall()
+    except (duckdb.OutOfRangeException, duckdb.ConversionException) as exc:
+        fields = ", ".join(meter.fields) or meter.field or meter.aggregate
+        raise ValidationError(
+            f"meter {meter.name!r}: the sum of {fields} is too large to compute exactly "
+            "(more than 29 integer digits): the database holds events stored before usagectl "
+            "bounded these values at ingest (credits up to 18 integer digits, response_time_ms "
+            "up to 1e12 ms). Correct those events at the source and ingest them into a new "
+            f"database ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            {"meter": meter.name, "fields": list(meter.fields)}) from None

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -21,10 +20,10 @@ import numpy as np
 import shapely
 
 from usagectl.contracts import Meter
-from usagectl.contracts.model import DISTINCT_FIELDS, SUM_FIELDS
+from usagectl.contracts.model import DISTINCT_FIELDS
 from usagectl.errors import ValidationError
 from usagectl.meters import area, billed_series
-from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.select import Window, exact, fetch, meter_filter, sum_field_sql, sum_sql
 from usagectl.meters.unique_area import _rows as area_rows
 
 BUCKETS = ("hour", "day", "month")
@@ -35,7 +34,7 @@ def _value_expr(meter: Meter) -> str:
     if meter.aggregate == "count":
         return "count(*)"
     if meter.aggregate == "sum":
-        return " + ".join(f"coalesce(sum({f}), 0)" for f in meter.fields if f in SUM_FIELDS) or "0"
+        return sum_sql(meter)  # exact, as the meter's own value (meters/select.py)
     raise ValueError(meter.aggregate)
 
 
@@ -62,8 +61,8 @@ def series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket:
     else:
         sql = (f"SELECT {trunc} AS b, {_value_expr(meter)} FROM events WHERE {where} "
                "GROUP BY b ORDER BY b")
-    rows = con.execute(sql, [tz, *params]).fetchall()
-    return [(_localize(b, window), Decimal(v)) for b, v in rows]
+    rows = fetch(con, meter, sql, [tz, *params])
+    return [(_localize(b, window), exact(v)) for b, v in rows]
 
 
 def _localize(naive_local: datetime, window: Window) -> datetime:
@@ -124,9 +123,12 @@ def top(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, group_by: 
                 else _value_expr(meter))
         source = (f"(SELECT *, {_distinct_col(meter)} AS v FROM events WHERE {where})"
                   if meter.aggregate == "distinct" else f"(SELECT * FROM events WHERE {where})")
-        rows = [{"key": k, "value": Decimal(v), "events": int(n)} for k, v, n in con.execute(
-            f"SELECT {group_by}, {expr}, count(*) FROM {source} GROUP BY {group_by}", params).fetchall()]
-    rows.sort(key=lambda r: (-float(r["value"]), str(r["key"])))
+        rows = [{"key": k, "value": exact(v), "events": int(n)} for k, v, n in fetch(
+            con, meter, f"SELECT {group_by}, {expr}, count(*) FROM {source} GROUP BY {group_by}",
+            params)]
+    # Largest first, ties by key; two sorts compare the exact values (no float, no rounding).
+    rows.sort(key=lambda r: str(r["key"]))
+    rows.sort(key=lambda r: r["value"], reverse=True)
     return rows[:limit] if limit else rows
 
 
@@ -166,7 +168,7 @@ def request_summary(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window
 def sum_fields(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window) -> dict[str, Any]:
     """A sum meter's total per field (tokens split into input, output, thinking)."""
     where, params = meter_filter(meter, window)
-    fields = [f for f in meter.fields if f in SUM_FIELDS]
-    row = con.execute(f"SELECT {', '.join(f'coalesce(sum({f}), 0)' for f in fields)} FROM events "
-                      f"WHERE {where}", params).fetchone()
-    return {f: Decimal(v) for f, v in zip(fields, row)}
+    fields = list(meter.fields)
+    (row,) = fetch(con, meter, f"SELECT {', '.join(sum_field_sql(f) for f in fields)} "
+                   f"FROM events WHERE {where}", params)
+    return {f: exact(v) for f, v in zip(fields, row)}

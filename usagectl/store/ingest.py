@@ -146,6 +146,14 @@ _NAIVE_TS = r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
 _INT = r"[+-]?\d+(\.0*)?"
 _NUM = r"[+-]?(\d+(\.\d*)?|\.\d+)"
 
+# Bounds on one event's values (SPEC §5.4: sums are exact and never overflow). A sum meter
+# adds values as DECIMAL(38, 9), which holds 29 integer digits; with at most 18 integer digits
+# of credits (< 1e18) or 1e12 ms (~31 years) of response time per event, the sum of 10 billion
+# (1e10) events stays below 1e28. Token counts are BIGINT: DuckDB sums them into a 128-bit
+# HUGEINT (10 billion × 2⁶³ ≈ 9.2e28 < 1.7e38).
+MAX_CREDIT_DIGITS = 18
+MAX_RESPONSE_TIME_MS = 10**12
+
 _TEXT_FIELDS = ("event_id", "owner_id", "user_id", "org_id", "product", "resource_id",
                 "error_code", "endpoint", "method", "operation", "dataset_id", "session_id",
                 "request_id")
@@ -292,7 +300,7 @@ parsed AS (
         {", ".join(f"CASE WHEN regexp_full_match(coalesce(v_{f}, ''), '{_INT}') THEN TRY_CAST(split_part(v_{f}, '.', 1) AS BIGINT) END AS p_{f}" for f in _INT_FIELDS)},
         CASE WHEN regexp_full_match(coalesce(v_credits, ''), '{_NUM}')
               AND length(rtrim(split_part(v_credits, '.', 2), '0')) <= 9
-              AND length(ltrim(split_part(ltrim(v_credits, '+-'), '.', 1), '0')) <= 29
+              AND length(ltrim(split_part(ltrim(v_credits, '+-'), '.', 1), '0')) <= {MAX_CREDIT_DIGITS}
              THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
         TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
         {_list_sql('v_indicator_ids')} AS p_indicator_ids
@@ -339,15 +347,26 @@ checked AS (
                 THEN 'a delete event needs resource_id (the boundary being deleted)'
             {" ".join(_int_reason(f) for f in _INT_FIELDS)}
             WHEN v_credits IS NOT NULL AND p_credits IS NULL THEN
-                CASE WHEN regexp_full_match(v_credits, '{_NUM}') THEN format('credits {{}} has more '
-                     'than 9 decimal places or 29 integer digits; round it at the source', v_credits)
-                     ELSE format('credits {{}} is not a decimal number', left(v_credits, 60)) END
+                CASE WHEN NOT regexp_full_match(v_credits, '{_NUM}')
+                         THEN format('credits {{}} is not a decimal number', left(v_credits, 60))
+                     WHEN length(rtrim(split_part(v_credits, '.', 2), '0')) > 9
+                         THEN format('credits {{}} has more than 9 decimal places; round it at the '
+                                     'source', left(v_credits, 60))
+                     ELSE format('credits {{}} has more than {MAX_CREDIT_DIGITS} integer digits: one '
+                          'event carries at most 999999999999999999.999999999 credits, so that '
+                          'the exact sum of 10 billion events still fits DECIMAL(38, 9); check '
+                          'the value at the source', left(v_credits, 60)) END
             WHEN p_credits < 0 THEN format('credits {{}} is negative; usage cannot be negative '
                  '(send refunds to the billing system, not the usage log)', v_credits)
             WHEN v_response_time_ms IS NOT NULL AND (p_response_time_ms IS NULL
                  OR NOT isfinite(p_response_time_ms) OR p_response_time_ms < 0)
                 THEN format('response_time_ms {{}} is not a non-negative number',
                             left(v_response_time_ms, 60))
+            WHEN p_response_time_ms > {MAX_RESPONSE_TIME_MS}
+                THEN format('response_time_ms {{}} is more than 1e12 ms (about 31 years): one '
+                     'event carries at most 1e12, so that the exact sum of 10 billion events '
+                     'still fits DECIMAL(38, 9); check the value and its unit at the source',
+                     left(v_response_time_ms, 60))
             WHEN v_indicator_ids IS NOT NULL AND p_indicator_ids IS NULL
                 THEN format('indicator_ids {{}} is not a list; write a JSON array or 964,897,962',
                             left(v_indicator_ids, 60))

@@ -208,7 +208,10 @@ def series_table(env: Env, doc: dict[str, Any]) -> None:
     values = [[row["meters"][n] for n in names] for row in doc["series"]]
     values.append([total([row[i] for row in values]) for i in range(len(names))])
     cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
-    labels = [row["start"][:cut] for row in doc["series"]] + ["[bold]total[/]"]
+    labels = [row["start"][:cut] for row in doc["series"]]
+    # The hour repeated when clocks fall back is two buckets: show their offsets to tell them apart.
+    labels = [label + row["start"][19:] if labels.count(label) > 1 else label
+              for label, row in zip(labels, doc["series"])] + ["[bold]total[/]"]
     for label, row in zip(labels, _columns(values)):
         t.add_row(label, *row)
     env.out.print(t)

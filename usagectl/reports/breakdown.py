@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -44,29 +44,46 @@ def _distinct_col(meter: Meter) -> str:
     return "unnest(indicator_ids)" if meter.field == "indicator_ids" else meter.field
 
 
+def _bucket_sql(bucket: str) -> tuple[str, int]:
+    """SQL for an event's bucket start, and how many ``?`` (the contract's zone) it takes.
+
+    Day and month: the naive local start (a local day or month is one bucket however long).
+    Hour: the *instant* the local hour began, ``ts − (local ts − its local hour)``, so that the
+    hour repeated when clocks fall back is two buckets (01:00-05:00 and 01:00-06:00 in
+    America/Chicago) and a half-hour zone's buckets start at its own :00 (Asia/Kolkata).
+    """
+    if bucket == "hour":
+        return "ts - (timezone(?, ts) - date_trunc('hour', timezone(?, ts)))", 2
+    return f"date_trunc('{bucket}', timezone(?, ts))", 1  # bucket from the fixed list BUCKETS
+
+
 def series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
            ) -> list[tuple[datetime, Any]]:
-    """(bucket start in the contract's zone, new value) pairs, in order."""
+    """(bucket start in the contract's zone, new value) pairs, in order of the start instant."""
     if bucket not in BUCKETS:
         raise ValidationError(f"--bucket {bucket!r}: choose one of {', '.join(BUCKETS)}")
     tz = window.contract.timezone
     where, params = meter_filter(meter, window)
-    trunc = f"date_trunc('{bucket}', timezone(?, ts))"  # bucket from the fixed list above
+    start, n_tz = _bucket_sql(bucket)
     if meter.aggregate == "unique_area":
         return _area_series(con, meter, window, bucket)
     if meter.aggregate == "distinct":
-        sql = (f"SELECT b, count(*) FROM (SELECT v, min(b) AS b FROM (SELECT {trunc} AS b, "
+        sql = (f"SELECT b, count(*) FROM (SELECT v, min(b) AS b FROM (SELECT {start} AS b, "
                f"CAST({_distinct_col(meter)} AS VARCHAR) AS v FROM events WHERE {where}) "
                "WHERE v IS NOT NULL GROUP BY v) GROUP BY b ORDER BY b")
     else:
-        sql = (f"SELECT {trunc} AS b, {_value_expr(meter)} FROM events WHERE {where} "
+        sql = (f"SELECT {start} AS b, {_value_expr(meter)} FROM events WHERE {where} "
                "GROUP BY b ORDER BY b")
-    rows = fetch(con, meter, sql, [tz, *params])
+    rows = fetch(con, meter, sql, [*[tz] * n_tz, *params])
     return [(_localize(b, window), exact(v)) for b, v in rows]
 
 
-def _localize(naive_local: datetime, window: Window) -> datetime:
-    return naive_local.replace(tzinfo=window.contract.zone)
+def _localize(start: datetime, window: Window) -> datetime:
+    """A bucket start in the contract's zone: an instant (hour buckets) keeps its own offset,
+    a naive local start (day, month) takes the zone's offset at that wall time."""
+    if start.tzinfo is not None:
+        return start.astimezone(window.contract.zone)
+    return start.replace(tzinfo=window.contract.zone)
 
 
 def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
@@ -78,20 +95,23 @@ def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, b
             raise ValidationError("hour buckets of area need boundary_policy = processed and no "
                                   "derive_operations; use --bucket day or month")
         where, params = meter_filter(meter, window)
+        start, n_tz = _bucket_sql("hour")
         rows = con.execute(
-            "SELECT geometry, user_id, date_trunc('hour', timezone(?, ts)) FROM events "
+            f"SELECT geometry, user_id, epoch({start}) FROM events "
             f"WHERE {where} AND action = 'process' AND geometry IS NOT NULL",
-            [window.contract.timezone, *params]).fetchall()
+            [*[window.contract.timezone] * n_tz, *params]).fetchall()
         wkb = [r[0] for r in rows]
         users = [r[1] for r in rows]
-        starts = [r[2] for r in rows]
+        # Seconds since 1970 of the instant the local hour began (two for a repeated hour).
+        keys = [int(r[2]) for r in rows]
+        starts = [datetime.fromtimestamp(k, UTC) for k in keys]
     else:
         wkb, users, days = area_rows(con, meter, window)
         starts = [datetime(d.year, d.month, 1 if bucket == "month" else d.day) for d in days]
+        # Seconds since 1970 of the naive local start: no machine time zone involved.
+        keys = [int((s - datetime(1970, 1, 1)).total_seconds()) for s in starts]
     if not wkb:
         return []
-    # Keys are seconds since 1970 of the naive local start: no machine time zone involved.
-    keys = [int((s - datetime(1970, 1, 1)).total_seconds()) for s in starts]
     key_to_start = dict(zip(keys, starts))
     geoms = shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object))
     level = "users" if meter.billed_on == "user" else "owner"

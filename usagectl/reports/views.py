@@ -7,7 +7,7 @@ from the same dicts, so every format shows the same numbers.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -295,13 +295,16 @@ def series_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: lis
 
     c = window.contract
     meters = _pick(c, meter_names)
-    by_start: dict[datetime, dict[str, Any]] = {}
+    # Keyed by the UTC instant: the two 01:00 buckets of a fall-back day are equal as local
+    # datetimes (Python ignores ``fold`` when comparing), not as instants.
+    by_start: dict[datetime, tuple[datetime, dict[str, Any]]] = {}
     for m in meters:
         for start, value in breakdown.series(con, m, window, bucket):
-            by_start.setdefault(start, {})[m.name] = num(value, m.aggregate == "unique_area")
+            entry = by_start.setdefault(start.astimezone(UTC), (start, {}))
+            entry[1][m.name] = num(value, m.aggregate == "unique_area")
     rows = []
-    for start in sorted(by_start):
-        values = by_start[start]
+    for key in sorted(by_start):
+        start, values = by_start[key]
         rows.append({"start": start.isoformat(),
                      "meters": {m.name: values.get(m.name, 0.0 if m.aggregate == "unique_area" else 0)
                                 for m in meters}})

@@ -117,11 +117,23 @@ def test_same_events_through_another_pipeline_are_duplicates(cli, tmp_path: Path
     ("POLYGON((-93 42,-92.99 42,-92.99 42.01,-93 42.01,-93 42.005,-93 42))", "conflict"),
     ("MULTIPOLYGON(((-93 42,-92.99 42,-92.99 42.01,-93 42.01,-93 42)),"
      "((-92 42,-91.99 42,-91.99 42.01,-92 42.01,-92 42)))", "conflict"),
+    # The same ring from another start vertex, or wound the other way: the same shape.
+    ("POLYGON((-92.99 42,-92.99 42.01,-93 42.01,-93 42,-92.99 42))", "duplicate"),
+    ("POLYGON((-93 42,-93 42.01,-92.99 42.01,-92.99 42,-93 42))", "duplicate"),
+    ("POLYGON((-93 42.01,-92.99 42.01,-92.99 42,-93 42,-93 42.01))", "duplicate"),
+    # Rotated and moved within 1e-9°, where the moved vertex ties with another one for the
+    # lowest x (so normalising alone would start the two rings at different vertices).
+    ("POLYGON((-92.99 42,-92.99 42.01,-93.0000000000004 42.01,-93 42,-92.99 42))", "duplicate"),
+    ("POLYGON((-92.99 42,-92.99 42.01,-93 42.01,-93.0000000004 42,-92.99 42))", "duplicate"),
+    # Rotated, but a vertex moved beyond 1e-9°, or a different square: conflicts.
+    ("POLYGON((-92.99 42,-92.99 42.01,-93.000000002 42.01,-93 42,-92.99 42))", "conflict"),
+    ("POLYGON((-92.99 42,-92.99 42.02,-93 42.02,-93 42,-92.99 42))", "conflict"),
 ])
 def test_geometry_tolerance_within_one_file(cli, tmp_path: Path, second: str,
                                             outcome: str) -> None:
-    """Within 1e-9° (vertex by vertex) is the same shape; beyond it, or another vertex count or
-    structure (an extra collinear vertex, another part), is a conflict."""
+    """Within 1e-9° (vertex by vertex, whatever the ring's start vertex and winding) is the same
+    shape; beyond it, or another vertex count or structure (an extra collinear vertex, another
+    part), is a conflict."""
     f = write(tmp_path / "a.csv", "event_id,ts,owner_id,user_id,product,geometry\n"
               f'e1,2026-01-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{SQUARE}"\n'
               f'e1,2026-01-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{second}"\n')
@@ -146,3 +158,51 @@ def test_reingest_into_a_migrated_v3_database_gives_duplicates(cli, tmp_path: Pa
         f = cli("ingest", path, "--format", "json").json()["files"][0]
         assert (f["duplicates"], f["rejected"]) == (20, 0), f
     assert stored(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+
+
+REDTEAM_A = "POLYGON((-93.60 42.00,-93.59 42.00,-93.59 42.01,-93.60 42.01,-93.60 42.00))"
+REDTEAM_B = "POLYGON((-93.59 42.00,-93.59 42.01,-93.60 42.01,-93.60 42.00,-93.59 42.00))"
+TWO = ("MULTIPOLYGON(((-93 42,-92.99 42,-92.99 42.01,-93 42.01,-93 42)),"
+       "((-92 42,-91.99 42,-91.99 42.01,-92 42.01,-92 42)))")
+TWO_SWAPPED = ("MULTIPOLYGON(((-91.99 42.01,-92 42.01,-92 42,-91.99 42,-91.99 42.01)),"
+               "((-93 42,-92.99 42,-92.99 42.01,-93 42.01,-93 42)))")
+
+
+@pytest.mark.parametrize(("first", "second"), [(REDTEAM_A, REDTEAM_B), (TWO, TWO_SWAPPED)])
+def test_same_shape_in_another_vertex_or_part_order_across_files(cli, tmp_path: Path,
+                                                                 first: str, second: str) -> None:
+    """Stored, then re-sent with the ring started elsewhere (or the parts listed the other way
+    round): a duplicate, not a conflict."""
+    head = "event_id,ts,owner_id,user_id,product,geometry\n"
+    a = write(tmp_path / "a.csv", head + f'e1,2026-01-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{first}"\n')
+    b = write(tmp_path / "b.csv", head + f'e1,2026-01-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,"{second}"\n')
+    assert cli("ingest", a, "--format", "json").json()["totals"]["accepted"] == 1
+    out = cli("ingest", b, "--format", "json").json()["totals"]
+    assert (out["duplicates"], out["rejected"]) == (1, 0), out
+
+
+def test_same_shape_compares_rings_as_cycles() -> None:
+    """The comparison itself: start vertex, winding and the order of parts and holes do not
+    matter; a vertex beyond 1e-9°, another vertex count or a missing hole does."""
+    import numpy as np
+    import shapely
+
+    from usagectl.sources.geometry import same_shape
+
+    def ring(coords: list, start: int = 0, reverse: bool = False) -> list:
+        c = coords[start:] + coords[:start]
+        return (c[::-1] if reverse else c) + [(c[::-1] if reverse else c)[0]]
+
+    shell = [(0, 0), (10, 0), (10, 10), (0, 10)]
+    h1 = [(1, 1), (2, 1), (2, 2), (1, 2)]
+    h2 = [(5, 5), (6, 5), (6, 6), (5, 6)]
+    base = shapely.Polygon(ring(shell), [ring(h1), ring(h2)])
+    # Holes swapped, each ring rotated and reversed, one vertex moved by 4e-13 to tie lowest x.
+    nudged = [(x - 4e-13 if (x, y) == (0, 10) else x, y) for x, y in shell]
+    same = shapely.Polygon(ring(nudged, 2, True), [ring(h2, 1), ring(h1, 3, True)])
+    moved = shapely.Polygon(ring([(0, 0), (10, 0), (10, 10), (0, 10.000001)], 1), [ring(h2), ring(h1)])
+    one_hole = shapely.Polygon(ring(shell, 1), [ring(h1)])
+    extra = shapely.Polygon(ring(shell + [(0, 5)], 1), [ring(h1), ring(h2)])
+    a = np.array([base, base, base, base, None, base, None], dtype=object)
+    b = np.array([same, moved, one_hole, extra, None, None, base], dtype=object)
+    assert same_shape(a, b, 1e-9).tolist() == [True, False, False, False, True, False, False]

@@ -196,3 +196,70 @@ def process_geometries(values: list, src_crs: CRS | None, crs_hint: str = "--crs
         if reasons[i] is None:
             out[i] = wkb[j]
     return GeometryBatch(out, reasons, repaired)
+
+
+# ------------------------------------------------------------------------- same shape (SPEC §3.3)
+
+
+def same_shape(a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pairwise: are ``a[i]`` and ``b[i]`` the same shape within ``tolerance`` (degrees)?
+
+    The same shape means the same type, the same parts and rings and vertex counts, and every
+    vertex within ``tolerance`` (Euclidean) of the matching vertex of the other — whatever
+    vertex a ring starts from, which way it is wound, and the order of parts and holes. Two
+    Nones are the same; None and a geometry are not.
+
+    Three steps, each only for the pairs the previous one left undecided: ``equals_exact`` as
+    the geometries are; ``equals_exact`` of ``shapely.normalize``d copies (rings started at
+    their lowest vertex, parts sorted); and a ring-by-ring comparison over every start vertex
+    and both windings, because normalising picks its start vertex by exact coordinates, so two
+    copies 1e-13° apart whose ring has two vertices with the same lowest x can start at
+    different vertices.
+    """
+    both_none = (a == None) & (b == None)  # noqa: E711 — numpy elementwise
+    same = shapely.equals_exact(a, b, tolerance=tolerance) | both_none
+    todo = np.flatnonzero(~same & (a != None) & (b != None))  # noqa: E711
+    if todo.size:
+        same[todo] = shapely.equals_exact(shapely.normalize(a[todo]), shapely.normalize(b[todo]),
+                                          tolerance=tolerance)
+    for i in np.flatnonzero(~same & (a != None) & (b != None)):  # noqa: E711
+        same[i] = _same_parts(a[i], b[i], tolerance)
+    return same
+
+
+def _matched(xs: list, ys: list, same) -> bool:  # type: ignore[no-untyped-def]
+    """Every x has its own y for which ``same(x, y)`` (the lists have equal lengths)."""
+    if len(xs) != len(ys):
+        return False
+    left = list(ys)
+    for x in xs:
+        hit = next((k for k, y in enumerate(left) if same(x, y)), None)
+        if hit is None:
+            return False
+        left.pop(hit)
+    return True
+
+
+def _same_parts(a: shapely.Geometry, b: shapely.Geometry, tolerance: float) -> bool:
+    if shapely.get_type_id(a) != shapely.get_type_id(b):
+        return False
+
+    def same_polygon(p: shapely.Geometry, q: shapely.Geometry) -> bool:
+        return (_same_ring(p.exterior, q.exterior, tolerance)
+                and _matched(list(p.interiors), list(q.interiors),
+                             lambda r, s: _same_ring(r, s, tolerance)))
+
+    return _matched(list(shapely.get_parts(a)), list(shapely.get_parts(b)), same_polygon)
+
+
+def _same_ring(r: shapely.Geometry, s: shapely.Geometry, tolerance: float) -> bool:
+    """Closed rings equal as cycles of vertices within ``tolerance``, either way round."""
+    p = shapely.get_coordinates(r)[:-1]
+    q = shapely.get_coordinates(s)[:-1]
+    if len(p) != len(q):
+        return False
+    for cycle in (q, q[::-1]):
+        for k in np.flatnonzero(np.hypot(*(cycle - p[0]).T) <= tolerance):
+            if np.all(np.hypot(*(np.roll(cycle, -k, axis=0) - p).T) <= tolerance):
+                return True
+    return False

@@ -42,7 +42,7 @@ from usagectl.errors import (
     ValidationError,
 )
 from usagectl.sources.columns import CANONICAL
-from usagectl.sources.geometry import crs_label, parse_crs, process_geometries
+from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, same_shape
 from usagectl.sources.readers import FORMATS, Source, count_lines, is_supported, open_source
 from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 
@@ -712,8 +712,9 @@ def _reconcile_lines(source: Source) -> None:
 
 #: Two geometries are the same content when they have the same structure and every vertex of
 #: one is within this distance (in degrees of lon/lat, about 0.1 mm) of the matching vertex of
-#: the other (SPEC §3.3): the same event reprojected through another pipeline differs only in
-#: the last bits of its coordinates.
+#: the other, rings compared as cycles (SPEC §3.3): the same event reprojected through another
+#: pipeline differs only in the last bits of its coordinates, and another exporter may start a
+#: ring at another vertex.
 GEOMETRY_TOLERANCE_DEG = 1e-9
 
 
@@ -728,8 +729,10 @@ def _settle_geometry_tolerance(con: duckdb.DuckDBPyConnection, stage: str, cls: 
 
     ``content_hash`` includes the geometry exactly (and keeps the definition stored databases
     were written with), so it only ever proves sameness. A conflict whose other fields are all
-    equal is checked here vertex by vertex with ``shapely.equals_exact``: another vertex count,
-    ring or part, or any vertex moved further than the tolerance, stays a conflict.
+    equal is checked here vertex by vertex (:func:`usagectl.sources.geometry.same_shape`): the
+    ring may start from another vertex, be wound the other way, and parts and holes may come in
+    another order; another vertex count, ring or part, or any vertex moved further than the
+    tolerance, stays a conflict.
     """
     import shapely
 
@@ -746,8 +749,7 @@ WHERE c.outcome = 'conflict_file' AND {_same_except_geometry('s', 'f')}""")
     for batch in same.to_arrow_reader(50_000):
         a = shapely.from_wkb(batch.column("a").to_numpy(zero_copy_only=False))
         b = shapely.from_wkb(batch.column("b").to_numpy(zero_copy_only=False))
-        both_none = (a == None) & (b == None)  # noqa: E711 — numpy elementwise
-        equal = shapely.equals_exact(a, b, tolerance=GEOMETRY_TOLERANCE_DEG) | both_none
+        equal = same_shape(a, b, GEOMETRY_TOLERANCE_DEG)
         rownums = batch.column("rownum").to_numpy(zero_copy_only=False)
         settled.extend(int(r) for r in rownums[equal])
     if not settled:

@@ -65,6 +65,35 @@ def test_a_truncated_compressed_file_fails_whole(cli, tmp_path: Path, db_path: P
     assert (out["status"], out["accepted"]) == ("ok", 20_000)
 
 
+EMPTY_COMPRESSED = ("empty: a compressed file holds at least a header; the file is truncated "
+                    "or was never written")
+
+
+@pytest.mark.parametrize("name", ["a.jsonl.gz", "a.jsonl.zst", "a.csv.gz", "a.csv.zst",
+                                  "a.geojson.gz", "a.json.zst", "a.ndjson.gzip"])
+def test_a_zero_byte_compressed_file_is_a_failed_file(cli, tmp_path: Path, db_path: Path,
+                                                      name: str) -> None:
+    """gzip and zstd alike: even an empty payload compresses to a header (20 bytes for gzip, 9
+    for zstd), so zero bytes is a copy that never arrived, not a file without events."""
+    f = tmp_path / name
+    f.write_bytes(b"")
+    r = cli("ingest", f, "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    (out,) = r.json()["files"]
+    assert out["status"] == "failed" and EMPTY_COMPRESSED in out["error"], out
+    (listed,) = cli("ingests", "--format", "json").json()
+    assert listed["status"] == "failed" and EMPTY_COMPRESSED in listed["error"]
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_a_compressed_empty_file_has_no_events_and_is_ok(cli, tmp_path: Path, kind: str) -> None:
+    """An empty JSON Lines payload, properly compressed, is a file without events: ok, 0 rows."""
+    f = tmp_path / f"a.jsonl.{kind}"
+    f.write_bytes(gzip.compress(b"") if kind == "gz" else _zstd(b""))
+    (out,) = cli("ingest", f, "--format", "json").json()["files"]
+    assert (out["status"], out["rows_read"]) == ("ok", 0), out
+
+
 def test_truncated_zst_fails_for_json_lines_too(cli, tmp_path: Path, db_path: Path) -> None:
     lines = "".join(json.dumps({"event_id": f"j{i}", "ts": "2026-01-01T10:00:00Z", "owner": "acme",
                                 "user": "u1", "n": "y" * (i % 50)}) + "\n" for i in range(5000))

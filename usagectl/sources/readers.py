@@ -182,9 +182,17 @@ class _Decompressed(io.RawIOBase):
 def open_binary(path: Path, compression: str | None) -> tuple[BinaryIO, _CountingReader]:
     """A decompressed binary stream and the counter of raw bytes read beneath it."""
     try:
-        raw = _CountingReader(open(path, "rb"))  # noqa: SIM115 — closed by the caller
+        f = open(path, "rb")  # noqa: SIM115 — closed by the caller
     except OSError as exc:
         raise IOFailure(f"{path}: cannot open: {exc.strerror}") from None
+    raw = _CountingReader(f)
+    if compression in ("gzip", "zstd") and os.fstat(f.fileno()).st_size == 0:
+        # Even an empty payload compresses to a header (gzip 20 bytes, zstd 9): zero bytes is a
+        # copy that never arrived, for gzip and zstd alike (gzip's reader would yield nothing).
+        raw.close()
+        raise IOFailure(f"{path}: empty: a compressed file holds at least a header; the file is "
+                        "truncated or was never written; nothing from it was stored. Copy it "
+                        "again from its source")
     buffered = io.BufferedReader(raw, buffer_size=1 << 20)
     if compression in ("gzip", "zstd"):
         stream = _Decompressed(buffered, compression, path)  # type: ignore[arg-type]

@@ -43,6 +43,39 @@ def test_real_offsets_are_accepted(cli, tmp_path: Path, db_path: Path, ts: str, 
     assert stored_ts(db_path) == datetime.fromisoformat(utc).replace(tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("ts", "utc", "tz"), [
+    # RFC 3339 §5.6: "T" and "Z" may be written in lower case.
+    ("2026-11-16T10:00:00z", "2026-11-16T10:00:00", "UTC"),
+    ("2026-11-16t10:00:00Z", "2026-11-16T10:00:00", "UTC"),
+    ("2026-11-16t10:00:00z", "2026-11-16T10:00:00", "UTC"),
+    ("2026-11-16t10:00:00.25+01:00", "2026-11-16T09:00:00.25", "UTC"),
+    ("2026-11-16t10:00:00", "2026-11-16T16:00:00", "America/Chicago"),  # naive: read in --tz
+    ("2026-11-16 10:00:00z", "2026-11-16T10:00:00", "Asia/Tokyo"),  # z wins over --tz
+])
+def test_lower_case_t_and_z_are_accepted(cli, tmp_path: Path, db_path: Path, ts: str, utc: str,
+                                         tz: str) -> None:
+    f = write(tmp_path / "a.csv", HEADER + f"e1,{ts},acme,u1,P\n")
+    (out,) = cli("ingest", f, "--tz", tz, "--format", "json").json()["files"]
+    assert out["accepted"] == 1, cli("rejects", "--format", "json").stdout
+    assert stored_ts(db_path) == datetime.fromisoformat(utc).replace(tzinfo=UTC)
+
+
+def test_lower_case_t_and_z_give_the_same_event(cli, tmp_path: Path) -> None:
+    """The time is the same instant, so a file written with lower-case letters is a duplicate."""
+    upper = write(tmp_path / "u.csv", HEADER + "e1,2026-11-16T10:00:00Z,acme,u1,P\n")
+    lower = write(tmp_path / "l.csv", HEADER + "e1,2026-11-16t10:00:00z,acme,u1,P\n")
+    assert cli("ingest", upper, "--format", "json").json()["totals"]["accepted"] == 1
+    assert cli("ingest", lower, "--format", "json").json()["totals"]["duplicates"] == 1
+
+
+@pytest.mark.parametrize("ts", ["2016-12-31t23:59:60z", "2026-03-08t02:30:00"])
+def test_lower_case_leap_seconds_and_gaps_still_say_why(cli, tmp_path: Path, ts: str) -> None:
+    f = write(tmp_path / "a.csv", HEADER + f"e1,{ts},acme,u1,P\n")
+    cli("ingest", f, "--tz", "America/Chicago")
+    (reject,) = cli("rejects", "--format", "json").json()
+    assert "leap second" in reject["reason"] or "does not exist" in reject["reason"], reject
+
+
 @pytest.mark.parametrize(("ts", "needle"), [
     ("2026-01-01T10:00:00+99:00", "not a UTC offset"),
     ("2026-01-01T10:00:00+25:00", "not a UTC offset"),

@@ -141,7 +141,8 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 # ------------------------------------------------------------------------------ SQL builders
 
-_OFFSET_TS = r"\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s?(Z|z|[+-]\d{2}(:?\d{2})?)"
+# Matched against the time upper-cased (RFC 3339 §5.6 allows "t" and "z"; see ``u_ts``).
+_OFFSET_TS = r"\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s?(Z|[+-]\d{2}(:?\d{2})?)"
 _NAIVE_TS = r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
 _INT = r"[+-]?\d+(\.0*)?"
 _NUM = r"[+-]?(\d+(\.\d*)?|\.\d+)"
@@ -252,6 +253,9 @@ WITH src AS (
         _geom AS geometry, _geom_reason AS geom_reason, _repaired AS repaired,
         {raw_json} AS raw_json,
         {src_cols},
+        -- RFC 3339 allows a lower-case t and z; DuckDB reads only upper case. Upper-casing a
+        -- time changes nothing else (digits and signs), and messages quote the value as given.
+        upper({v['ts']}) AS u_ts,
         _r_raw AS r_raw, _r_route AS r_route, _r_reason AS r_reason,
         {", ".join(f"_r_{c} AS r_{c}" for c in route_fields) or "NULL AS r_none"},
         {attributes} AS own_attributes
@@ -267,22 +271,22 @@ parsed AS (
              ELSE json_merge_patch(own_attributes, json_object('{RAW_ENDPOINT_KEY}', r_raw))
         END AS attributes,
         CASE
-            WHEN v_ts IS NULL THEN NULL
-            WHEN regexp_full_match(v_ts, '{_OFFSET_TS}') THEN TRY_CAST(v_ts AS TIMESTAMPTZ)
-            WHEN regexp_full_match(v_ts, '{_NAIVE_TS}')
-                THEN timezone($tz, TRY_CAST(v_ts AS TIMESTAMP))
-            WHEN regexp_full_match(v_ts, '\\d{{10}}') THEN to_timestamp(TRY_CAST(v_ts AS BIGINT))
-            WHEN regexp_full_match(v_ts, '\\d{{13}}')
-                THEN timezone('UTC', make_timestamp(TRY_CAST(v_ts AS BIGINT) * 1000))
+            WHEN u_ts IS NULL THEN NULL
+            WHEN regexp_full_match(u_ts, '{_OFFSET_TS}') THEN TRY_CAST(u_ts AS TIMESTAMPTZ)
+            WHEN regexp_full_match(u_ts, '{_NAIVE_TS}')
+                THEN timezone($tz, TRY_CAST(u_ts AS TIMESTAMP))
+            WHEN regexp_full_match(u_ts, '\\d{{10}}') THEN to_timestamp(TRY_CAST(u_ts AS BIGINT))
+            WHEN regexp_full_match(u_ts, '\\d{{13}}')
+                THEN timezone('UTC', make_timestamp(TRY_CAST(u_ts AS BIGINT) * 1000))
         END AS p_ts,
-        regexp_full_match(coalesce(v_ts, ''), '{_NAIVE_TS}')
-            AND TRY_CAST(v_ts AS TIMESTAMP) IS NOT NULL
-            AND isfinite(TRY_CAST(v_ts AS TIMESTAMP))
-            AND timezone($tz, timezone($tz, TRY_CAST(v_ts AS TIMESTAMP)))
-                <> TRY_CAST(v_ts AS TIMESTAMP) AS ts_in_gap,
+        regexp_full_match(coalesce(u_ts, ''), '{_NAIVE_TS}')
+            AND TRY_CAST(u_ts AS TIMESTAMP) IS NOT NULL
+            AND isfinite(TRY_CAST(u_ts AS TIMESTAMP))
+            AND timezone($tz, timezone($tz, TRY_CAST(u_ts AS TIMESTAMP)))
+                <> TRY_CAST(u_ts AS TIMESTAMP) AS ts_in_gap,
         -- The UTC offset of an ISO 8601 time (DuckDB accepts +99:00 and moves the event 99 h).
-        CASE WHEN regexp_full_match(coalesce(v_ts, ''), '{_OFFSET_TS}')
-             THEN NULLIF(regexp_extract(v_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
+        CASE WHEN regexp_full_match(coalesce(u_ts, ''), '{_OFFSET_TS}')
+             THEN NULLIF(regexp_extract(u_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
         CAST(substr(ts_offset, 2, 2) AS INTEGER) AS ts_offset_hh,
         coalesce(TRY_CAST(NULLIF(right(replace(ts_offset, ':', ''), -3), '') AS INTEGER), 0)
             AS ts_offset_mm,
@@ -327,7 +331,7 @@ checked AS (
                 THEN format('timestamp {{}} has offset {{}}, outside the offsets real time zones '
                      'use (-12:00 to +14:00); check the clock settings of the system that wrote '
                      'it', v_ts, ts_offset)
-            WHEN p_ts IS NULL AND regexp_matches(v_ts, '[T ]\\d{{1,2}}:\\d{{2}}:60')
+            WHEN p_ts IS NULL AND regexp_matches(u_ts, '[T ]\\d{{1,2}}:\\d{{2}}:60')
                 THEN format('timestamp {{}} is a leap second (:60); leap seconds are not '
                      'supported: write 23:59:59 (or the first second of the next minute)',
                      left(v_ts, 60))

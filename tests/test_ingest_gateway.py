@@ -275,7 +275,49 @@ def test_route_applies_to_json_records(cli, tmp_path: Path, db_path: Path) -> No
         ("/datasets/{dataset_id}", "7", ["2", "1"])]
 
 
+def test_a_trailing_slash_does_not_matter_on_either_side(cli, tmp_path: Path,
+                                                        db_path: Path) -> None:
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + 'e1,2026-01-01T10:00:00Z,u1,"/datasets/777/?indicators=5",\n'
+              + "e2,2026-01-01T10:00:00Z,u1,/datasets/778,\n"
+              + "e3,2026-01-01T10:00:00Z,u1,/files/9/,\n"
+              + "e4,2026-01-01T10:00:00Z,u1,/files/10,\n"
+              + "e5,2026-01-01T10:00:00Z,u1,/datasets/,\n"  # no id: no match, nothing filled
+              + "e6,2026-01-01T10:00:00Z,u1,/datasets/779//,\n")  # one slash only is dropped
+    out = only(cli("ingest", f, "--owner", "lca", "--route", ROUTE,
+                   "--route", "/files/{resource_id}/", "--format", "json").json())
+    assert out["accepted"] == 6, cli("rejects").stdout
+    assert rows(db_path, "SELECT event_id, endpoint, dataset_id, resource_id, indicator_ids "
+                         "FROM events ORDER BY 1") == [
+        ("e1", "/datasets/{dataset_id}", "777", None, ["5"]),
+        ("e2", "/datasets/{dataset_id}", "778", None, None),
+        ("e3", "/files/{resource_id}/", None, "9", None),
+        ("e4", "/files/{resource_id}/", None, "10", None),
+        ("e5", "/datasets/", None, None, None),
+        ("e6", "/datasets/779//", None, None, None)]
+
+
+def test_path_parameters_are_not_part_of_a_segment(cli, tmp_path: Path, db_path: Path) -> None:
+    """RFC 3986 §3.3: a segment may carry ;parameters (jsessionid); they are dropped before a
+    segment is compared or captured. An encoded %3B is part of the value."""
+    f = write(tmp_path / "a.csv", URL_HEADER
+              + "e1,2026-01-01T10:00:00Z,u1,/datasets/787;jsessionid=1,\n"
+              + 'e2,2026-01-01T10:00:00Z,u1,"/datasets;v=2/788;a=1;b=2?indicators=3",\n'
+              + "e3,2026-01-01T10:00:00Z,u1,/datasets/7%3B8,\n"
+              + "e4,2026-01-01T10:00:00Z,u1,/datasets/;x=1,\n")  # nothing left to capture
+    out = only(cli("ingest", f, "--owner", "lca", "--route", ROUTE, "--format", "json").json())
+    assert out["accepted"] == 4, cli("rejects").stdout
+    assert rows(db_path, "SELECT event_id, endpoint, dataset_id, indicator_ids FROM events "
+                         "ORDER BY 1") == [
+        ("e1", "/datasets/{dataset_id}", "787", None),
+        ("e2", "/datasets/{dataset_id}", "788", ["3"]),
+        ("e3", "/datasets/{dataset_id}", "7;8", None),
+        ("e4", "/datasets/;x=1", None, None)]
+    assert _attrs(db_path, "e1") == {"raw_endpoint": "/datasets/787;jsessionid=1"}
+
+
 @pytest.mark.parametrize(("template", "needle"), [
+    ("/datasets;v=2/{dataset_id}", ";parameters"),
     ("/datasets/{nope}", "'nope' is not a field a route can fill"),
     ("/datasets/{endpoint}", "'endpoint' is not a field a route can fill"),
     ("datasets/{dataset_id}", "must start with /"),

@@ -7,6 +7,10 @@ the URL as logged is kept in the event's attributes under :data:`RAW_ENDPOINT_KE
 guessing: without a matching route the endpoint is only reduced to its path (query string and
 fragment dropped, a full URL reduced to its path), and no field is filled.
 
+Matching ignores one trailing slash on either side (``/datasets/777/`` matches
+``/datasets/{dataset_id}``, and ``/files/{resource_id}/`` matches ``/files/9``) and drops path
+parameters from every segment (``/datasets/787;jsessionid=1`` captures ``787``; RFC 3986 §3.3).
+
 Decoding follows :mod:`urllib.parse`: a path segment is percent-decoded (``unquote``), a query
 name or value is form-decoded (``unquote_plus``: ``+`` is a space). A list field splits a value
 on its literal commas before decoding, so ``%2C`` is a comma inside an id, not a separator.
@@ -91,6 +95,10 @@ def _parse_one(template: str) -> tuple[Route | None, list[str]]:
         problems.append(f"--route {template!r}: a route has no #fragment")
     segments: list[tuple[str, str | None]] = []
     for seg in path.split("/")[1:]:
+        if ";" in seg:
+            problems.append(f"--route {template!r}: a route has no ;parameters (found {seg!r}); "
+                            "they are ignored when URLs are matched")
+            continue
         m = _CAPTURE.fullmatch(seg)
         if m:
             name = m.group(1).strip()
@@ -115,6 +123,8 @@ def _parse_one(template: str) -> tuple[Route | None, list[str]]:
             if (p := _field_problem(template, field)) is not None:
                 problems.append(p)
             params.append((unquote_plus(name), field))
+    if len(segments) > 1 and segments[-1] == ("", None):
+        segments.pop()  # a trailing slash does not matter (see _segments)
     fields = [f for _, f in segments if f] + [f for _, f in params]
     for twice in sorted({f for f in fields if fields.count(f) > 1}):
         problems.append(f"--route {template!r}: {twice} is captured twice")
@@ -143,12 +153,28 @@ def _split_url(value: str) -> tuple[str, str]:
     return path, query
 
 
+def _segments(path: str) -> list[str] | None:
+    """A path's segments as routes match them (None when it is not an absolute path).
+
+    Path parameters are dropped from every segment (``787;jsessionid=1`` → ``787``: RFC 3986
+    §3.3 lets a segment carry ``;`` parameters, and they are never part of an id; an encoded
+    ``%3B`` stays), and one trailing slash is ignored (``/datasets/777/`` is ``/datasets/777``;
+    templates drop theirs the same way).
+    """
+    if not path.startswith("/"):
+        return None
+    segs = [seg.split(";", 1)[0] for seg in path.split("/")[1:]]
+    if len(segs) > 1 and segs[-1] == "":
+        segs.pop()
+    return segs
+
+
 def route_endpoint(value: str, routes: list[Route]) -> Routed:
     """Apply the first matching route to one endpoint value (the staging SQL fills/checks)."""
     v = value.strip(" ")  # as the staging SQL's trim()
     path, query = _split_url(v)
     raw = v if path != v else None
-    segs = path.split("/")[1:] if path.startswith("/") else None
+    segs = _segments(path)
     for route in routes:
         if segs is None or len(segs) != len(route.segments):
             continue

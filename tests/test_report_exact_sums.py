@@ -199,3 +199,28 @@ def test_an_overflow_from_an_older_database_is_a_clear_error(cli, db_path: Path,
         assert f"meter {meter!r}" in err["message"] and column in err["message"], err
     r = cli("usage", "--owner", "fx", "--as-of", AS_OF)
     assert r.exit_code == 1 and "internal error" not in r.stderr
+
+
+def test_check_available_keeps_every_digit(cli, tmp_path: Path) -> None:
+    """available = limit + prepaid − billed needs 29 significant digits here: Python's default
+    28-digit context would round it and the message would claim 1e20 available."""
+    terms = """
+[[contract]]
+id = "big"
+owner = "fx"
+start = 2026-11-01
+cycle = "monthly"
+  [[contract.meter]]
+  name = "cr"
+  aggregate = "sum"
+  fields = ["credits"]
+  limit = 100000000000000000000
+"""
+    assert cli("contracts", "load", write(tmp_path / "big.toml", terms)).exit_code == 0
+    r = cli("ingest", write(tmp_path / "c.jsonl", event(1, "2026-11-16T10:00:00Z", "a",
+                                                          credits='"0.000000001"')), "--format", "json")
+    assert r.json()["totals"]["accepted"] == 1
+    doc = cli("check", "-c", "big", "--meter", "cr", "--amount", "1", "--as-of", AS_OF,
+              "--format", "json").json()
+    assert doc["message"] == ("Operation requires 1 credits, and 99999999999999999999.999999999 "
+                              "are available")

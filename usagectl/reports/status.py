@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from usagectl.contracts import Contract, Meter, model, period_containing
+from usagectl.meters import in_exact_context
 from usagectl.meters.pricing import price
 from usagectl.meters.select import Window
 from usagectl.reports import views
@@ -72,6 +73,7 @@ def _plain(d: Decimal) -> str:
     return format(d.normalize(), "f")
 
 
+@in_exact_context
 def check(con: duckdb.DuckDBPyConnection, contract_id: str, meter_name: str, amount: Decimal,
           as_of: datetime) -> dict[str, Any]:
     """Can ``amount`` more units be used?  available = limit + prepaid − billed (SPEC §5.4)."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from usagectl.cli import handle_errors, app, resolve
+from usagectl.cli import CommandGroup, app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import AsOfOption, DbOption, FormatOption, QuietOption, TableJsonFormatOption
 from usagectl.contracts import Contract, period_containing
@@ -23,7 +23,7 @@ LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "met
                 "period_start", "period_end")
 
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
-                            rich_markup_mode="rich")
+                            rich_markup_mode="rich", cls=CommandGroup)
 app.add_typer(contracts_app, name="contracts")
 
 def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """Writing output files so that a reader never sees half of one (SPEC §6 export, RELIABILITY.md).
 
-``COPY … TO`` overwrites in place and a kill mid-write leaves a partial file; here every file is
-written to a temp file in the same folder, fsynced, and renamed over the target.
+``COPY … TO`` overwrites in place and a kill mid-write leaves a partial file; here every regular
+file is written to a temp file in the same folder, fsynced, and renamed over the target. What is
+not a regular file — a FIFO, ``/dev/stdout``, a terminal — is written straight into instead, so
+that renaming never replaces it (docs/cli.md "Output files").
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,6 +47,70 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_file(path: Path, data: bytes, *, through_links: bool = True) -> None:
+    """Write an output file the user named, whatever is at ``path`` (docs/cli.md "Output files").
+
+    * nothing, or a regular file: :func:`atomic_write` (temp file beside it, fsync, rename);
+    * a FIFO, a character device or a socket (``--out /dev/stdout``, a named pipe): written
+      straight into it — opened for writing, nothing created, truncated or renamed;
+    * a symbolic link: to a regular file (or to nothing yet), that file is replaced atomically
+      with the temp file beside it and the link is kept; to anything else, as that thing.
+      With ``through_links=False`` (an export folder) a link is refused and left alone;
+    * a folder: refused.
+
+    Every failure is an OSError whose ``strerror`` says why (ENOSPC, a link refused, …).
+    """
+    try:
+        here = os.lstat(path)
+    except FileNotFoundError:
+        atomic_write(path, data)
+        return
+    if stat.S_ISLNK(here.st_mode):
+        if not through_links:
+            raise OSError(errno.ELOOP, f"it is a symbolic link (to {os.readlink(path)}); usagectl "
+                                       "does not write through links here and left it as it is")
+        try:
+            target = os.stat(path)  # the kernel follows the link (also /proc/self/fd/1)
+        except FileNotFoundError:
+            atomic_write(Path(os.path.realpath(path)), data)  # a link to a file not made yet
+            return
+        if stat.S_ISREG(target.st_mode):
+            real = Path(os.path.realpath(path))
+            if not _same_file(real, target):
+                raise OSError(errno.EINVAL, "cannot find the file the link points to")
+            atomic_write(real, data)
+            return
+        here = target
+    if stat.S_ISDIR(here.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "it is a folder")
+    if stat.S_ISREG(here.st_mode):
+        atomic_write(path, data)
+    else:
+        _write_into(path, data, through_links)
+
+
+def _same_file(path: Path, st: os.stat_result) -> bool:
+    try:
+        mine = os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _write_into(path: Path, data: bytes, through_links: bool) -> None:
+    """Write into a FIFO or a device as it is: no temp file, no rename, no truncation."""
+    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | (0 if through_links else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by a file since it was looked at
+            raise OSError(errno.EAGAIN, "it changed while being written; try again")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 # -- file names from data and a folder lock (docs/cli.md "export") -----------------------------

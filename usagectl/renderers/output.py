@@ -14,23 +14,24 @@ from typing import Any
 from usagectl.errors import IOFailure
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
-from usagectl.renderers.files import atomic_write
+from usagectl.renderers.files import write_file
 from usagectl.renderers.text import safe
 
 
 def write_output(env: Env, text: str, out: str | None) -> None:
-    """Data to stdout, or atomically to a file (temp file in the same folder, fsync, rename)."""
+    """Data to stdout, or to the file ``out`` (:func:`usagectl.renderers.files.write_file`:
+    atomically for a regular file, straight into a FIFO or a device such as /dev/stdout)."""
     if out is None:
         env.write(text)
         return
     target = Path(out)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise IOFailure(f"cannot write {out}: folder {folder} does not exist")
+        raise IOFailure(f"cannot write {out}: folder {folder} does not exist", {"path": out})
     try:
-        atomic_write(target, text.encode("utf-8"))
+        write_file(target, text.encode("utf-8"))
     except OSError as exc:
-        raise IOFailure(f"cannot write {out}: {exc.strerror}") from None
+        raise IOFailure(f"cannot write {out}: {exc.strerror or exc}", {"path": out}) from None
     env.note(f"wrote {safe(out)}")
 
 

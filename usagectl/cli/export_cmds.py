@@ -48,7 +48,7 @@ def export(
     Example: usagectl export --all --out-dir /srv/usage/$(date +%F) --quiet
     """
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
-    chosen = [v.strip() for v in views_opt.split(",") if v.strip()]
+    chosen = list(dict.fromkeys(v.strip() for v in views_opt.split(",") if v.strip()))
     unknown = [v for v in chosen if v not in EXPORT_VIEWS]
     if unknown or not chosen:
         raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",

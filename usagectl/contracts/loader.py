@@ -176,7 +176,9 @@ def _duckdb_zones() -> frozenset[str]:
     """The time zone names DuckDB knows: reports compute local days in DuckDB too."""
     import duckdb
 
-    con = duckdb.connect()
+    # No network, as every usagectl connection (usagectl.store.db.NO_NETWORK).
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
     try:
         return frozenset(r[0] for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
     finally:

@@ -180,3 +180,21 @@ def test_out_at_a_device_that_is_full_is_an_io_error(sample, tmp_path: Path) -> 
     assert "No space left on device" in err["message"] and "wrote" not in r.stderr
     assert stat.S_ISCHR(full.lstat().st_mode)  # still the device
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "usage.duckdb"]
+
+
+def test_out_at_the_commands_own_stdout_appends_to_an_appended_log(sample, db_path: Path,
+                                                                   tmp_path: Path) -> None:
+    """`--out /dev/stdout >> log` in cron: the log keeps its lines (a link to /proc/self/fd/1 here,
+    never the machine's /dev/stdout)."""
+    link = tmp_path / "mystdout"
+    link.symlink_to("/proc/self/fd/1")
+    log = tmp_path / "cron.log"
+    log.write_text("earlier line\n")
+    with open(log, "a") as out:
+        r = subprocess.run([sys.executable, "-m", "usagectl", "--db", str(db_path), *REPORT,
+                            "--out", str(link)], stdout=out, stderr=subprocess.PIPE, text=True,
+                           timeout=300)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    assert text.startswith("earlier line\n{\n") and json.loads(text[len("earlier line\n"):])
+    assert link.is_symlink()

@@ -7,6 +7,8 @@ atomically to ``--out``; notes go to stderr.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,11 @@ def write_output(env: Env, text: str, out: str | None) -> None:
         env.write(text)
         return
     target = Path(out)
+    if _is_stdout(env, target):
+        # `--out /dev/stdout` (or a link to /proc/self/fd/1): our own stdout, written as stdout,
+        # so that `>> log` appends instead of the log being replaced.
+        env.write(text)
+        return
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise IOFailure(f"cannot write {out}: folder {folder} does not exist", {"path": out})
@@ -33,6 +40,16 @@ def write_output(env: Env, text: str, out: str | None) -> None:
     except OSError as exc:
         raise IOFailure(f"cannot write {out}: {exc.strerror or exc}", {"path": out}) from None
     env.note(f"wrote {safe(out)}")
+
+
+def _is_stdout(env: Env, path: Path) -> bool:
+    """True when ``path`` is the file this command's stdout already writes to."""
+    try:
+        there = os.stat(path)
+        mine = os.fstat(env.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False  # nothing there yet, or a stdout without a file (a test's buffer)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,

@@ -78,3 +78,52 @@ def test_sample_contracts_load(cli) -> None:
     r = cli("contracts", "load", SAMPLE_DATA / "contracts.toml", "--format", "json")
     assert r.exit_code == 0, r.stdout
     assert len(r.json()["contracts"]) == 4
+
+
+def test_an_id_differing_only_by_case_from_a_stored_one_is_refused(cli, tmp_path: Path) -> None:
+    assert cli("contracts", "load", write(tmp_path / "a.toml", GOOD)).exit_code == 0
+    r = cli("contracts", "load", write(tmp_path / "b.toml", GOOD.replace("acme-2026", "ACME-2026")),
+            "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    [problem] = err["details"]["problems"]
+    assert "'ACME-2026'" in problem and "'acme-2026'" in problem and "case" in problem
+    assert [c["id"] for c in cli("contracts", "list", "--format", "json").json()] == ["acme-2026"]
+    # The same id reloaded is still an update.
+    assert cli("contracts", "load", tmp_path / "a.toml").exit_code == 0
+
+
+SHOWN = """
+[[contract]]
+id = "api"
+owner = "o"
+start = 2026-01-01
+cycle = "monthly"
+  [[contract.meter]]
+  name = "calls"
+  aggregate = "count"
+  limit = 100
+  [[contract.meter]]
+  name = "datasets"
+  aggregate = "distinct"
+  field = "dataset_id"
+  [[contract.meter]]
+  name = "credits"
+  aggregate = "sum"
+  fields = ["credits"]
+  included = 12.5
+"""
+
+
+def test_contracts_show_says_what_every_other_output_says(cli, tmp_path: Path) -> None:
+    cli("contracts", "load", write(tmp_path / "c.toml", SHOWN))
+    table = cli("contracts", "show", "api", "--as-of", "2026-03-01", env={"COLUMNS": "150"}).stdout
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in table.splitlines() if line.startswith("│")}
+    # meter → aggregate, what, billed on, limit, included, overage price
+    assert rows["calls"][:5] == ["count", "requests", "owner", "100", "0"]
+    assert rows["datasets"][:5] == ["distinct", "datasets", "owner", "—", "0"]
+    assert rows["credits"][:5] == ["sum", "credits", "owner", "—", "12.50"]
+    usage = cli("usage", "--owner", "o", "--as-of", "2026-03-01", "--format", "json").json()
+    assert {u["meter"]: u["included"] for u in usage} == {"calls": 0, "datasets": 0, "credits": 12.5}

@@ -326,3 +326,119 @@ def test_a_full_disk_lists_each_failed_file(sample, tmp_path: Path, mount_point)
     text = sample("export", "--all", "--out-dir", full, "--as-of", AS_OF)
     assert text.exit_code == 1 and "No space left on device" in text.stderr
     assert "internal error" not in text.stderr + text.stdout
+
+
+# -- links, FIFOs and other things already in the folder (docs/cli.md "export") ---------------
+
+
+def _small(cli, db_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    _store_contract_as(db_path, tmp_path, cli, [])  # contract ok-id with one event
+
+
+def test_the_export_lock_never_follows_a_link(cli, db_path: Path, tmp_path: Path) -> None:
+    _small(cli, db_path, tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = write(tmp_path / "v.txt", "precious\n")
+    lock = out / ".usagectl-export.lock"
+    lock.symlink_to(victim)
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    err = r.json()["error"]
+    assert err["code"] == "io_error" and str(lock) in err["message"]
+    assert "symbolic link" in err["message"]
+    assert victim.read_text() == "precious\n"  # neither truncated nor written through
+    assert lock.is_symlink() and sorted(p.name for p in out.iterdir()) == [lock.name]
+    lock.unlink()
+    os.mkfifo(lock)  # a FIFO (or anything that is not a regular file) is refused too
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10")
+    assert r.exit_code == 1 and str(lock) in r.stderr and "FIFO" in r.stderr
+    assert lock.is_fifo()
+
+
+def test_a_linked_export_entry_is_a_failure_of_that_file_only(cli, db_path: Path, tmp_path: Path) -> None:
+    _small(cli, db_path, tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = write(tmp_path / "victim2.txt", "precious\n")
+    entry = out / "ok-id.consolidated.csv"
+    entry.symlink_to(victim)
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    doc = r.json()
+    assert [f["name"] for f in doc["files"]] == ["ok-id.users.csv", "ok-id.daily.csv", "ok-id.log.csv"]
+    [failure] = doc["failures"]
+    assert failure["file"] == entry.name and failure["view"] == "consolidated"
+    assert str(entry) in failure["error"] and "symbolic link" in failure["error"]
+    assert victim.read_text() == "precious\n" and entry.is_symlink()  # the link is left alone
+    assert json.loads((out / "manifest.json").read_text()) == doc
+    text = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10")
+    assert text.exit_code == 1 and "symbolic link" in text.stderr
+    assert "internal error" not in text.stderr
+
+
+def test_a_linked_manifest_is_an_io_error_and_left_alone(cli, db_path: Path, tmp_path: Path) -> None:
+    _small(cli, db_path, tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    victim = write(tmp_path / "m.txt", "precious\n")
+    (out / "manifest.json").symlink_to(victim)
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    err = r.json()["error"]
+    assert err["code"] == "io_error" and "manifest.json" in err["message"]
+    assert victim.read_text() == "precious\n" and (out / "manifest.json").is_symlink()
+
+
+def test_an_export_entry_that_is_a_fifo_is_written_into(cli, db_path: Path, tmp_path: Path) -> None:
+    import threading
+
+    _small(cli, db_path, tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    fifo = out / "ok-id.users.csv"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--views", "users",
+            "--format", "json")
+    reader.join(timeout=60)
+    assert r.exit_code == 0, r.stdout
+    [f] = r.json()["files"]
+    assert hashlib.sha256(got[0]).hexdigest() == f["sha256"] and got[0].startswith(b"contract_id,")
+    assert fifo.is_fifo()
+
+
+def test_repeated_views_are_written_once(cli, db_path: Path, tmp_path: Path) -> None:
+    _small(cli, db_path, tmp_path)
+    out = tmp_path / "o"
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--views",
+            "consolidated,users,consolidated", "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    assert [f["name"] for f in r.json()["files"]] == ["ok-id.consolidated.csv", "ok-id.users.csv"]
+    # A later run with other views leaves the earlier run's files; its manifest lists its own.
+    r = cli("export", "--all", "--out-dir", out, "--as-of", "2026-03-10", "--views", "log",
+            "--format", "json")
+    assert [f["name"] for f in r.json()["files"]] == ["ok-id.log.csv"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", "ok-id.consolidated.csv", "ok-id.users.csv", "ok-id.log.csv"])
+
+
+def test_a_file_name_depends_only_on_its_own_contract_id(cli, db_path: Path, tmp_path: Path) -> None:
+    """Even in an old database holding ids that differ only by case (now refused at load)."""
+    _store_contract_as(db_path, tmp_path, cli, ["a", "A", "CON", "aux.txt", "lpt9"])
+    names = {}
+    for cid in ("ok-id", "a", "A", "CON", "aux.txt", "lpt9"):
+        r = cli("export", "--contract", cid, "--out-dir", tmp_path / cid.replace(".", "_"),
+                "--as-of", "2026-03-10", "--views", "users", "--format", "json")
+        assert r.exit_code == 0, r.stdout
+        names[cid] = r.json()["files"][0]["name"]
+    r = cli("export", "--all", "--out-dir", tmp_path / "all", "--as-of", "2026-03-10", "--views",
+            "users", "--format", "json")
+    assert {f["contract"]: f["name"] for f in r.json()["files"]} == names
+    assert names["ok-id"] == "ok-id.users.csv" and names["A"] == "A.users.csv"
+    assert len({n.casefold() for n in names.values()}) == len(names)  # no clash, whatever the case
+    for cid in ("CON", "aux.txt", "lpt9"):  # Windows device names: never the start of a name
+        stem = names[cid].split(".")[0]
+        assert stem.upper() not in {"CON", "AUX", "LPT9"} and stem.startswith(cid.split(".")[0]), names

@@ -142,6 +142,43 @@ def test_an_empty_database_file_is_fine(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0 and r.json()["totals"]["accepted"] == 1
 
 
+def test_a_sqlite_file_at_db_is_refused_without_the_network(cli, tmp_path: Path) -> None:
+    """DuckDB would try to download its SQLite extension; usagectl never touches the network."""
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (a INTEGER)")
+    con.commit()
+    con.close()
+    before = _digest(other)
+    events = write(tmp_path / "e.csv", "event_id,ts,owner_id,user_id,product\ne1,2026-03-02T10:00:00Z,o,u,p\n")
+    for args in (["ingests"], ["ingest", events], ["report", "-c", "c"]):
+        r = cli(*args, "--format", "json", db=other)
+        assert r.exit_code == 1, (args, r.stdout)
+        err = r.json()["error"]
+        assert err["code"] == "validation_error", err
+        assert str(other) in err["message"] and "SQLite" in err["message"], err["message"]
+        assert "http" not in r.stdout and "extension" not in r.stdout, err["message"]
+    garbage = write(tmp_path / "notes.duckdb", "not a database at all, just some text\n")
+    r = cli("ingests", "--format", "json", db=garbage)
+    assert r.exit_code == 1 and "not a DuckDB database" in r.json()["error"]["message"]
+    assert _digest(other) == before
+
+
+def test_every_connection_has_extension_autoloading_off(tmp_path: Path) -> None:
+    from usagectl.store.db import connect
+
+    for read_only in (False, True):
+        con = connect(tmp_path / "x.duckdb", read_only=read_only)
+        settings = dict(con.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN "
+            "('autoinstall_known_extensions', 'autoload_known_extensions')").fetchall())
+        con.close()
+        assert settings == {"autoinstall_known_extensions": "false",
+                            "autoload_known_extensions": "false"}
+
+
 # -- a database locked by another program ----------------------------------------------------
 
 HOLDER = """

@@ -43,6 +43,9 @@ def db(cli, tmp_path: Path):  # noqa: ANN201
     return cli
 
 
+AMOUNT_FORM = ["a number", "29 digits", "9 after"]
+TOLERANCE_FORMS = ["0.1%", "non-negative number"]
+
 BAD_VALUES = [
     (["report", "-c", "c", "--view", "bogus"], ["consolidated", "users", "daily", "log", "series", "top"]),
     (["report", "-c", "c", "--view", "series", "--bucket", "week"], ["hour", "day", "month"]),
@@ -55,6 +58,18 @@ BAD_VALUES = [
     (["report", "-c", "c", "--view", "top", "--limit", "-1"], [">= 0"]),
     (["report", "-c", "c", "--view", "log", "--offset", "-1"], [">= 0"]),
     (["report", "-c", "c", "--view", "log", "--offset", str(10**20)], ["<= "]),
+    # --amount: plain decimals with at most 29 integer digits and 9 decimals, as credits.
+    (["check", "-c", "c", "--meter", "requests", "--amount", "1e1000000"], AMOUNT_FORM),
+    (["check", "-c", "c", "--meter", "requests", "--amount", "1e400"], AMOUNT_FORM),
+    (["check", "-c", "c", "--meter", "requests", "--amount", "1" * 30], AMOUNT_FORM),
+    (["check", "-c", "c", "--meter", "requests", "--amount", "0.0000000001"], AMOUNT_FORM),
+    (["check", "-c", "c", "--meter", "requests", "--amount", "NaN"], AMOUNT_FORM),
+    # --tolerance is checked before the statement is read (the file here does not exist).
+    (["reconcile", "-c", "c", "--against", "missing.csv", "--tolerance", "abc"], TOLERANCE_FORMS),
+    (["reconcile", "-c", "c", "--against", "missing.csv", "--tolerance", "-1"], TOLERANCE_FORMS),
+    (["reconcile", "-c", "c", "--against", "missing.csv", "--tolerance", "-1%"], TOLERANCE_FORMS),
+    (["reconcile", "-c", "c", "--against", "missing.csv", "--tolerance", "nan"], TOLERANCE_FORMS),
+    (["reconcile", "-c", "c", "--against", "missing.csv", "--tolerance", "1e999999"], TOLERANCE_FORMS),
 ]
 
 
@@ -96,6 +111,37 @@ def test_parse_errors_in_json_mode_are_the_json_error_object(db, args: list[str]
         assert "Traceback" not in r.stderr
     plain = db(*args)
     assert plain.exit_code == ExitCode.USAGE and plain.stdout == ""
+
+
+def test_the_largest_amount_is_exact_everywhere(db) -> None:
+    """29 integer digits and 9 decimals (credits' own range): no rounding, no exponent."""
+    amount = "99999999999999999999999999999.999999999"
+    r = db("check", "-c", "c", "--meter", "credits", "--amount", amount, "--as-of", AS_OF,
+           "--format", "json")
+    assert r.exit_code == 3, r.stdout
+    assert f'"required": {amount},' in r.stdout and amount in r.json()["message"]
+    t = db("check", "-c", "c", "--meter", "credits", "--amount", amount, "--as-of", AS_OF)
+    assert t.exit_code == 3 and amount in " ".join(t.stdout.split()), t.stdout
+
+
+def test_json_error_details_never_hold_a_number_in_exponent_form(db) -> None:
+    huge = "99999999999999999999999"
+    r = db("report", "-c", "c", "--period", huge, "--as-of", AS_OF, "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    assert r.json()["error"]["details"]["index"] == huge  # as given: a string, exactly
+    assert "e+" not in r.stdout.lower()
+
+
+def test_a_group_without_a_command_is_a_usage_error(db) -> None:
+    r = db("-f", "json", "contracts")
+    assert r.exit_code == 2, r.stdout
+    err = r.json()["error"]  # only the JSON object on stdout, no help text before it
+    assert err["code"] == "validation_error"
+    for name in ("load", "list", "show"):
+        assert name in err["message"]
+    assert err["details"]["valid"] == ["load", "list", "show"]
+    plain = db("contracts")
+    assert plain.exit_code == 2 and "load" in plain.stdout + plain.stderr
 
 
 def test_limit_and_offset_page_the_top_view(db) -> None:
@@ -182,9 +228,13 @@ def test_quiet_prints_nothing_on_success(db, tmp_path: Path) -> None:
     assert r.stdout.startswith("contract,") and r.stderr == ""
 
 
-def test_quiet_still_shows_what_went_wrong(db) -> None:
+def test_quiet_still_shows_what_went_wrong(db, tmp_path: Path) -> None:
     r = db("check", "-c", "c", "--meter", "requests", "--amount", "1000", "--as-of", AS_OF, "-q")
     assert r.exit_code == 3 and "cannot proceed" in r.stdout
+    # reconcile -q with differences shows them, as check and alerts show their answer.
+    statement = write(tmp_path / "s.csv", "user_id,value\nu0,3\nu1,4\nu2,3\n")
+    r = db("reconcile", "-c", "c", "--meter", "requests", "--against", statement, "--as-of", AS_OF, "-q")
+    assert r.exit_code == 3 and "u1" in r.stdout and r.stderr == "", (r.stdout, r.stderr)
     r = db("report", "-c", "nope", "-q")
     assert r.exit_code == 1 and "no contract" in r.stderr
 

@@ -653,3 +653,29 @@ def test_non_utf8_file_is_a_validation_error(tmp_path: Path) -> None:
 def test_contract_from_dict_rejects_a_malformed_record() -> None:
     with pytest.raises(ValidationError, match="missing key 'owner'"):
         contract_from_dict({"id": "x", "start": "2026-01-01", "cycle": "monthly"})
+
+
+def _with_ids(*ids: str) -> str:
+    one = '[[contract]]\nid = {}\nowner = "o"\nstart = 2026-01-01\ncycle = "monthly"\n' \
+          '  [[contract.meter]]\n  name = "n"\n  aggregate = "count"\n'
+    return "\n".join(one.format(f'"{i}"') for i in ids)
+
+
+def test_windows_device_names_are_refused_as_ids() -> None:
+    """An id names files; on Windows `CON.users.csv` or `nul` opens a device, in any case."""
+    bad = ["CON", "nul", "Aux", "PRN", "COM1", "com9", "LPT1", "LPT9", "aux.txt", "NUL.x.y"]
+    problems = problems_of(_with_ids(*bad, "CONSOLE", "COM10", "lpt0", "con-x", "xcon"))
+    assert len(problems) == len(bad), problems
+    for i, cid in enumerate(bad):
+        assert problems[i].startswith(f'contract[{i}] "{cid}": id {cid!r}'), problems[i]
+        assert "Windows" in problems[i] and "device" in problems[i]
+
+
+def test_ids_that_differ_only_by_case_are_duplicates() -> None:
+    problems = problems_of(_with_ids("acme", "b", "ACME", "Acme"))
+    assert problems == [
+        'contract[2] "ACME": duplicate contract id \'ACME\' (already used by contract[0] \'acme\'; '
+        "ids are compared regardless of case, as export file names are on some file systems)",
+        'contract[3] "Acme": duplicate contract id \'Acme\' (already used by contract[0] \'acme\'; '
+        "ids are compared regardless of case, as export file names are on some file systems)",
+    ]

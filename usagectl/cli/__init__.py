@@ -8,9 +8,11 @@ hands plain data to a renderer. Library errors become exit codes here and nowher
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -22,8 +24,9 @@ from usagectl.cli.options import DbOption, FormatOption, GlobalFormatOption, Qui
 from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers import jsonout
 from usagectl.renderers.console import Env
+from usagectl.renderers.numbers import number_text
 
-__all__ = ["DbOption", "FormatOption", "QuietOption", "app", "handle_errors", "resolve"]
+__all__ = ["CommandGroup", "DbOption", "FormatOption", "QuietOption", "app", "handle_errors", "resolve"]
 
 EXIT_CODES = "Exit codes: " + ", ".join(f"{int(c)} {c.meaning}" for c in ExitCode) + "."
 
@@ -52,9 +55,33 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+#: Integers beyond this lose digits in JSON readers that hold numbers as doubles (jq, JavaScript).
+_SAFE_INTEGER = 2**53
+
+
+def _as_given(value: Any) -> Any:
+    """Error details as JSON readers keep them: a number they would round (an integer beyond
+    2**53, a float of 1e16 or more) becomes a string of its plain digits, never ``1e+23``."""
+    if isinstance(value, dict):
+        return {k: _as_given(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_given(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) < 1e16:
+            return value
+        return format(Decimal(repr(value)), "f")
+    if abs(value) > _SAFE_INTEGER:
+        return number_text(value)
+    return value
+
+
 def _fail(err: UsagectlError, as_json: bool) -> int:
     if as_json:
-        sys.stdout.write(jsonout.dumps(err.to_dict()))
+        error = err.to_dict()
+        error["error"]["details"] = _as_given(error["error"]["details"])
+        sys.stdout.write(jsonout.dumps(error))
         sys.stdout.flush()
     else:
         err_console = Env().err
@@ -65,25 +92,74 @@ def _fail(err: UsagectlError, as_json: bool) -> int:
     return int(err.exit_code)
 
 
-class UsagectlGroup(TyperGroup):
-    """The root command: in JSON mode, a command line Click cannot parse is a JSON error too."""
+def _missing_command(ctx: _click.Context) -> UsageError:
+    """A group named without one of its commands (``usagectl contracts``)."""
+    group = ctx.command
+    names = group.list_commands(ctx) if isinstance(group, TyperGroup) else []
+    return UsageError(f"{ctx.command_path} needs a command: {one_of(names)} "
+                      f"(see {ctx.command_path} --help)", {"valid": names})
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout went away (``| head``): send what is left to /dev/null, so the
+    flush at exit does not fail again, and end quietly (the Python documentation's idiom)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout without a file descriptor (a test's buffer): nothing to flush at exit
+    finally:
+        os.close(devnull)
+
+
+class CommandGroup(TyperGroup):
+    """A group of commands (the root, ``contracts``): named alone in JSON mode, it answers with
+    the JSON error object instead of printing its help (which Rich writes on stdout)."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing and _wants_json(
+                STATE.argv):
+            raise _click.exceptions.UsageError("Missing command.", ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+class UsagectlGroup(CommandGroup):
+    """The root command: in JSON mode, a command line Click cannot parse is a JSON error too;
+    a closed stdout ends the command quietly (exit 0); nothing ever prints a traceback."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         STATE.db, STATE.format, STATE.quiet, STATE.argv = None, None, False, argv
-        if not standalone_mode or not _wants_json(argv):
-            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            if not standalone_mode or not _wants_json(argv):
+                return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+            self._main_json(argv, prog_name, complete_var, **extra)
+        except BrokenPipeError:
+            _stdout_gone()
+            sys.exit(0)
+
+    def _main_json(self, argv: list[str], prog_name: str | None, complete_var: str | None,
+                   **extra: Any) -> None:
         try:
             rv = super().main(argv, prog_name, complete_var, False, **extra)
         except _click.exceptions.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None and exc.format_message() == "Missing command.":
+                sys.exit(_fail(_missing_command(ctx), True))
             details: dict[str, Any] = {}
             param = getattr(exc, "param", None)
             if param is not None and getattr(param, "opts", None):
                 details["option"] = param.opts[0]
             sys.exit(_fail(UsageError(exc.format_message(), details), True))
-        except _click.exceptions.Abort:
+        except typer.Abort:
             sys.exit(int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            raise
+        except Exception as exc:  # a bug outside any command: still the JSON object, no traceback
+            if os.environ.get("USAGECTL_DEBUG"):
+                raise
+            sys.exit(_fail(_internal(exc), True))
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -142,6 +218,14 @@ def _interrupted(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted"
 
 
+def _internal(exc: BaseException) -> UsagectlError:
+    from usagectl.errors import InternalError
+
+    return InternalError(
+        f"internal error ({type(exc).__name__}: {exc}); this is a bug in usagectl "
+        f"{__version__}. Re-run with USAGECTL_DEBUG=1 for the traceback and report it.")
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command: library errors become exit codes, never tracebacks (SPEC §6).
 
@@ -158,6 +242,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except UsagectlError as err:
             raise typer.Exit(_fail(err, _wants_json(STATE.argv))) from None
         except BrokenPipeError:
+            _stdout_gone()
             raise typer.Exit(0) from None
         except BaseException as exc:
             if _interrupted(exc):
@@ -165,12 +250,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
             if not isinstance(exc, Exception) or os.environ.get("USAGECTL_DEBUG"):
                 raise  # SystemExit and the like; USAGECTL_DEBUG=1 shows a bug's traceback
-            from usagectl.errors import InternalError
-
-            raise typer.Exit(_fail(InternalError(
-                f"internal error ({type(exc).__name__}: {exc}); this is a bug in usagectl "
-                f"{__version__}. Re-run with USAGECTL_DEBUG=1 for the traceback and report it."),
-                _wants_json(STATE.argv))) from None
+            raise typer.Exit(_fail(_internal(exc), _wants_json(STATE.argv))) from None
         finally:
             STATE.format = None
         if isinstance(rv, int) and rv:

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from usagectl.cli import handle_errors, app, resolve
+from usagectl.cli import CommandGroup, app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import AsOfOption, DbOption, FormatOption, QuietOption, TableJsonFormatOption
 from usagectl.contracts import Contract, period_containing
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
+from usagectl.renderers.report_tables import fmt as number_cell
 from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
 from usagectl.store import contracts_repo
@@ -23,7 +24,7 @@ LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "met
                 "period_start", "period_end")
 
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
-                            rich_markup_mode="rich")
+                            rich_markup_mode="rich", cls=CommandGroup)
 app.add_typer(contracts_app, name="contracts")
 
 def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:
@@ -131,7 +132,8 @@ def show(
     """
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     with session(db, read_only=True) as con:
-        d = _with_period(contracts_repo.get_contract(con, contract_id), as_of)
+        contract = contracts_repo.get_contract(con, contract_id)
+        d = _with_period(contract, as_of)
     if fmt == "json":
         env.write(jsonout.dumps(d))
         return
@@ -147,24 +149,18 @@ def show(
     for col in ("meter", "aggregate", "what", "billed on", "limit", "included", "overage price"):
         table.add_column(col, justify="right" if col in ("limit", "included") else "left",
                          overflow="fold")
-    for m in d["meters"]:
-        what = m.get("unit") or m.get("field") or ", ".join(m.get("fields") or []) or "events"
-        if m.get("products"):
-            what += " of " + ", ".join(m["products"])
+    for meter in contract.meters:
+        # The unit word every other output uses; a missing `included` is 0 there too (SPEC §5.4).
+        what = meter.unit_label
+        if meter.products:
+            what += " of " + ", ".join(meter.products)
         price = ""
-        if m.get("pricing"):
-            price = f"{m['pricing']} ({len(m.get('price') or [])} tiers)"
-        elif m.get("overage_cents_per_unit") is not None:
-            price = f"{m['overage_cents_per_unit']}¢ per {m.get('overage_unit') or 1}"
-        table.add_row(safe(m["name"]), m["aggregate"], safe(what), m["billed_on"],
-                      _num(m.get("limit")), _num(m.get("included")), safe(price))
+        if meter.pricing:
+            price = f"{meter.pricing} ({len(meter.price)} tiers)"
+        elif meter.overage_cents_per_unit is not None:
+            price = f"{number_cell(meter.overage_cents_per_unit)}¢ per {number_cell(meter.overage_unit)}"
+        table.add_row(safe(meter.name), meter.aggregate, safe(what), meter.billed_on,
+                      number_cell(meter.limit),
+                      number_cell(meter.included if meter.included is not None else 0),
+                      safe(price))
     env.out.print(table)
-
-
-def _num(v: Any) -> str:
-    if v is None:
-        return "—"
-    try:
-        return f"{float(v):,.10g}"
-    except (TypeError, ValueError):
-        return str(v)

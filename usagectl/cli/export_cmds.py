@@ -48,7 +48,7 @@ def export(
     Example: usagectl export --all --out-dir /srv/usage/$(date +%F) --quiet
     """
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
-    chosen = [v.strip() for v in views_opt.split(",") if v.strip()]
+    chosen = list(dict.fromkeys(v.strip() for v in views_opt.split(",") if v.strip()))
     unknown = [v for v in chosen if v not in EXPORT_VIEWS]
     if unknown or not chosen:
         raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",
@@ -87,7 +87,8 @@ def reconcile(
     against: Annotated[str, typer.Option(help="Vendor statement CSV: date,value or user_id,value.",
                                          show_default=False)],
     meter: Annotated[str | None, typer.Option(help="Meter to compare (default: the first).")] = None,
-    tolerance: Annotated[str, typer.Option(help="Allowed difference: 0.1% or an absolute number.")] = "0.1%",
+    tolerance: Annotated[str, typer.Option(
+        help="Allowed difference: a percentage (0.1%) or a non-negative number in the meter's unit.")] = "0.1%",
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
@@ -103,9 +104,11 @@ def reconcile(
     db, fmt, env = resolve(db, fmt, quiet)
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
+    reconciling.parse_tolerance(tolerance)
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at)
         m = window.contract.meter(meter) if meter else window.contract.meters[0]
         doc = reconciling.reconcile(con, window, m, against, tolerance)
-    emit(env, "reconcile", doc, fmt)
+    # Differences are a condition that holds: shown even under --quiet, like check and alerts.
+    emit(env, "reconcile", doc, fmt, loud=bool(doc["differences"]))
     return int(ExitCode.CONDITION) if doc["differences"] else 0

@@ -9,6 +9,8 @@ and turn a bad one into a usage error (exit 2) that lists what is accepted (docs
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -116,3 +118,19 @@ def choice(value: str, option: str, valid: tuple[str, ...]) -> str:
         raise UsageError(f"{option} {value!r} is not available; choose one of {', '.join(valid)}",
                          {"option": option, "value": value, "valid": list(valid)})
     return value
+
+
+#: A quantity typed on the command line: plain digits, at most 29 before the point and 9 after —
+#: the range of a stored credits value (DECIMAL(38, 9)), so no arithmetic on it can overflow.
+QUANTITY = re.compile(r"(?P<int>[0-9]{1,29})(?:\.(?P<frac>[0-9]{1,9}))?")
+QUANTITY_FORM = "plain digits, at most 29 digits before the point and 9 after"
+
+
+def amount(text: str, option: str = "--amount") -> Decimal:
+    """A number of units ≥ 0 (``check --amount``): 2, 0.5, up to 29 + 9 digits, exactly."""
+    if not QUANTITY.fullmatch(text.strip()):
+        raise UsageError(f"{option} {text!r} is not a number of units: write a number >= 0 in "
+                         f"{QUANTITY_FORM} (e.g. 2 or 0.5)",
+                         {"option": option, "value": text, "valid": QUANTITY_FORM})
+    return Decimal(text.strip())
+

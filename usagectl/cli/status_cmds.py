@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import typer
@@ -11,7 +10,7 @@ from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import (AsOfOption, ContractOption, DbOption, FormatOption, QuietOption,
                                   TableJsonFormatOption)
-from usagectl.errors import ExitCode, UsageError
+from usagectl.errors import ExitCode
 from usagectl.renderers.output import emit, print_notes
 from usagectl.reports import notes, status
 from usagectl.store.db import session
@@ -56,13 +55,7 @@ def check(
     Example: usagectl check --contract docuscan-team-monthly --meter credits --amount 2
     """
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
-    try:
-        needed = Decimal(amount)
-    except InvalidOperation:
-        needed = Decimal("NaN")
-    if not needed.is_finite() or needed < 0:
-        raise UsageError(f"--amount {amount!r} is not a number of units: write a number >= 0, "
-                         "e.g. 2 or 0.5", {"option": "--amount", "value": amount})
+    needed = opt.amount(amount)
     with session(db, read_only=True) as con:
         doc = status.check(con, contract, meter, needed, opt.moment(as_of))
     emit(env, "check", doc, fmt, loud=not doc["can_proceed"])

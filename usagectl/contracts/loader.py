@@ -39,6 +39,7 @@ from usagectl.contracts.model import (
     default_billed_on,
 )
 from usagectl.errors import IOFailure, ValidationError
+from usagectl.renderers.files import SAFE_NAME, windows_reserved
 
 CONTRACT_KEYS = ("id", "owner", "start", "cycle", "end", "timezone", "tier", "meter")
 #: Meter keys valid for every aggregate: limits, pricing and the event filters (SPEC §4, §5.4).
@@ -73,8 +74,9 @@ PRICE_KEYS = ("up_to", "cents_per_unit", "flat_cents")
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: A contract id names files (``export`` writes ID.VIEW.csv): letters, digits, '.', '_' and '-',
-#: starting with a letter or digit, at most 100 characters (docs/contracts.md).
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: starting with a letter or digit, at most 100 characters, and no Windows device name
+#: (docs/contracts.md).
+ID_PATTERN = SAFE_NAME
 _MISSING = object()
 
 
@@ -174,7 +176,9 @@ def _duckdb_zones() -> frozenset[str]:
     """The time zone names DuckDB knows: reports compute local days in DuckDB too."""
     import duckdb
 
-    con = duckdb.connect()
+    # No network, as every usagectl connection (usagectl.store.db.NO_NETWORK).
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
     try:
         return frozenset(r[0] for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
     finally:
@@ -330,17 +334,26 @@ class _Checker:
             self.add("top level", "no contracts: declare at least one [[contract]] table")
             return []
         contracts: list[Contract] = []
-        first_index: dict[str, int] = {}
+        # Ids are unique regardless of case: they name export files, and 'a.users.csv' and
+        # 'A.users.csv' are one file on the file systems of macOS and Windows.
+        first_index: dict[str, tuple[int, str]] = {}
         for i, table in enumerate(tables):
             cid = table.get("id")
             named = isinstance(cid, str) and bool(cid.strip())
             where = f'contract[{i}] "{cid}"' if named else f"contract[{i}]"
             if named:
-                if cid in first_index:
-                    first = first_index[cid]
-                    self.add(where, f"duplicate contract id {cid!r} (already used by contract[{first}])")
+                key = cid.casefold()
+                if key in first_index:
+                    first, first_id = first_index[key]
+                    if first_id == cid:
+                        self.add(where, f"duplicate contract id {cid!r} (already used by contract[{first}])")
+                    else:
+                        self.add(where, f"duplicate contract id {cid!r} (already used by "
+                                        f"contract[{first}] {first_id!r}; ids are compared "
+                                        "regardless of case, as export file names are on some "
+                                        "file systems)")
                 else:
-                    first_index[cid] = i
+                    first_index[key] = (i, cid)
             contract = self.contract(where, table)
             if contract is not None:
                 contracts.append(contract)
@@ -356,6 +369,12 @@ class _Checker:
             self.add(where, f"id {cid!r} cannot name a file: use letters, digits, '.', '_' and "
                             f"'-' only, starting with a letter or digit, at most 100 characters "
                             f"(e.g. {suggestion!r})")
+        elif cid is not _MISSING and windows_reserved(cid):
+            head, dot, tail = cid.partition(".")
+            self.add(where, f"id {cid!r} cannot name a file: {head!r} is a device name on "
+                            "Windows (CON, PRN, AUX, NUL, COM1-COM9, LPT1-LPT9, in any case, with "
+                            f"or without an extension), where the export's '{cid}.users.csv' "
+                            f"would open the device (e.g. {f'{head}-1{dot}{tail}'!r})")
         owner = self.string(where, table, "owner", required=True)
         start = self.date(where, table, "start", required=True)
         end = self.date(where, table, "end")

@@ -10,6 +10,7 @@ that holds).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
@@ -17,6 +18,17 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from rich.console import Console
+
+
+class _Console(Console):
+    """Rich's console, except that a closed pipe is a BrokenPipeError like any write's.
+
+    Rich's own handling redirects stdout and raises ``SystemExit(1)``; the CLI instead ends a
+    command whose reader went away (``usagectl ingests | head -1``) quietly with exit 0.
+    """
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 @dataclass
@@ -30,10 +42,10 @@ class Env:
     def __post_init__(self) -> None:
         no_color = "NO_COLOR" in os.environ
         width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
-        self.out = Console(file=io.StringIO() if self.quiet else self.stdout, no_color=no_color,
+        self.out = _Console(file=io.StringIO() if self.quiet else self.stdout, no_color=no_color,
                            highlight=False, width=width, soft_wrap=False, emoji=False)
         # Messages on stderr are never hard-wrapped: cron logs are grepped line by line.
-        self.err = Console(file=self.stderr, no_color=no_color, highlight=False, width=width,
+        self.err = _Console(file=self.stderr, no_color=no_color, highlight=False, width=width,
                            emoji=False, soft_wrap=True)
 
     def loud(self) -> Env:

@@ -6,8 +6,10 @@
 * A Decimal with more than 9 decimal places can only be a computed quotient (stored decimals
   have at most 9): projections and averages. It is rounded half-even to 6 decimals, the places
   areas carry.
-* Floats (areas, already rounded to 6 decimals) by their shortest round-trip form, in plain
-  notation; a float that is not finite has no number form (JSON ``null``, an empty CSV cell).
+* Floats (areas, already rounded to 6 decimals) by their shortest round-trip form: in plain
+  notation from 1e-16 up to 1e16 (``0.000091``, not ``9.1e-05``), in Python's exponent form
+  beyond (``1e+308``: a float there holds 17 significant digits, not the hundreds of a plain
+  expansion); a float that is not finite has no number form (JSON ``null``, an empty CSV cell).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def number_text(value: int | float | Decimal) -> str | None:
         if not math.isfinite(value):
             return None
         text = repr(value + 0.0)  # + 0.0: no negative zero
-        if "e" in text or "E" in text:
+        if "e" in text and 1e-16 <= abs(value) < 1e16:
             text = format(Decimal(text), "f")
             if "." not in text:
                 text += ".0"

@@ -7,6 +7,8 @@ atomically to ``--out``; notes go to stderr.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,24 +16,40 @@ from typing import Any
 from usagectl.errors import IOFailure
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
-from usagectl.renderers.files import atomic_write
+from usagectl.renderers.files import write_file
 from usagectl.renderers.text import safe
 
 
 def write_output(env: Env, text: str, out: str | None) -> None:
-    """Data to stdout, or atomically to a file (temp file in the same folder, fsync, rename)."""
+    """Data to stdout, or to the file ``out`` (:func:`usagectl.renderers.files.write_file`:
+    atomically for a regular file, straight into a FIFO or a device such as /dev/stdout)."""
     if out is None:
         env.write(text)
         return
     target = Path(out)
+    if _is_stdout(env, target):
+        # `--out /dev/stdout` (or a link to /proc/self/fd/1): our own stdout, written as stdout,
+        # so that `>> log` appends instead of the log being replaced.
+        env.write(text)
+        return
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise IOFailure(f"cannot write {out}: folder {folder} does not exist")
+        raise IOFailure(f"cannot write {out}: folder {folder} does not exist", {"path": out})
     try:
-        atomic_write(target, text.encode("utf-8"))
+        write_file(target, text.encode("utf-8"))
     except OSError as exc:
-        raise IOFailure(f"cannot write {out}: {exc.strerror}") from None
+        raise IOFailure(f"cannot write {out}: {exc.strerror or exc}", {"path": out}) from None
     env.note(f"wrote {safe(out)}")
+
+
+def _is_stdout(env: Env, path: Path) -> bool:
+    """True when ``path`` is the file this command's stdout already writes to."""
+    try:
+        there = os.stat(path)
+        mine = os.fstat(env.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False  # nothing there yet, or a stdout without a file (a test's buffer)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,

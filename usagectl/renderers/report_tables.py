@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from rich.table import Table
@@ -23,33 +23,69 @@ STATUS_STYLE = {"ok": "green", "warning": "yellow", "exceeded": "red"}
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
+#: Enough digits for any figure a table shows (the default context rounds to 28 digits).
+_EXACT = Context(prec=400)
+
+
+def exact(v: int | float | Decimal) -> Decimal:
+    """A number as a Decimal with its own digits: a float by its shortest form (as JSON writes
+    it), so ``2.675`` is 2.675, not the binary 2.67499999…"""
+    return Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+
+
+def _decimal_cell(d: Decimal, decimals: int) -> str:
+    """``d`` with ``decimals`` places, rounded half-up, thousands separators, no "-0.00"."""
+    try:
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP, context=_EXACT)
+    except ArithmeticError:  # more digits than any figure has: shown as it is
+        q = d
+    return format(q.copy_abs() if q.is_zero() else q, ",f")
+
+
 def fmt(v: Any, decimals: int = 2) -> str:
-    """A number for a table cell: thousands separators, ``decimals`` places, — for nothing."""
+    """A number for a table cell: thousands separators, — for nothing. Integers and whole
+    decimals as integers; others with ``decimals`` places, rounded half-up from the value's own
+    digits (never through a binary float)."""
     if v is None:
         return "—"
-    if isinstance(v, float):
-        return f"{v:,.{decimals}f}"
+    if isinstance(v, bool):
+        return str(v).lower()
     if isinstance(v, int):
         return f"{v:,}"
+    if isinstance(v, (float, Decimal)):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "—"
+        d = exact(v)
+        if not d.is_finite():
+            return "—"
+        if isinstance(v, Decimal) and d == d.to_integral_value():
+            return f"{int(d):,}"
+        return _decimal_cell(d, decimals)
     try:
-        f = float(v)
-    except (TypeError, ValueError):
+        d = Decimal(str(v))
+    except (ArithmeticError, ValueError):
         return safe(v)
-    return f"{f:,.{decimals}f}" if f != int(f) else f"{int(f):,}"
+    return fmt(d, decimals) if d.is_finite() else safe(v)
 
 
 def money(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
+    """Integer cents as dollars, exactly: ``$1,353.39``."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${_decimal_cell(Decimal(abs(cents)).scaleb(-2), 2)}"
 
 
-def sparkline(values: list[float]) -> str:
+def sparkline(values: list[Any]) -> str:
     """Daily new consumption as block characters (▁ for nothing, █ for the busiest day)."""
     if not values:
         return ""
-    top = max(values)
+    exacts = [exact(v) for v in values]
+    top = max(exacts)
     if top <= 0:
         return SPARKS[0] * len(values)
-    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values)
+    steps = len(SPARKS) - 1
+    return "".join(SPARKS[min(steps, int((v * steps / top).quantize(Decimal(1), ROUND_HALF_UP,
+                                                                    context=_EXACT)))]
+                   if v > 0 else SPARKS[0] for v in exacts)
 
 
 def header(env: Env, doc: dict[str, Any]) -> None:
@@ -80,7 +116,7 @@ def consolidated_table(env: Env, doc: dict[str, Any]) -> None:
                     "amount": money(m["overage_amount_cents"]),
                     "status": f"[{style}]{m['status']}[/]",
                     "projected": fmt(m["projection"]["projected"]),
-                    "last 14 days": sparkline([float(v) for v in m.get("last_14_days") or []])}
+                    "last 14 days": sparkline(m.get("last_14_days") or [])}
             t.add_row(*[cell[c] for c in cols])
         # Meters have different units; only the money adds up across them.
         total = sum(m["overage_amount_cents"] for m in doc["meters"])
@@ -107,18 +143,24 @@ def _whole(v: Any) -> bool:
 
 
 def total(values: list[Any]) -> Any:
-    """Σ in the values' own kind: exact for counts and decimals, fsum for areas."""
-    if any(isinstance(v, float) for v in values):
-        return math.fsum(float(v) for v in values)
-    return sum((v for v in values if v is not None), Decimal(0) if any(
-        isinstance(v, Decimal) for v in values) else 0)
+    """Σ in the values' own kind: exact for counts and decimals, fsum for areas (floats)."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, float) for v in present):
+        return math.fsum(present)
+    if all(isinstance(v, int) for v in present):
+        return sum(present)
+    acc = Decimal(0)
+    for v in present:
+        acc = _EXACT.add(acc, exact(v))
+    return acc
 
 
 def fmt_column(values: list[Any]) -> list[str]:
-    """One column's cells: integers when every value is whole (counts), else two decimals."""
+    """One column's cells: integers when every value is whole (counts), else two decimals on
+    every row, rounded half-up from each value's own digits."""
     if all(v is None or _whole(v) for v in values):
         return [fmt(v) for v in values]
-    return ["—" if v is None else f"{float(v):,.2f}" for v in values]
+    return ["—" if v is None else _decimal_cell(exact(v), 2) for v in values]
 
 
 def _columns(rows: list[list[Any]]) -> list[list[str]]:
@@ -271,16 +313,28 @@ def reconcile_table(env: Env, doc: dict[str, Any]) -> None:
 
 
 def usage_table(env: Env, rows: list[dict[str, Any]], owner: str = "") -> None:
-    t = Table(title=f"Usage of {safe(owner)}", title_justify="left")
-    for col in ("contract", "meter", "tier", "used", "included", "overage", "amount", "period"):
-        t.add_column(col, justify="right" if col in ("used", "included", "overage", "amount") else "left",
-                     no_wrap=True)
-    for r in rows:
-        period = f"{r['period_start'][:10]} → {r['period_end'][:10]}" if r["period_start"] else "—"
-        t.add_row(safe(r["contract"] or "—"), safe(r["meter"] or "—"), safe(r["tier"] or "—"),
-                  fmt(r["used"]), fmt(r["included"]), fmt(r["overage"]),
-                  money(r["overage_amount_cents"]), period)
-    env.out.print(t)
+    numbers = ("used", "included", "overage", "amount")
+
+    def build(cols: list[str]) -> Table:
+        t = Table(title=f"Usage of {safe(owner)}", title_justify="left")
+        for col in cols:
+            if col in numbers or col == "period":
+                t.add_column(col, justify="right" if col in numbers else "left", no_wrap=True)
+            else:  # names fold onto a second line rather than push a number off the table
+                t.add_column(col, overflow="fold", min_width=10)
+        for r in rows:
+            period = f"{r['period_start'][:10]} → {r['period_end'][:10]}" if r["period_start"] else "—"
+            cell = {"contract": safe(r["contract"] or "—"), "meter": safe(r["meter"] or "—"),
+                    "tier": safe(r["tier"] or "—"), "used": fmt(r["used"]),
+                    "included": fmt(r["included"]), "overage": fmt(r["overage"]),
+                    "amount": money(r["overage_amount_cents"]), "period": period}
+            t.add_row(*[cell[c] for c in cols])
+        return t
+
+    full = ["contract", "meter", "tier", "used", "included", "overage", "amount", "period"]
+    print_first_fitting(env, [lambda: build(full),
+                              lambda: build([c for c in full if c not in ("tier", "period")])],
+                        ["", "tier and period"])
 
 
 def check_line(env: Env, doc: dict[str, Any]) -> None:
@@ -293,17 +347,32 @@ def alerts_table(env: Env, rows: list[dict[str, Any]]) -> None:
     if not rows:
         env.note("no alerts: every meter is within its limits and projected to stay there")
         return
-    t = Table(title="Alerts", title_justify="left")
-    for col in ("contract", "meter", "status", "billed", "limit", "used %", "projected", "exceeds on"):
-        t.add_column(col, justify="right" if col in ("billed", "limit", "used %", "projected") else "left",
-                     no_wrap=True)
-    for r in rows:
-        st = STATUS_STYLE.get(r["status"], "")
-        t.add_row(safe(r["contract"]), safe(r["meter"]), f"[{st}]{r['status']}[/]",
-                  fmt(r["billed"]), fmt(r["limit"]),
-                  fmt(r["percent_used"], 1) if r["percent_used"] is not None else "—",
-                  fmt(r["projected"]), r["exceeds_on"] or "—")
-    env.out.print(t)
+    numbers = ("billed", "limit", "used %", "projected")
+
+    def build(cols: list[str]) -> Table:
+        t = Table(title="Alerts", title_justify="left")
+        for col in cols:
+            if col in ("contract", "meter"):  # names fold; numbers, statuses and dates never cut
+                t.add_column(col, overflow="fold", min_width=10)
+            else:
+                t.add_column(col, justify="right" if col in numbers else "left", no_wrap=True)
+        for r in rows:
+            st = STATUS_STYLE.get(r["status"], "")
+            cell = {"contract": safe(r["contract"]), "meter": safe(r["meter"]),
+                    "status": f"[{st}]{r['status']}[/]", "billed": fmt(r["billed"]),
+                    "limit": fmt(r["limit"]),
+                    "used %": fmt(r["percent_used"], 1) if r["percent_used"] is not None else "—",
+                    "projected": fmt(r["projected"]), "exceeds on": r["exceeds_on"] or "—"}
+            t.add_row(*[cell[c] for c in cols])
+        return t
+
+    full = ["contract", "meter", "status", "billed", "limit", "used %", "projected", "exceeds on"]
+    variants = [full, [c for c in full if c != "used %"],
+                [c for c in full if c not in ("used %", "projected")],
+                ["contract", "meter", "status", "billed", "limit"]]
+    print_first_fitting(env, [lambda cols=cols: build(cols) for cols in variants],  # type: ignore[misc]
+                        ["", "used %", "used % and projected",
+                         "used %, projected and the day it exceeds the limit"])
 
 
 def export_table(env: Env, doc: dict[str, Any], out_dir: str = "") -> None:

@@ -1,8 +1,9 @@
 """Tables that fit the terminal (STYLE.md; ccusage/GoAccess habits).
 
-Each table is built twice, full and compact. The full one is used when every ``no_wrap`` column
-(numbers, ids, statuses) fits at its natural width beside the foldable ones at their minimum;
-otherwise the compact one, plus a note on how to see the rest. Numbers are never cut.
+Each table is built in variants, richest first. The first whose every ``no_wrap`` column
+(numbers, statuses, dates) fits at its natural width beside the foldable ones (names) at their
+minimum is printed, with a note of what it leaves out. Numbers are never cut: when even the
+last variant does not fit, it is printed as wide as it needs (the terminal wraps the lines).
 """
 
 from __future__ import annotations
@@ -46,9 +47,19 @@ def print_first_fitting(env: Env, builds: list[Callable[[], Table]], hidden: lis
         table = build()
         width = required_width(table)
         need = need or width  # what the richest table needs
-        if i == len(builds) - 1 or width <= env.out.width:
+        last = i == len(builds) - 1
+        if width > env.out.width and not last:
+            continue
+        if width <= env.out.width:
             env.out.print(table)
-            if hidden[i]:
-                env.note(f"[dim]({hidden[i]} shown on terminals ≥ {need} columns, or with "
-                         "--format json)[/]")
-            return
+        else:  # Rich would cut numbers to fit: print wider than the terminal instead
+            narrow = env.out.width
+            env.out.width = width
+            try:
+                env.out.print(table, crop=False)
+            finally:
+                env.out.width = narrow
+        if hidden[i]:
+            env.note(f"[dim]({hidden[i]} shown on terminals ≥ {need} columns, or with "
+                     "--format json)[/]")
+        return

@@ -1,12 +1,14 @@
 """``export``: one CSV per contract × view and a manifest with SHA-256s, for cron (SPEC §6).
 
-* File names come from contract ids made safe (:func:`usagectl.renderers.files.safe_stem`) and
-  are checked to stay inside the folder.
+* File names come from contract ids made safe (:func:`usagectl.renderers.files.safe_stem`),
+  each depending only on its own id, and stay inside the folder: an entry that is a symbolic
+  link is never written through (that file fails, the link is left alone).
 * The folder is locked for the whole run (:func:`usagectl.renderers.files.folder_lock`): a
   second export into it waits, so the manifest always matches the files beside it.
-* Each file is written atomically; a file that cannot be written is listed in ``failures`` with
-  its path and the system's reason, and the others are still written. A manifest that cannot be
-  written is an ``io_error`` naming it, with every failure in its details.
+* Each file is written atomically (a FIFO or a device already at its name is written into);
+  a file that cannot be written is listed in ``failures`` with its path and the reason, and the
+  others are still written. A manifest that cannot be written is an ``io_error`` naming it,
+  with every failure in its details.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from usagectl.contracts import Contract, resolve_period
 from usagectl.errors import IOFailure, UsagectlError
 from usagectl.meters.select import Window
 from usagectl.renderers import csvout, jsonout
-from usagectl.renderers.files import atomic_write, folder_lock, inside, safe_stem
+from usagectl.renderers.files import file_stems, folder_lock, inside, write_file
 from usagectl.reports.report import build_view
+from usagectl.store import contracts_repo
 
 EXPORT_VIEWS = ("consolidated", "users", "daily", "log")
 MANIFEST = "manifest.json"
@@ -37,7 +40,15 @@ def _problem(f: dict[str, Any]) -> str:
 def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: list[str],
            folder: Path, now: datetime, period: str | None = None, wait: float = 300
            ) -> dict[str, Any]:
-    """Write the files and the manifest; return the manifest."""
+    """Write the files and the manifest; return the manifest.
+
+    ``views`` repeated are written once. Files from earlier runs with other views or contracts
+    stay in the folder; the manifest lists what this run wrote.
+    """
+    views = list(dict.fromkeys(views))
+    # Stems from every stored id in a fixed order: a contract's file name is the same whether
+    # the run exports it alone or with all the others.
+    stems = file_stems([c.id for c in contracts_repo.list_contracts(con)] + [c.id for c in contracts])
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -49,9 +60,8 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
         # no other run is writing, so every temp file here is stale.
         for stale in [*folder.glob(".*.csv.*.tmp"), *folder.glob(f".{MANIFEST}.*.tmp")]:
             stale.unlink(missing_ok=True)
-        used: set[str] = set()
         for c in contracts:
-            stem = safe_stem(c.id, used)
+            stem = stems[c.id]
             try:
                 window = Window(c, resolve_period(c, period, now), now)
             except UsagectlError as err:
@@ -59,12 +69,13 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                 continue
             for view in views:
                 name = f"{stem}.{view}.csv"
-                path = inside(folder, name)
+                path = folder / name
                 try:
+                    path = inside(folder, name)
                     rows, cols = csvout.view_rows(view, build_view(con, window, view),
                                                   [m.name for m in c.meters])
                     data = csvout.render(rows, cols).encode("utf-8")
-                    atomic_write(path, data)
+                    write_file(path, data, through_links=False)
                 except UsagectlError as err:
                     failures.append({"contract": c.id, "view": view, "file": name,
                                      "error": err.message})
@@ -80,7 +91,7 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                     "failures": failures}
         target = folder / MANIFEST
         try:
-            atomic_write(target, jsonout.dumps(manifest).encode("utf-8"))
+            write_file(target, jsonout.dumps(manifest).encode("utf-8"), through_links=False)
         except OSError as exc:
             raise IOFailure(f"cannot write {target}: {exc.strerror}",
                             {"path": str(target), "files": files, "failures": failures,

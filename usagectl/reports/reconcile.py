@@ -9,6 +9,7 @@ of the two values, or a plain number in the meter's unit) is listed.
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,26 +18,29 @@ from typing import Any
 import duckdb
 
 from usagectl.contracts import Meter
-from usagectl.errors import IOFailure, ValidationError
+from usagectl.errors import IOFailure, UsageError, ValidationError
 from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal
 from usagectl.meters.select import Window
 from usagectl.reports import views
 
 
+#: A tolerance: plain digits (at most 29 before the point and 9 after), optionally with '%'.
+_TOLERANCE = re.compile(r"([0-9]{1,29}(?:\.[0-9]{1,9})?)(%?)")
+
+
 def parse_tolerance(text: str) -> tuple[Decimal, bool]:
-    """``0.1%`` → (0.001, relative); ``5`` → (5, absolute)."""
-    t = text.strip()
-    try:
-        if t.endswith("%"):
-            value, relative = Decimal(t[:-1]) / 100, True
-        else:
-            value, relative = Decimal(t), False
-    except InvalidOperation:
-        raise ValidationError(f"--tolerance {text!r}: write a percentage (0.1%) or a number") from None
-    if value < 0:
-        raise ValidationError("--tolerance must not be negative")
-    return value, relative
+    """``0.1%`` → (0.001, relative); ``5`` → (5, absolute); anything else is a usage error."""
+    m = _TOLERANCE.fullmatch(text.strip())
+    if m is None:
+        raise UsageError(
+            f"--tolerance {text!r} is not a tolerance: write a percentage such as 0.1% or a "
+            "non-negative number in the meter's unit such as 5 or 0.25 (plain digits, at most 29 "
+            "before the point and 9 after)",
+            {"option": "--tolerance", "value": text,
+             "valid": ["a percentage (0.1%)", "a non-negative number (5)"]})
+    value = Decimal(m.group(1))
+    return (value.scaleb(-2), True) if m.group(2) else (value, False)
 
 
 def read_statement(path: str) -> tuple[str, dict[str, Decimal]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import duckdb
@@ -16,6 +16,8 @@ from usagectl.reports import views
 from usagectl.store import contracts_repo
 
 TOKEN_FIELDS = frozenset(model.TOKEN_FIELDS)
+#: Enough precision for any quantity a message shows (the default context rounds to 28 digits).
+_EXACT = Context(prec=100)
 
 
 def current_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, owner: str | None = None,
@@ -69,8 +71,8 @@ def unit_word(m: Meter) -> str:
 
 
 def _plain(d: Decimal) -> str:
-    """2, 1.5, 1000 — no exponent, no trailing zeros."""
-    return format(d.normalize(), "f")
+    """2, 1.5, 1000 — no exponent, no trailing zeros, every digit (an amount has up to 38)."""
+    return format(d.normalize(_EXACT), "f")
 
 
 @in_exact_context

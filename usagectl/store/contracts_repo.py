@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from usagectl.contracts import Contract, contract_from_dict, load_contracts_file
-from usagectl.errors import NotFoundError
+from usagectl.errors import NotFoundError, ValidationError
 
 
 def load_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> list[dict[str, Any]]:
@@ -22,6 +22,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> list[dict[str
     id is already stored is replaced and reported as ``updated`` (``unchanged`` when identical).
     """
     contracts = load_contracts_file(path)
+    _refuse_case_twins(con, contracts, path)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     now = datetime.now(UTC)
     outcome = []
@@ -47,6 +48,24 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> list[dict[str
         con.execute("ROLLBACK")
         raise
     return outcome
+
+
+def _refuse_case_twins(con: duckdb.DuckDBPyConnection, contracts: list[Contract],
+                       path: str | Path) -> None:
+    """Ids are unique regardless of case (they name export files; docs/contracts.md): a new id
+    that differs from a stored one only by case is refused, nothing is loaded."""
+    problems = []
+    for c in contracts:
+        row = con.execute("SELECT id FROM contracts WHERE lower(id) = lower(?) AND id <> ? "
+                          "ORDER BY id LIMIT 1", [c.id, c.id]).fetchone()
+        if row is not None:
+            problems.append(f"contract {c.id!r}: the database holds contract {row[0]!r}, which "
+                            "differs only by case; ids are compared regardless of case, as export "
+                            f"file names are on some file systems. Write {row[0]!r} to replace "
+                            "it, or choose another id")
+    if problems:
+        raise ValidationError(f"{path}: {len(problems)} problem(s) in contracts file",
+                              {"problems": problems})
 
 
 def list_contracts(con: duckdb.DuckDBPyConnection, owner: str | None = None) -> list[Contract]:

@@ -1,9 +1,11 @@
 """The DuckDB file: opening it safely, its schema and migrations (SPEC §3.3, §6).
 
-Every connection is made the same way: progress bar off (DuckDB prints it on *stdout*, which
-breaks CSV and JSON output — RELIABILITY.md), session time zone UTC (naive timestamps would
-otherwise follow the machine's zone), and a lock conflict turned into a
-:class:`DatabaseLockedError` that names the cause instead of a traceback.
+Every connection is made the same way: no network (DuckDB's automatic install and load of known
+extensions is off, so nothing is ever downloaded at run time), progress bar off (DuckDB prints it
+on *stdout*, which breaks CSV and JSON output — RELIABILITY.md), session time zone UTC (naive
+timestamps would otherwise follow the machine's zone), and a lock conflict turned into a
+:class:`DatabaseLockedError` that names the cause instead of a traceback. A file that is not a
+DuckDB database (a SQLite file, text) is refused before DuckDB opens it.
 """
 
 from __future__ import annotations
@@ -128,6 +130,38 @@ def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
+#: Given at connect (DuckDB 2.0 accepts these in ``config``): without them DuckDB downloads an
+#: extension from extensions.duckdb.org when a file or function needs one (a SQLite file at
+#: --db fetched ``sqlite_scanner``). usagectl needs only the built-in ones (json, parquet, icu).
+NO_NETWORK = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+#: The first bytes of a file: DuckDB writes "DUCK" at offset 8; SQLite starts with this string.
+_DUCKDB_MAGIC = (8, b"DUCK")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_other_formats(path: Path) -> None:
+    """A file that is not DuckDB's is refused by name before DuckDB sees it (it would try an
+    extension for some formats); an empty file is left to :func:`connect`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except IsADirectoryError:
+        raise IOFailure(f"cannot open database {path}: it is a folder", {"path": str(path)}) from None
+    except OSError as exc:
+        raise IOFailure(f"cannot open database {path}: {exc.strerror}", {"path": str(path)}) from None
+    if not head:
+        return
+    offset, magic = _DUCKDB_MAGIC
+    if head[offset:offset + len(magic)] == magic:
+        return
+    kind = "a SQLite database" if head.startswith(_SQLITE_MAGIC) else "not a DuckDB database file"
+    raise ValidationError(
+        f"{path} is {kind}, not a usagectl database (usagectl keeps its data in a DuckDB file); "
+        "usagectl left it untouched. Point --db (or USAGECTL_DB) at the file `usagectl ingest` "
+        "created, or at a new path", {"path": str(path)})
+
+
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
     # Must be a SET after connecting: passing it in config= fails (RELIABILITY.md).
     con.execute("SET enable_progress_bar = false")
@@ -157,8 +191,10 @@ def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
                 "(or set USAGECTL_DB) to use another file", {"path": str(path)})
         if not path.parent.exists():
             raise IOFailure(f"cannot create {path}: folder {path.parent} does not exist")
+    if path.exists():
+        _refuse_other_formats(path)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=dict(NO_NETWORK))
     except duckdb.IOException as exc:
         msg = str(exc)
         m = _LOCK_RE.search(msg)

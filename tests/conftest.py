@@ -78,6 +78,18 @@ def geodesic_acres(geom) -> float:  # noqa: ANN001
     return abs(Geod(ellps="WGS84").geometry_area_perimeter(shapely.orient_polygons(geom))[0]) / ACRE_M2
 
 
+def query(db: Path, sql: str) -> list:
+    """Rows of a read-only query on a usagectl database file (session zone UTC)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

@@ -6,21 +6,15 @@ import gzip
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from tests.conftest import reasons, write
+from tests.conftest import query, reasons, write
 
 HEADER = "event_id,timestamp,owner_id,user_id,product,input_tokens,credits\n"
 
 
 def events(db: Path, sql: str = "SELECT event_id FROM events ORDER BY event_id") -> list:
-    con = duckdb.connect(str(db), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(db, sql)
 
 
 def one_file(out: dict) -> dict:

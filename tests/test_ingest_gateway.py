@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import query as rows
 from tests.conftest import reasons, write
 
 GATEWAY = "timestamp,X-User-ID,X-Organization-ID,endpoint,status_code,dataset_id,indicator_ids\n"
@@ -18,15 +19,6 @@ GATEWAY_ROWS = (
     '2026-08-03T10:00:00Z,user-k,org-policy,/datasets,200,487,"1072"\n'
     "2026-08-04T16:19:30Z,user-k,org-policy,/health,200,,\n"
 )
-
-
-def rows(db: Path, sql: str) -> list:
-    con = duckdb.connect(str(db), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def only(out: dict) -> dict:

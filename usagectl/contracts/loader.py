@@ -185,7 +185,7 @@ def _duckdb_zones() -> frozenset[str]:
         con.close()
 
 
-def _zone_problem(name: str) -> str | None:
+def zone_problem(name: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
@@ -382,7 +382,7 @@ class _Checker:
         tier = self.string(where, table, "tier")
         tz = self.string(where, table, "timezone")
         if tz is not _MISSING:
-            problem = _zone_problem(tz)
+            problem = zone_problem(tz)
             if problem:
                 self.add(where, problem)
         if cycle == "once" and "end" not in table:

@@ -545,9 +545,9 @@ def check_options(options: IngestOptions) -> IngestOptions:
     not only Python: DuckDB reads the naive timestamps (the contracts loader applies the same
     rule to a contract's ``timezone``).
     """
-    from usagectl.contracts.loader import _zone_problem
+    from usagectl.contracts.loader import zone_problem
 
-    problem = _zone_problem(options.tz)
+    problem = zone_problem(options.tz)
     if problem is not None:
         raise UsageError(f"--tz: {problem}; use an IANA time zone name such as UTC, "
                          "America/Chicago or Asia/Kolkata",

@@ -90,6 +90,42 @@ def query(db: Path, sql: str) -> list:
         con.close()
 
 
+#: A contract of owner ``o`` with a ``count`` meter (requests) and a ``sum`` meter (credits).
+REQUESTS_AND_CREDITS = """
+[[contract]]
+id = "c"
+owner = "o"
+start = 2026-01-01
+cycle = "monthly"
+
+  [[contract.meter]]
+  name = "requests"
+  aggregate = "count"
+  limit = 100
+
+  [[contract.meter]]
+  name = "credits"
+  aggregate = "sum"
+  fields = ["credits"]
+  limit = 50
+"""
+
+#: A contract of owner ``acme`` with one unique_area meter of boundaries, in hectares.
+HECTARE_AREA = """
+[[contract]]
+id = "c"
+owner = "acme"
+start = 2026-01-01
+cycle = "annual"
+timezone = "UTC"
+  [[contract.meter]]
+  name = "area"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+  unit = "hectare"
+"""
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

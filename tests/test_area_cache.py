@@ -11,21 +11,9 @@ import pytest
 import shapely
 
 import usagectl.meters.area as area
-from tests.conftest import write
+from tests.conftest import HECTARE_AREA, write
 
-CONTRACT = """
-[[contract]]
-id = "c"
-owner = "acme"
-start = 2026-01-01
-cycle = "annual"
-timezone = "UTC"
-  [[contract.meter]]
-  name = "area"
-  aggregate = "unique_area"
-  products = ["FIELDS_BOUNDARY"]
-  unit = "hectare"
-"""
+CONTRACT = HECTARE_AREA
 AS_OF = "2026-06-30T00:00:00Z"
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import usagectl.meters.area as area
 from tests.area_fixtures import field_polygon, jitter
+from tests.conftest import HECTARE_AREA
 from usagectl.meters.area import AreaInput, AreaResult, combine, compute, compute_tiles, recent_news
 
 
@@ -101,19 +102,7 @@ def test_pool_batches_and_in_process_give_the_same_bits(monkeypatch: pytest.Monk
     assert figures(combine(one_by_one, overlap=True)) == figures(serial)
 
 
-CONTRACT = """
-[[contract]]
-id = "c"
-owner = "acme"
-start = 2026-01-01
-cycle = "annual"
-timezone = "UTC"
-  [[contract.meter]]
-  name = "area"
-  aggregate = "unique_area"
-  products = ["FIELDS_BOUNDARY"]
-  unit = "hectare"
-"""
+CONTRACT = HECTARE_AREA
 AS_OF = datetime(2026, 3, 20, 12, tzinfo=timezone.utc)
 
 

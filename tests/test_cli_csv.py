@@ -23,30 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write
+from tests.conftest import REPO, REQUESTS_AND_CREDITS, write
 from usagectl.renderers import csvout
 
 HOSTILE = ["=2+3", "x\r=2+3", "a\n+1", "@SUM(A1)", "-2+3", "\t=1+1", "\r=1+1", "ok\r\n-1+1"]
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
-CONTRACT = """
-[[contract]]
-id = "c"
-owner = "o"
-start = 2026-01-01
-cycle = "monthly"
-
-  [[contract.meter]]
-  name = "requests"
-  aggregate = "count"
-  limit = 100
-
-  [[contract.meter]]
-  name = "credits"
-  aggregate = "sum"
-  fields = ["credits"]
-  limit = 50
-"""
+CONTRACT = REQUESTS_AND_CREDITS
 
 
 def _events(path: Path, rows: list[tuple[str, str, str, str, str]]) -> Path:

@@ -8,27 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import REQUESTS_AND_CREDITS, write
 from usagectl.errors import ExitCode
 
-CONTRACT = """
-[[contract]]
-id = "c"
-owner = "o"
-start = 2026-01-01
-cycle = "monthly"
-
-  [[contract.meter]]
-  name = "requests"
-  aggregate = "count"
-  limit = 100
-
-  [[contract.meter]]
-  name = "credits"
-  aggregate = "sum"
-  fields = ["credits"]
-  limit = 50
-"""
+CONTRACT = REQUESTS_AND_CREDITS
 
 EVENTS = "event_id,ts,owner_id,user_id,product,endpoint,credits\n" + "".join(
     f"e{i},2026-03-{1 + i:02d}T10:00:00Z,o,u{i % 3},chat,/ep{i % 2},1.5\n" for i in range(9))

@@ -208,7 +208,7 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
     before the period started (:attr:`AreaMeterValue.carried`).
     """
     geoms, users, ordinals, hashes, carried = _event_arrays(con, meter, window)
-    unit = meter.unit or "acre"
+    unit = meter.unit_label
     value = AreaMeterValue(unit=unit, events=len(geoms))
     first = window.period.start.astimezone(window.contract.zone).date().toordinal()
     if meter.derive_operations:  # as _rows does, keeping the operations' counts

@@ -91,12 +91,16 @@ def write_file(path: Path, data: bytes, *, through_links: bool = True) -> None:
         _write_into(path, data, through_links)
 
 
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """True when two stat results are of the same file (device and inode)."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _same_file(path: Path, st: os.stat_result) -> bool:
     try:
-        mine = os.stat(path)
+        return same_file(os.stat(path), st)
     except OSError:
         return False
-    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
 
 
 def _write_into(path: Path, data: bytes, through_links: bool) -> None:
@@ -224,8 +228,7 @@ def _is_open_file(path: Path, fd: int) -> bool:
         here = os.lstat(path)
     except FileNotFoundError:
         return False
-    mine = os.fstat(fd)
-    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+    return same_file(here, os.fstat(fd))
 
 
 @contextmanager

@@ -22,7 +22,9 @@ PLACES = 6
 #: Stored decimals (``credits DECIMAL(38, 9)``) never have more places than this.
 EXACT_PLACES = 9
 _QUANTUM = Decimal(1).scaleb(-PLACES)
-_WIDE = Context(prec=200)
+#: Enough digits for any number an output shows (a float up to 1e308 has 309; the default
+#: context rounds to 28).
+WIDE = Context(prec=400)
 
 
 def number_text(value: int | float | Decimal) -> str | None:
@@ -44,7 +46,7 @@ def number_text(value: int | float | Decimal) -> str | None:
         return None
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -EXACT_PLACES:
-        value = value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
+        value = value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN, context=WIDE)
     if value == value.to_integral_value():
         return str(int(value))
-    return format(value.normalize(_WIDE), "f")
+    return format(value.normalize(WIDE), "f")

@@ -16,7 +16,7 @@ from typing import Any
 from usagectl.errors import IOFailure
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
-from usagectl.renderers.files import write_file
+from usagectl.renderers.files import same_file, write_file
 from usagectl.renderers.text import safe
 
 
@@ -49,7 +49,7 @@ def _is_stdout(env: Env, path: Path) -> bool:
         mine = os.fstat(env.stdout.fileno())
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         return False  # nothing there yet, or a stdout without a file (a test's buffer)
-    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+    return same_file(there, mine)
 
 
 def emit(env: Env, kind: str, doc: Any, fmt: str, out: str | None = None, *,

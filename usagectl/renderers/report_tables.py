@@ -10,21 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from rich.table import Table
 
 from usagectl.renderers.console import Env
+from usagectl.renderers.numbers import WIDE
 from usagectl.renderers.tables import print_first_fitting, print_fitting
 from usagectl.renderers.text import safe
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "exceeded": "red"}
 SPARKS = "▁▂▃▄▅▆▇█"
-
-
-#: Enough digits for any figure a table shows (the default context rounds to 28 digits).
-_EXACT = Context(prec=400)
 
 
 def exact(v: int | float | Decimal) -> Decimal:
@@ -36,7 +33,7 @@ def exact(v: int | float | Decimal) -> Decimal:
 def _decimal_cell(d: Decimal, decimals: int) -> str:
     """``d`` with ``decimals`` places, rounded half-up, thousands separators, no "-0.00"."""
     try:
-        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP, context=_EXACT)
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP, context=WIDE)
     except ArithmeticError:  # more digits than any figure has: shown as it is
         q = d
     return format(q.copy_abs() if q.is_zero() else q, ",f")
@@ -84,7 +81,7 @@ def sparkline(values: list[Any]) -> str:
         return SPARKS[0] * len(values)
     steps = len(SPARKS) - 1
     return "".join(SPARKS[min(steps, int((v * steps / top).quantize(Decimal(1), ROUND_HALF_UP,
-                                                                    context=_EXACT)))]
+                                                                    context=WIDE)))]
                    if v > 0 else SPARKS[0] for v in exacts)
 
 
@@ -151,7 +148,7 @@ def total(values: list[Any]) -> Any:
         return sum(present)
     acc = Decimal(0)
     for v in present:
-        acc = _EXACT.add(acc, exact(v))
+        acc = WIDE.add(acc, exact(v))
     return acc
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from usagectl.contracts import Contract, Meter, model, period_containing
-from usagectl.meters import in_exact_context
+from usagectl.meters import EXACT, in_exact_context
 from usagectl.meters.pricing import price
 from usagectl.meters.select import Window
 from usagectl.reports import views
 from usagectl.store import contracts_repo
 
 TOKEN_FIELDS = frozenset(model.TOKEN_FIELDS)
-#: Enough precision for any quantity a message shows (the default context rounds to 28 digits).
-_EXACT = Context(prec=100)
 
 
 def current_windows(con: duckdb.DuckDBPyConnection, as_of: datetime, owner: str | None = None,
@@ -66,13 +64,13 @@ def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[d
 def unit_word(m: Meter) -> str:
     """What a meter counts, for messages: acres, credits, tokens, requests, datasets…"""
     if m.aggregate == "unique_area":
-        return {"acre": "acres", "hectare": "hectares", "m2": "m²", "km2": "km²"}[m.unit or "acre"]
+        return {"acre": "acres", "hectare": "hectares", "m2": "m²", "km2": "km²"}[m.unit_label]
     return m.unit_label
 
 
 def _plain(d: Decimal) -> str:
     """2, 1.5, 1000 — no exponent, no trailing zeros, every digit (an amount has up to 38)."""
-    return format(d.normalize(_EXACT), "f")
+    return format(d.normalize(EXACT), "f")
 
 
 @in_exact_context

@@ -239,7 +239,7 @@ def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str
              for u, a in sorted(v.users.items(), key=lambda kv: (-kv[1], kv[0]))]
     pairs = sorted(v.pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top_pairs]
     doc = {**_header(window), "meter": meter.name,
-           "unit": meter.unit or "acre",
+           "unit": meter.unit_label,
            "owner_total": num(v.owner, True), "user_total": num(v.user_total, True),
            "overlap": num(v.overlap, True), "users": users,
            "pairs": [{"a": a, "b": b, "area": num(x, True)} for (a, b), x in pairs]}

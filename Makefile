@@ -45,8 +45,15 @@ test: install-test browser spreadsheet
 	$(BIN)/ruff check usagectl tests benchmarks
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-bench: install-test
-	$(BIN)/python benchmarks/run.py
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
+
+# The full run takes about an hour on 2 cores; BENCH_ARGS picks sizes, e.g.
+# make bench BENCH_ARGS="--quick --output /tmp/bench.md" (see benchmarks/run.py --help).
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 docs: install
 	$(BIN)/python -m usagectl.cli.docgen > docs/cli-reference.md

@@ -1,27 +1,25 @@
-"""`make bench`: run the benchmarks in benchmarks/ and write docs/benchmarks.md.
+"""`make bench`: usagectl against the bare DuckDB underneath it, written to docs/benchmarks.md.
 
-Benchmarks are not tests: they measure and report, they never assert times or memory. Each run
-is on whatever machine `make bench` runs on, so the report starts with a description of that
-machine (cores, memory, Python, DuckDB, date).
+Benchmarks are not tests: they measure and report, they never assert times or memory. The report
+starts with the machine (cores, memory, versions, load average before and after), then one table
+per section: usagectl's median seconds, its peer's, the ratio, issue 11's target and whether it
+was met, and the peak RSS of each side. Sections (``--only``): ingest (CSV, JSON Lines, Parquet
+and a re-ingest), geo (GeoParquet, GeoJSON), reports (consolidated, users, series, top), export
+(log JSON/CSV and ``export``: memory), startup, and area (the unique-area scaling curve as a PNG
+beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) runs
+only when named.
 
-Two benchmarks:
-
-- ``ingest_memory.py``: wall time and peak RSS of ``usagectl ingest`` at growing file sizes,
-  plus a re-ingest of the largest file. The default size list takes about 10–15 minutes on a
-  2-core machine; ``--sizes`` picks others, e.g. ``--sizes 100000 250000`` for a quick look
-  (written elsewhere with ``--output``).
-- ``area_scale.py``: the unique-area reports (consolidated, again, users, overlap, daily, after
-  one more day) against a naive ``shapely.union_all`` and DuckDB spatial's ``ST_Union_Agg`` (in
-  a separate virtual environment it creates), at ``--area-sizes`` events (default 200,000 and
-  1,000,000; long at 1,000,000: every measured step has a timeout, ``--area-timeout``).
-  ``--area-sizes`` with no value, or ``--skip-area``, skips it.
+The default run (10M events, 1M + 100k polygons, 3 runs after a warm-up, the curve at 10k, 100k
+and 1M) takes about an hour on a 2-core machine; the plan and its estimate are printed first
+(``--plan`` prints them and stops). ``--quick`` is a few minutes: 100k events, 10k + 5k
+polygons, one run, no curve.
 
 Usage::
 
-    make bench
-    .venv/bin/python benchmarks/run.py --sizes 100000 250000 --output /tmp/bench.md
-    .venv/bin/python benchmarks/run.py --sizes 100000 --geometry-sizes --area-sizes 20000 \\
-        --output /tmp/bench.md
+    make bench                                   # the full run, writes docs/benchmarks.md
+    make bench BENCH_ARGS="--quick --output /tmp/bench/benchmarks.md"
+    .venv/bin/python benchmarks/run.py --plan
+    .venv/bin/python benchmarks/run.py --only reports,export --rows 1000000 --output /tmp/b.md
 """
 
 from __future__ import annotations
@@ -29,7 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,12 +39,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import area_scale  # noqa: E402 — the benchmark modules beside this file
-import ingest_memory  # noqa: E402
+import harness  # noqa: E402
 
-SIZES = (250_000, 1_000_000, 2_500_000, 5_000_000)
-GEOMETRY_SIZES = (250_000, 1_000_000)
-GEOMETRY_FRACTION = 0.1
-AREA_SIZES = area_scale.SIZES
+EXTRA_SECTIONS = ("area-detail",)
+QUICK = {"rows": 100_000, "polygons": 10_000, "geojson_polygons": 5_000, "runs": 1,
+         "startup_runs": 5, "skip": ["area"]}
 
 
 def _meminfo_gib() -> str:
@@ -94,104 +93,269 @@ def _fmt_load(load: tuple[float, float, float]) -> str:
     return " / ".join(f"{x:.1f}" for x in load)
 
 
-def growth_summary(runs: list) -> str:
-    """One measured sentence on how peak RSS moved with file size (no judgement, no assert)."""
-    first = [r for r in runs if r.label == "first ingest"]
-    if len(first) < 2:
-        return ""
-    lo, hi = first[0], first[-1]
-    return (f"Measured: peak RSS went from {lo.peak_rss_kib / 1024:,.0f} MiB at {lo.rows:,} rows "
-            f"to {hi.peak_rss_kib / 1024:,.0f} MiB at {hi.rows:,} rows "
-            f"(×{hi.peak_rss_kib / max(lo.peak_rss_kib, 1):.1f} for ×{hi.rows / lo.rows:.0f} "
-            "the rows).")
+
+def parse_sections(only: str | None, skip: str | None) -> list[str]:
+    """The sections to run, in their fixed order, from ``--only`` and ``--skip``.
+
+    Raises ValueError naming the valid values for an unknown one.
+    """
+    valid = (*harness.SECTIONS, *EXTRA_SECTIONS)
+
+    def split(text: str | None) -> list[str]:
+        names = [x.strip() for x in (text or "").split(",") if x.strip()]
+        bad = [x for x in names if x not in valid]
+        if bad:
+            raise ValueError(f"unknown section {', '.join(bad)}: valid are {', '.join(valid)}")
+        return names
+
+    chosen = split(only) or list(harness.SECTIONS)
+    dropped = set(split(skip))
+    return [s for s in valid if s in chosen and s not in dropped]
+
+
+def load_line(before: tuple[float, float, float], after: tuple[float, float, float],
+              cores: int) -> str:
+    busy = max(before[0], after[0], after[1]) > cores
+    return (f"- Load average (1, 5, 15 min): {_fmt_load(before)} before, {_fmt_load(after)} "
+            "after" + (" — **other work was running on this machine; times are inflated**"
+                       if busy else ""))
+
+
+def target_summary(sections: list) -> str:  # type: ignore[type-arg]
+    comps = [c for s in sections for c in s.comparisons]
+    met = [c for c in comps if c.verdict == "met"]
+    missed = [c for c in comps if c.verdict == "missed"]
+    unknown = [c for c in comps if c.verdict == "–" and c.target.kind != "none"]
+    parts = [f"Targets met: {len(met)} of {len(met) + len(missed) + len(unknown)}."]
+    if missed:
+        parts.append("Missed: " + "; ".join(f"{c.work} ({c.ratio_text()}, target "
+                                            f"{c.target.describe()})" for c in missed) + ".")
+    if unknown:
+        parts.append("Not measured (a side failed): "
+                     + "; ".join(c.work for c in unknown) + ".")
+    return " ".join(parts)
+
+
+def section_markdown(sec) -> str:  # type: ignore[no-untyped-def]
+    parts = [f"## {sec.title}", "", sec.intro, ""]
+    if sec.comparisons:
+        parts += [harness.comparison_table(sec.comparisons), ""]
+    parts += [n + "\n" for n in sec.notes]
+    if sec.comparisons:
+        parts += ["What ran:", "", harness.details(sec.comparisons), ""]
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
-                    help="row counts for the ingest benchmark (default: %(default)s)")
-    ap.add_argument("--geometry-sizes", type=int, nargs="*", default=list(GEOMETRY_SIZES),
-                    help="row counts for a second series with polygons; none to skip "
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--rows", type=int, help="token events for ingest, reports and export "
+                    "(default 10,000,000; --quick 100,000)")
+    ap.add_argument("--polygons", type=int, help="polygons of the GeoParquet ingest "
+                    "(default 1,000,000; --quick 10,000)")
+    ap.add_argument("--geojson-polygons", type=int, help="polygons of the GeoJSON ingest "
+                    "(default 100,000; --quick 5,000)")
+    ap.add_argument("--runs", type=int, help="measured runs per side, after the warm-up; the "
+                    "median is reported (default 3; --quick 1)")
+    ap.add_argument("--warmup", type=int, default=1, help="warm-up runs per side (default 1)")
+    ap.add_argument("--startup-runs", type=int, help="measured runs of each start-up command "
+                    "(default 10; --quick 5)")
+    ap.add_argument("--area-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+                    help="polygons per point of the unique-area curve (default: %(default)s)")
+    ap.add_argument("--area-timeout", type=float, default=600.0,
+                    help="seconds per process of the curve before it counts as timed out "
                          "(default: %(default)s)")
-    ap.add_argument("--geometry-fraction", type=float, default=GEOMETRY_FRACTION,
-                    help="in that series, the fraction of rows that are FIELDS_BOUNDARY events "
-                         "with a WKT polygon (default: %(default)s)")
-    ap.add_argument("--area-sizes", type=int, nargs="*", default=list(AREA_SIZES),
-                    help="event counts for the unique-area benchmark; none to skip "
-                         "(default: %(default)s)")
-    ap.add_argument("--skip-area", action="store_true",
-                    help="skip the unique-area benchmark")
-    ap.add_argument("--area-timeout", type=float, default=area_scale.TIMEOUT_S,
-                    help="seconds per measured step of the area benchmark before it is "
-                         "recorded as timed out (default: %(default)s)")
+    ap.add_argument("--area-detail-sizes", type=int, nargs="+", default=list(area_scale.SIZES),
+                    help="event counts of the area-detail section (default: %(default)s)")
+    ap.add_argument("--only", help="comma-separated sections: "
+                    + ", ".join((*harness.SECTIONS, *EXTRA_SECTIONS))
+                    + f" (default: {','.join(harness.SECTIONS)})")
+    ap.add_argument("--skip", help="comma-separated sections not to run")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few minutes: 100k events, 10k + 5k polygons, 1 run, no area curve "
+                         "(explicit options still win)")
+    ap.add_argument("--reports-db", choices=("ingest", "insert"), default="ingest",
+                    help="the reports' database: the one the CSV ingest benchmark wrote "
+                         "(default; falls back to insert when ingest is not run or fails), or "
+                         "a direct DuckDB INSERT into usagectl's schema")
+    ap.add_argument("--timeout", type=float, default=1800.0,
+                    help="seconds per measured process (default: %(default)s)")
+    ap.add_argument("--mem-cap", type=float, default=4096.0,
+                    help="MiB of RSS at which a measured process is killed and recorded as "
+                         "such (default: %(default)s)")
     ap.add_argument("--spatial-venv", type=Path, default=None,
-                    help="virtual environment for DuckDB spatial (duckdb + "
-                         "duckdb-extension-spatial), created when missing "
-                         "(default: $TMPDIR/usagectl-spatial-venv)")
+                    help="virtual environment with duckdb + duckdb-extension-spatial, created "
+                         "when missing (default: $TMPDIR/usagectl-spatial-venv)")
     ap.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                    help="report file (default: docs/benchmarks.md)")
+                    help="report file; the curve's PNG goes beside it as area-scaling.png "
+                         "(default: docs/benchmarks.md)")
     ap.add_argument("--workdir", type=Path, default=None,
-                    help="where the temporary CSVs and databases go (default: temp folder)")
+                    help="where the generated files and databases go (default: temp folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--plan", action="store_true", help="print the plan and its estimate, stop")
     args = ap.parse_args(argv)
+    try:
+        sections = parse_sections(args.only, ",".join(filter(None, [
+            args.skip, ",".join(QUICK["skip"]) if args.quick and not args.only else ""])))
+    except ValueError as exc:
+        ap.error(str(exc))
+    full = {"rows": 10_000_000, "polygons": 1_000_000, "geojson_polygons": 100_000, "runs": 3,
+            "startup_runs": 10}
+    for key, value in full.items():
+        if getattr(args, key) is None:
+            setattr(args, key, QUICK[key] if args.quick else value)
+    for key in ("rows", "runs", "startup_runs"):
+        if getattr(args, key) < 1:
+            ap.error(f"--{key.replace('_', '-')} must be at least 1")
 
     started = time.monotonic()
 
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
+    plan = harness.estimate_plan(rows=args.rows, polygons=args.polygons,
+                                 geojson_polygons=args.geojson_polygons, runs=args.runs,
+                                 warmup=args.warmup, startup_runs=args.startup_runs,
+                                 area_sizes=args.area_sizes, area_timeout=args.area_timeout,
+                                 only=sections, reports_from_ingest=args.reports_db == "ingest")
+    estimate = sum(s for _, s in plan)
+    print("Plan (sections: " + ", ".join(sections) + "):\n" + harness.plan_text(plan),
+          file=sys.stderr, flush=True)
+    if "area-detail" in sections:
+        print("  area-detail: issue 3's section at "
+              + ", ".join(f"{n:,}" for n in args.area_detail_sizes)
+              + " events (about 20 min at 200k + 1M), not in the total", file=sys.stderr)
+    if args.plan:
+        return 0
+
+    import speed
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     machine = machine_description()
     load_before = os.getloadavg()
-    log("ingest_memory: sizes " + ", ".join(f"{n:,}" for n in args.sizes))
-    runs = ingest_memory.run_benchmark(args.sizes, workdir=args.workdir, log=log)
-    geo_runs = []
-    if args.geometry_sizes:
-        log(f"ingest_memory with {args.geometry_fraction:.0%} polygons: sizes "
-            + ", ".join(f"{n:,}" for n in args.geometry_sizes))
-        geo_runs = ingest_memory.run_benchmark(args.geometry_sizes, reingest=False,
-                                               geometry_fraction=args.geometry_fraction,
-                                               workdir=args.workdir, log=log)
-    area_results = []
-    if args.area_sizes and not args.skip_area:
-        log("area_scale: sizes " + ", ".join(f"{n:,}" for n in args.area_sizes))
-        area_results = area_scale.run_benchmark(args.area_sizes, timeout=args.area_timeout,
-                                                workdir=args.workdir,
-                                                spatial_venv=args.spatial_venv, log=log)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="usagectl-bench-", dir=args.workdir))
+    opts = speed.Options(rows=args.rows, polygons=args.polygons,
+                         geojson_polygons=args.geojson_polygons, runs=args.runs,
+                         warmup=args.warmup, startup_runs=args.startup_runs,
+                         timeout=args.timeout, cap_mib=args.mem_cap, workdir=work,
+                         reports_from=args.reports_db, log=log)
+    done: list = []
+    problems: list[str] = []
+    extra_md: list[str] = []
+
+    def attempt(name: str, fn):  # type: ignore[no-untyped-def]
+        import traceback
+
+        log(f"section {name}")
+        try:
+            return fn()
+        except Exception as exc:  # a benchmark reports its failures; it does not stop
+            log(traceback.format_exc())
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+            return None
+
+    try:
+        files: dict[str, Path] = {}
+        if any(s in sections for s in ("ingest", "reports", "export")):
+            import events_gen
+
+            formats = ("csv", "jsonl", "parquet") if "ingest" in sections else ("csv",)
+            files = attempt("generate", lambda: events_gen.write(
+                args.rows, work / "events", formats, log=log)) or {}
+        kept = None
+        if "ingest" in sections and files:
+            got = attempt("ingest", lambda: speed.ingest_section(opts, files))
+            if got:
+                done.append(got[0])
+                kept = got[1]
+            for fmt in ("jsonl", "parquet"):
+                if fmt in files:
+                    files[fmt].unlink(missing_ok=True)
+        if "geo" in sections:
+            sec = attempt("geo", lambda: speed.geo_section(opts))
+            if sec:
+                done.append(sec)
+        if any(s in sections for s in ("reports", "export")) and files:
+            got = attempt("reports database", lambda: speed.reports_db(opts, files, kept))
+            if got:
+                db, how = got
+                if "reports" in sections:
+                    sec = attempt("reports", lambda: speed.reports_section(opts, db, how))
+                    if sec:
+                        done.append(sec)
+                if "export" in sections:
+                    sec = attempt("export", lambda: speed.export_section(opts, db, how))
+                    if sec:
+                        done.append(sec)
+        if "startup" in sections:
+            sec = attempt("startup", lambda: speed.startup_section(opts))
+            if sec:
+                done.append(sec)
+        if "area" in sections:
+            import area_curve
+
+            png = args.output.parent / "area-scaling.png"
+
+            def curve() -> str:
+                results, note = area_curve.run_curve(args.area_sizes, timeout=args.area_timeout,
+                                                     workdir=work, spatial_venv=args.spatial_venv,
+                                                     keep=args.keep, log=log)
+                area_curve.plot(results, png, args.area_timeout)
+                log(f"wrote {png}")
+                return area_curve.markdown(results, png.name, args.area_timeout, note)
+
+            md = attempt("area", curve)
+            if md:
+                extra_md.append(md)
+        if "area-detail" in sections:
+            res = attempt("area-detail", lambda: area_scale.run_benchmark(
+                args.area_detail_sizes, timeout=args.timeout, workdir=work,
+                spatial_venv=args.spatial_venv, keep=args.keep, log=log))
+            if res:
+                extra_md.append(area_scale.markdown_section(res))
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
     total = time.monotonic() - started
     load_after = os.getloadavg()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    busy = max(load_before[0], load_after[0], load_after[1]) > (cores or 1)
-    load_line = (f"- Load average (1, 5, 15 min): {_fmt_load(load_before)} before, "
-                 f"{_fmt_load(load_after)} after"
-                 + (" — **other work was running on this machine; times are inflated**"
-                    if busy else ""))
-    geo_section = [
-        "## Ingest with polygons",
-        "",
-        ingest_memory.markdown_report(geo_runs, args.geometry_fraction),
-    ] if geo_runs else []
-    area_section = [area_scale.markdown_section(area_results)] if area_results else []
+    options = (f"--rows {args.rows} --polygons {args.polygons} --geojson-polygons "
+               f"{args.geojson_polygons} --runs {args.runs} --warmup {args.warmup} "
+               f"--startup-runs {args.startup_runs} --only {','.join(sections)}"
+               + (" --area-sizes " + " ".join(map(str, args.area_sizes))
+                  + f" --area-timeout {args.area_timeout:g}" if "area" in sections else ""))
     report = "\n".join([
         "# Benchmarks",
         "",
         "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Benchmarks measure "
-        "and report; they are not tests and assert nothing. Numbers are from one run on the "
-        "machine below and move by several percent between runs.",
+        "and report; they are not tests and assert nothing. Each usagectl command is compared "
+        "with its bare peer (DuckDB, or geopandas for polygons) in the same run, back to back: "
+        f"{args.warmup} warm-up run(s) of each side, then {args.runs} measured runs alternating "
+        "the two; the tables give each side's median, the ratio, issue 11's target and whether "
+        "it was met, and the largest peak RSS of the measured runs (`/usr/bin/time -v`, "
+        "\"Maximum resident set size\" of the largest process). Every command is a new process, "
+        "so start-up is included on both sides. The ratios are what to read: absolute seconds "
+        "move with the load of the machine.",
         "",
         "## Machine",
         "",
         *machine,
-        f"- Whole benchmark run: {total / 60:.1f} min",
-        load_line,
+        f"- This run: `benchmarks/run.py {options}`",
+        f"- Whole benchmark run: {total / 60:.1f} min (estimated {estimate / 60:.1f} min)",
+        load_line(load_before, load_after, cores or 1),
         "",
-        "## Ingest: time and peak memory against file size",
+        "## Summary",
         "",
-        "The rule: large inputs stream, so memory does not grow with file size.",
+        target_summary(done),
         "",
-        growth_summary(runs),
-        "",
-        ingest_memory.markdown_report(runs, 0.0),
-        *geo_section,
-        *area_section,
+        *([f"Sections that failed: {'; '.join(problems)}", ""] if problems else []),
+        *[section_markdown(s) for s in done],
+        *extra_md,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")

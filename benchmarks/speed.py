@@ -37,6 +37,7 @@ GEO_TARGET = Target("ratio", 3.0)
 REPORT_TARGET = Target("ratio", 2.0)
 STARTUP_TARGET = Target("delta", 0.15)
 EXPORT_TARGET = Target("rss", 500)
+NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet"}
 
 # ------------------------------------------------------------------------------ the peers
 # Each runs as `python -c CODE ARGS…`: a new process, start-up included, as usagectl's is.
@@ -188,7 +189,7 @@ def ingest_section(o: Options, files: dict[str, Path]) -> tuple[Section, Path | 
         def fresh(side: str, i: int, ours_db: Path = ours_db, peer_db: Path = peer_db) -> None:
             _rm_db(ours_db if side == "ours" else peer_db)
 
-        c = compare(f"ingest {fmt.upper()} ({file.stat().st_size / 2**20:,.0f} MiB)",
+        c = compare(f"ingest {NAMES[fmt]} ({file.stat().st_size / 2**20:,.0f} MiB)",
                     _ingest_cmd(ours_db, file),
                     [PY, "-c", PEER_INGEST, readers[fmt], str(file), str(peer_db)],
                     runs=o.runs, warmup=o.warmup, timeout=o.timeout, cap_mib=o.cap_mib,

@@ -1,0 +1,183 @@
+"""The benchmark harness's own helpers (benchmarks/): medians, ratios, targets, tables, the plan,
+the generators at tiny sizes. Benchmarks measure; these tests never assert a time."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import area_curve  # noqa: E402
+import events_gen  # noqa: E402
+import harness  # noqa: E402
+import run as bench_run  # noqa: E402
+from harness import Comparison, Run, Side, Target  # noqa: E402
+
+PY = sys.executable
+
+
+def test_median_of_odd_even_and_no_values():
+    assert harness.median([3.0, 1.0, 2.0]) == 2.0
+    assert harness.median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert harness.median([]) is None
+
+
+def test_ratio_needs_both_sides_and_a_positive_peer():
+    assert harness.ratio(3.0, 1.5) == 2.0
+    assert harness.ratio(None, 1.0) is None
+    assert harness.ratio(1.0, 0.0) is None
+
+
+@pytest.mark.parametrize(("target", "ours", "peer", "rss_kib", "verdict"), [
+    (Target("ratio", 2.0), 2.0, 1.0, None, "met"),
+    (Target("ratio", 2.0), 2.01, 1.0, None, "missed"),
+    (Target("ratio", 2.0), None, 1.0, None, "–"),
+    (Target("delta", 0.15), 0.25, 0.10, None, "met"),
+    (Target("delta", 0.15), 0.30, 0.10, None, "missed"),
+    (Target("rss", 500), 9.0, 1.0, 500 * 1024, "met"),
+    (Target("rss", 500), 1.0, 9.0, 501 * 1024, "missed"),
+    (Target("rss", 500), 1.0, 1.0, None, "–"),
+    (Target(), 5.0, 1.0, 1, "–"),
+])
+def test_target_verdicts(target, ours, peer, rss_kib, verdict):
+    assert target.judge(ours, peer, rss_kib) == verdict
+
+
+def test_a_side_with_a_failed_run_has_no_median():
+    side = Side("x", [Run(seconds=1.0, exit_code=0), Run(seconds=9.0, exit_code=1)])
+    assert side.median_s is None
+    assert Side("x", [Run(seconds=1.0, exit_code=0), Run(seconds=3.0, exit_code=0)]).median_s == 2
+
+
+def test_fmt_seconds_keeps_three_significant_digits():
+    assert [harness.fmt_s(x) for x in (0.2154, 3.214, 45.66, 1234.4, None)] == [
+        "0.215", "3.21", "45.7", "1,234", "–"]
+
+
+def test_comparison_table_rows():
+    ok = Comparison("ingest CSV", Side("u", [Run(4.0, 300 * 1024, 0)]),
+                    Side("p", [Run(1.0, 100 * 1024, 0)]), Target("ratio", 2.0))
+    killed = Comparison("log JSON", Side("u", [Run(9.0, 4100 * 1024, -9, capped=True)]),
+                        Side("p", [Run(1.0, 90 * 1024, 0)]), Target("rss", 500))
+    startup = Comparison("--version", Side("u", [Run(0.3, 50 * 1024, 0)]),
+                         Side("p", [Run(0.1, 10 * 1024, 0)]), Target("delta", 0.15))
+    lines = harness.comparison_table([ok, killed, startup]).splitlines()
+    assert lines[2] == ("| ingest CSV | 4.00 | 1.00 | 4.00× | ≤ 2× | **missed** | 300 | 100 |")
+    assert lines[3] == ("| log JSON | killed at 4,100 MiB | 1.00 | – | peak RSS ≤ 500 MiB | "
+                        "**missed** | 4,100 | 90 |")
+    assert lines[4] == "| --version | 0.300 | 0.100 | +0.200 s | ≤ +0.15 s | **missed** | 50 | 10 |"
+
+
+def test_target_summary_lists_misses_and_failures():
+    sec = SimpleNamespace(comparisons=[
+        Comparison("a", Side("", [Run(1.0, 1, 0)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
+        Comparison("b", Side("", [Run(5.0, 1, 0)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
+        Comparison("c", Side("", [Run(5.0, 1, 1)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
+    ])
+    text = bench_run.target_summary([sec])
+    assert text.startswith("Targets met: 1 of 3.")
+    assert "Missed: b (5.00×, target ≤ 2×)." in text
+    assert "Not measured (a side failed): c." in text
+
+
+def _plan(**kw):
+    args = dict(rows=10_000_000, polygons=1_000_000, geojson_polygons=100_000, runs=3, warmup=1,
+                startup_runs=10, area_sizes=[10_000, 100_000, 1_000_000], area_timeout=600.0)
+    args.update(kw)
+    return harness.estimate_plan(**args)
+
+
+def test_the_full_plan_fits_an_hour_and_the_quick_one_minutes():
+    full = sum(s for _, s in _plan())
+    quick = sum(s for _, s in _plan(rows=100_000, polygons=10_000, geojson_polygons=5_000,
+                                     runs=1, startup_runs=5,
+                                     only=[s for s in harness.SECTIONS if s != "area"]))
+    assert 20 * 60 < full < 60 * 60
+    assert quick < 5 * 60
+
+
+def test_the_plan_lists_only_the_chosen_sections_and_caps_the_curve_at_its_timeout():
+    names = [name for name, _ in _plan(only=["startup"])]
+    assert names == ["start-up: 2 commands and `python -c pass` ×11 each"]
+    slow = dict(_plan(only=["area"], area_sizes=[1_000_000], area_timeout=10_000))
+    fast = dict(_plan(only=["area"], area_sizes=[1_000_000], area_timeout=60))
+    assert fast["area curve at 1,000,000 polygons"] < slow["area curve at 1,000,000 polygons"]
+    built = [n for n, _ in _plan(only=["reports"])]
+    assert any(n.startswith("build the reports database") for n in built)
+    reused = [n for n, _ in _plan(only=["ingest", "reports"])]
+    assert not any(n.startswith("build the reports database") for n in reused)
+
+
+def test_sections_keep_their_order_and_unknown_names_are_refused():
+    assert bench_run.parse_sections("startup,ingest", None) == ["ingest", "startup"]
+    assert bench_run.parse_sections(None, "area") == ["ingest", "geo", "reports", "export",
+                                                      "startup"]
+    assert bench_run.parse_sections("area-detail", None) == ["area-detail"]
+    with pytest.raises(ValueError, match="unknown section report: valid are ingest, geo"):
+        bench_run.parse_sections("report", None)
+
+
+def test_every_format_holds_the_same_events(tmp_path):
+    paths = events_gen.write(57, tmp_path / "ev")
+    con = duckdb.connect()
+    readers = {"csv": "read_csv", "jsonl": "read_json", "parquet": "read_parquet"}
+    seen = {}
+    for fmt, path in paths.items():
+        assert events_gen.count_rows(path) == 57
+        seen[fmt] = con.execute(
+            f"SELECT list(event_id ORDER BY event_id), sum(input_tokens), sum(output_tokens), "
+            f"sum(credits::DECIMAL(18, 4)), count(DISTINCT user_id) FROM {readers[fmt]}(?)",
+            [str(path)]).fetchone()
+    assert seen["csv"] == seen["jsonl"] == seen["parquet"]
+    assert len(set(seen["csv"][0])) == 57
+
+
+def test_polygons_as_geoparquet_and_geojson(tmp_path):
+    import geopandas
+
+    assert events_gen.write_polygons(40, tmp_path / "p.parquet", "geoparquet") == 40
+    assert events_gen.write_polygons(30, tmp_path / "p.geojson", "geojson") == 30
+    assert len(geopandas.read_parquet(tmp_path / "p.parquet")) == 40
+    assert len(geopandas.read_file(tmp_path / "p.geojson")) == 30
+
+
+def test_measure_records_timeouts_and_the_memory_cap():
+    slow = harness.measure([PY, "-c", "import time; time.sleep(60)"], timeout=1.0)
+    assert slow.timed_out and not slow.ok and "timed out" in slow.error
+    hog = harness.measure([PY, "-c", "import time; b = bytearray(400 * 2**20); time.sleep(60)"],
+                          timeout=50.0, cap_mib=150)
+    assert hog.capped and not hog.timed_out and "memory cap" in hog.error
+    fine = harness.measure([PY, "-c", "print(42)"], timeout=60.0)
+    assert fine.ok and fine.stdout.strip() == "42" and fine.peak_rss_kib > 0
+
+
+def test_a_timed_out_curve_point_sits_at_the_timeout():
+    from area_scale import Timed
+
+    point = area_curve._combine([Timed(cmd=[], seconds=3.0, exit_code=0, output={}),
+                                 Timed(cmd=[], seconds=20.0, timed_out=True)], 20.0)
+    assert point.timed_out and point.seconds == 20.0 and point.note == "timed out (20 s)"
+    done = area_curve._combine([Timed(cmd=[], seconds=3.0, exit_code=0, output={}),
+                                Timed(cmd=[], seconds=4.0, exit_code=0, output={})], 20.0)
+    assert done.seconds == 7.0 and not done.timed_out
+
+
+def test_the_curve_png_is_drawn_with_a_timed_out_point(tmp_path):
+    pytest.importorskip("matplotlib")
+    results = [area_curve.CurveSize(n, points={
+        "usagectl": area_curve.Point(seconds=n / 1000),
+        "naive": area_curve.Point(seconds=n / 100) if n < 10_000 else
+        area_curve.Point(seconds=50.0, timed_out=True, note="timed out (50 s)"),
+        "st": area_curve.Point(note="DuckDB spatial not available"),
+    }) for n in (1_000, 10_000)]
+    png = tmp_path / "curve.png"
+    area_curve.plot(results, png, 50.0)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = area_curve.markdown(results, "curve.png", 50.0, "none")
+    assert "![Seconds against polygons for the three methods](curve.png)" in md
+    assert "| 10,000 | – | 10.0 | ≥ 50 (timed out (50 s)) | failed: DuckDB spatial" in md

@@ -151,48 +151,73 @@ def run_curve(sizes: list[int], *, timeout: float, workdir: Path | None,
     return results, spatial_note
 
 
+def _short(n: int) -> str:
+    """10000 → 10k, 1000000 → 1M (the chart's x ticks)."""
+    for div, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div and n % (div // 10) == 0:
+            return f"{n / div:g}{suffix}"
+    return f"{n:,}"
+
+
 def plot(results: list[CurveSize], png: Path, timeout: float) -> None:
     """Log–log chart of seconds against polygons, one line per method; timeouts as markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     colours = {"usagectl": "#1f77b4", "naive": "#d62728", "st": "#2ca02c"}
+    shift = {"usagectl": 1.0, "naive": 0.94, "st": 1.06}  # timed-out markers side by side
+    annotated: set[int] = set()
     any_timeout = False
     for method in METHODS:
-        xs = [r.n for r in results if (p := r.points.get(method)) and p.seconds is not None
-              and not p.timed_out]
-        ys = [r.points[method].seconds for r in results if r.n in xs]
+        done = [(r.n, p.seconds) for r in results if (p := r.points.get(method))
+                and p.seconds is not None and not p.timed_out]
         label = LABELS[method].replace("`", "")
-        if xs:
-            ax.plot(xs, ys, "o-", color=colours[method], label=label)
-        else:
-            ax.plot([], [], "o-", color=colours[method], label=label)
+        ax.plot([x for x, _ in done], [y for _, y in done], "o-", color=colours[method],
+                label=label)
         out = [r.n for r in results if (p := r.points.get(method)) and p.timed_out]
         if out:
             any_timeout = True
-            ax.plot(out, [timeout] * len(out), "^", color=colours[method], markersize=11,
+            xs = [x * shift[method] for x in out]
+            ax.plot(xs, [timeout] * len(xs), "^", color=colours[method], markersize=11,
                     markerfacecolor="none", markeredgewidth=2)
+            if done:  # from the last measured point to the first timeout
+                ax.plot([done[-1][0], xs[0]], [done[-1][1], timeout], ":",
+                        color=colours[method])
             for x in out:
-                ax.annotate("timed out", (x, timeout), textcoords="offset points",
-                            xytext=(6, -12), fontsize=8, color=colours[method])
+                if x not in annotated:
+                    annotated.add(x)
+                    ax.annotate("timed out", (x, timeout), textcoords="offset points",
+                                xytext=(0, -16), ha="center", fontsize=8, color="grey")
     if any_timeout:
         ax.axhline(timeout, color="grey", linestyle=":", linewidth=1)
-        ax.text(min(r.n for r in results), timeout, f" timeout {timeout:g} s", va="bottom",
-                fontsize=8, color="grey")
+        ax.set_ylim(top=timeout * 1.6)
+        ax.text(0.01, timeout, f"timeout {timeout:g} s", va="bottom", ha="left", fontsize=8,
+                color="grey", transform=ax.get_yaxis_transform())
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sizes = [r.n for r in results]
+    ax.set_xticks(sizes, [_short(n) for n in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("polygons (events)")
     ax.set_ylabel("wall seconds (one run)")
     ax.set_title("Unique area of a period: owner + per-user")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
     plt.close(fig)
+
+
+def _md(paragraph: str) -> str:
+    """A docstring paragraph as one Markdown line (reST ``code`` → `code`)."""
+    return " ".join(paragraph.split()).replace("``", "`")
 
 
 def markdown(results: list[CurveSize], png_name: str, timeout: float, spatial_note: str) -> str:
@@ -201,9 +226,9 @@ def markdown(results: list[CurveSize], png_name: str, timeout: float, spatial_no
     lines = [
         "## Unique-area report: scaling curve",
         "",
-        __doc__.split("\n\n")[1].replace("\n", " "),
+        _md(__doc__.split("\n\n")[1]),
         "",
-        __doc__.split("\n\n")[2].replace("\n", " ") + f" Spatial: {spatial_note}.",
+        _md(__doc__.split("\n\n")[2]) + f" Spatial: {spatial_note}.",
         "",
         f"![Seconds against polygons for the three methods]({png_name})",
         "",

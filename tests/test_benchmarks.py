@@ -181,3 +181,39 @@ def test_the_curve_png_is_drawn_with_a_timed_out_point(tmp_path):
     md = area_curve.markdown(results, "curve.png", 50.0, "none")
     assert "![Seconds against polygons for the three methods](curve.png)" in md
     assert "| 10,000 | – | 10.0 | ≥ 50 (timed out (50 s)) | failed: DuckDB spatial" in md
+
+
+def test_the_fallback_database_reports_what_an_ingest_reports(tmp_path):
+    """The reports benchmark's direct INSERT stands in for an ingest: same report, same events."""
+    import json
+    import subprocess
+
+    import speed
+
+    files = events_gen.write(300, tmp_path / "ev", ("csv",))
+    opts = speed.Options(rows=300, polygons=0, geojson_polygons=0, runs=1, warmup=0,
+                         startup_runs=1, timeout=120, cap_mib=2048, workdir=tmp_path,
+                         reports_from="insert", log=lambda m: None)
+    ingested = tmp_path / "ingested.duckdb"
+    subprocess.run(speed._ingest_cmd(ingested, files["csv"]), check=True, capture_output=True)
+    subprocess.run([*speed._usagectl(), "--db", str(ingested), "contracts", "load",
+                    str(_contract(tmp_path)), "-q"], check=True, capture_output=True)
+    inserted, how = speed.reports_db(opts, files, None)
+    assert how.startswith("built by a direct DuckDB INSERT")
+
+    def report(db, *view):
+        out = subprocess.run([*speed._usagectl(), "--db", str(db), "report", "-c",
+                              events_gen.CONTRACT_ID, *view, "--as-of", events_gen.AS_OF,
+                              "--format", "json"], check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)
+
+    a, b = report(ingested), report(inserted)
+    assert a["meters"] == b["meters"]
+    assert [m["owner_total"] for m in a["meters"]] != [0, 0, 0]
+    assert report(ingested, "--view", "users") == report(inserted, "--view", "users")
+
+
+def _contract(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(events_gen.CONTRACT, encoding="utf-8")
+    return path

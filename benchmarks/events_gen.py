@@ -103,7 +103,7 @@ SELECT
        ELSE '' END AS indicator_ids,
   {_list(NOTES)}[1 + {r(13, len(NOTES))}] AS note
 FROM range({n}) t(i)
-ORDER BY i
+
 """
 
 

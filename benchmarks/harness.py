@@ -329,9 +329,9 @@ def details(comps: Sequence[Comparison]) -> str:
 #: measured, usagectl at the issue's targets (today's code is slower: 29× the peer on CSV
 #: ingest). Generation is DuckDB's (events) or area_gen + geopandas (polygons).
 COST = {
-    "gen_events": 14.0,            # CSV + JSONL + Parquet of 1M events
+    "gen_events": 8.0,             # CSV + JSONL + Parquet of 1M events
     "csv": (1.3, 0.65),            # (usagectl, peer) ingest
-    "jsonl": (4.0, 2.0),
+    "jsonl": (1.6, 0.8),
     "parquet": (0.8, 0.4),
     "reingest": 1.3,
     "gen_polygons": 25.0,          # GeoParquet via geopandas, per 1M polygons

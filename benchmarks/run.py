@@ -68,6 +68,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _usagectl_limit() -> str:
+    try:
+        from usagectl.store.db import DEFAULT_MEMORY_LIMIT
+    except ImportError:
+        return "unknown"
+    return str(DEFAULT_MEMORY_LIMIT)
+
+
 def machine_description() -> list[str]:
     import duckdb
     import pyarrow
@@ -85,7 +93,10 @@ def machine_description() -> list[str]:
         f"- Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
         f"PyArrow {pyarrow.__version__}, usagectl {usagectl_version}",
         f"- DuckDB threads: {os.environ.get('USAGECTL_THREADS') or 'default (one per core)'}; "
-        "memory_limit: DuckDB default (80 % of RAM)",
+        "memory_limit: usagectl "
+        f"{os.environ.get('USAGECTL_MEMORY_LIMIT') or _usagectl_limit() + ' (its default)'}, "
+        "the peers DuckDB's "
+        "default (80 % of RAM)",
     ]
 
 

@@ -344,7 +344,7 @@ COST = {
     "log_csv": (3.0, 0.8),
     "export": (6.0, 0.8),
     "startup": 0.35,               # one process, either side
-    "process": 0.7,                # start-up + opening files of any measured process
+    "process": 1.5,                # fixed cost of one measured process (start-up, opening)
     "area_ingest": 26.0,           # unique-area curve, per 1M polygons, one run each
     "area_report": 30.0,
     "area_naive": 320.0,

@@ -105,6 +105,10 @@ def _fmt_load(load: tuple[float, float, float]) -> str:
 
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def parse_sections(only: str | None, skip: str | None) -> list[str]:
     """The sections to run, in their fixed order, from ``--only`` and ``--skip``.
 
@@ -132,6 +136,13 @@ def load_line(before: tuple[float, float, float], after: tuple[float, float, flo
                        if busy else ""))
 
 
+def _measured(c) -> str:  # type: ignore[no-untyped-def]
+    """What a comparison's target is judged on: the peak RSS, or the ratio (difference)."""
+    if c.target.kind == "rss":
+        return f"peak RSS {harness.fmt_mib(c.ours.peak_rss_kib)} MiB"
+    return c.ratio_text()
+
+
 def target_summary(sections: list) -> str:  # type: ignore[type-arg]
     comps = [c for s in sections for c in s.comparisons]
     met = [c for c in comps if c.verdict == "met"]
@@ -139,7 +150,7 @@ def target_summary(sections: list) -> str:  # type: ignore[type-arg]
     unknown = [c for c in comps if c.verdict == "–" and c.target.kind != "none"]
     parts = [f"Targets met: {len(met)} of {len(met) + len(missed) + len(unknown)}."]
     if missed:
-        parts.append("Missed: " + "; ".join(f"{c.work} ({c.ratio_text()}, target "
+        parts.append("Missed: " + "; ".join(f"{c.work} ({_measured(c)}, target "
                                             f"{c.target.describe()})" for c in missed) + ".")
     if unknown:
         parts.append("Not measured (a side failed): "
@@ -346,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Benchmarks measure "
         "and report; they are not tests and assert nothing. Each usagectl command is compared "
         "with its bare peer (DuckDB, or geopandas for polygons) in the same run, back to back: "
-        f"{args.warmup} warm-up run(s) of each side, then {args.runs} measured runs alternating "
-        "the two; the tables give each side's median, the ratio, issue 11's target and whether "
+        f"{_count(args.warmup, 'warm-up run')} of each side, then "
+        f"{_count(args.runs, 'measured run')} alternating the two; the tables give each side's median, the ratio, issue 11's target and whether "
         "it was met, and the largest peak RSS of the measured runs (`/usr/bin/time -v`, "
         "\"Maximum resident set size\" of the largest process). Every command is a new process, "
         "so start-up is included on both sides. The ratios are what to read: absolute seconds "

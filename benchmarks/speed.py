@@ -406,7 +406,8 @@ def export_section(o: Options, db: Path, how: str) -> Section:
 def startup_section(o: Options) -> Section:
     sec = Section("startup", "Start-up",
                   f"Median of {o.startup_runs} runs after a warm-up, alternating with "
-                  f"`python -c pass` of the same interpreter ({PY}). The target is a difference: "
+                  "`python -c pass` of the interpreter usagectl runs on (its virtual "
+                  "environment's). The target is a difference: "
                   "usagectl's median minus Python's ≤ +0.15 s; the *ratio* column shows it.")
     for work, argv in (("`usagectl --version`", ["--version"]),
                        ("`usagectl report --help`", ["report", "--help"])):

@@ -78,10 +78,13 @@ def test_target_summary_lists_misses_and_failures():
         Comparison("a", Side("", [Run(1.0, 1, 0)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
         Comparison("b", Side("", [Run(5.0, 1, 0)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
         Comparison("c", Side("", [Run(5.0, 1, 1)]), Side("", [Run(1.0, 1, 0)]), Target("ratio", 2)),
+        Comparison("log", Side("", [Run(9.0, 740 * 1024, 0)]), Side("", [Run(1.0, 1, 0)]),
+                   Target("rss", 500)),
     ])
     text = bench_run.target_summary([sec])
-    assert text.startswith("Targets met: 1 of 3.")
-    assert "Missed: b (5.00×, target ≤ 2×)." in text
+    assert text.startswith("Targets met: 1 of 4.")
+    assert "Missed: b (5.00×, target ≤ 2×); log (peak RSS 740 MiB, target peak RSS ≤ 500 MiB)."\
+        in text
     assert "Not measured (a side failed): c." in text
 
 

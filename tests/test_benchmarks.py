@@ -183,7 +183,7 @@ def test_the_curve_png_is_drawn_with_a_timed_out_point(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = area_curve.markdown(results, "curve.png", 50.0, "none")
     assert "![Seconds against polygons for the three methods](curve.png)" in md
-    assert "| 10,000 | – | 10.0 | ≥ 50 (timed out (50 s)) | failed: DuckDB spatial" in md
+    assert "| 10,000 | – | 10.0 | ≥ 50 (timed out) | failed: DuckDB spatial" in md
 
 
 def test_the_fallback_database_reports_what_an_ingest_reports(tmp_path):

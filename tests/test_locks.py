@@ -21,9 +21,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import write
+from tests.conftest import HECTARE_AREA, write
 
 USAGECTL = [sys.executable, "-m", "usagectl"]
+
+pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(),
+                                reason="watches locks in /proc/locks (Linux)")
 
 CONTRACT = """
 [[contract]]
@@ -101,13 +104,28 @@ def _staging_db(db: Path) -> bool:
     return any(p.name.endswith(".duckdb") for p in _staging_files(db))
 
 
+def _writer(db: Path) -> int | None:
+    """The pid of the process holding the database's write lock, from /proc/locks (reading it
+    takes no lock, so polling never disturbs the processes under test)."""
+    ino = os.stat(db).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "POSIX" and parts[3] == "WRITE" \
+                and parts[5].rsplit(":", 1)[-1] == str(ino):
+            return int(parts[4])
+    return None
+
+
 def _locked(db: Path) -> bool:
     """True while another process holds the database read-write."""
-    try:
-        duckdb.connect(str(db), read_only=True).close()
-    except duckdb.IOException as exc:
-        return "lock" in str(exc).lower()
-    return False
+    return _writer(db) is not None
+
+
+def _waiting(proc: subprocess.Popen) -> None:
+    """Block until ``proc`` says on stderr that it waits for the database."""
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "waiting up to" in line, line + proc.stderr.read()
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
@@ -183,7 +201,7 @@ def test_a_report_during_the_commit_waits_and_succeeds(loaded: Path, big: Path) 
         if _locked(loaded):  # (else the commit had already ended: the report just runs)
             report = _start("--db", loaded, "report", "-c", "c", "--as-of", AS_OF,
                             "--format", "json")
-            time.sleep(1.0)  # let it meet the lock (it retries; nothing asserts a time)
+            _waiting(report)  # it met the lock and waits
     finally:
         ingest.send_signal(signal.SIGCONT)
     assert ingest.wait(timeout=600) == 0
@@ -282,21 +300,66 @@ def test_kill_during_commit(loaded: Path, big: Path, tmp_path: Path) -> None:
     _after_kill(loaded, big, tmp_path)
 
 
-def test_reports_at_once_while_one_writes_the_area_cache(sample: Callable, db_path: Path) -> None:
-    """Each report stores area tiles when it closes (a short write): the others still open."""
-    args = ["--db", db_path, "report", "-c", "acme-farms-2026", "--as-of", "2026-06-30T00:00:00Z",
+@pytest.fixture
+def fields(cli, tmp_path: Path, db_path: Path) -> list:  # noqa: ANN001
+    """A database of boundaries in a few area tiles; the arguments of its area report."""
+    rows = "event_id,ts,owner_id,user_id,product,geometry\n" + "".join(
+        f'f{i},2026-02-{1 + i % 27:02d}T10:00:00Z,acme,u{i % 3},FIELDS_BOUNDARY,'
+        f'"POLYGON(({x} {y},{x + 0.02} {y},{x + 0.02} {y + 0.01},{x} {y + 0.01},{x} {y}))"\n'
+        for i, (x, y) in enumerate((5.01 + 0.013 * k, 50.01 + 0.07 * (k % 5)) for k in range(60)))
+    assert cli("ingest", write(tmp_path / "f.csv", rows)).exit_code == 0
+    assert cli("contracts", "load", write(tmp_path / "a.toml", HECTARE_AREA)).exit_code == 0
+    return ["--db", db_path, "report", "-c", "c", "--as-of", "2026-06-30T00:00:00Z",
             "--format", "json"]
+
+
+def _clear_cache(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM area_tiles")  # so that the next report writes the cache again
+    con.close()
+
+
+def test_reports_at_once_while_one_writes_the_area_cache(fields: list, db_path: Path) -> None:
+    """Each report stores area tiles when it closes (a short write): the others still open."""
     for _ in range(3):
-        con = duckdb.connect(str(db_path))
-        con.execute("DELETE FROM area_tiles")  # so that every report writes the cache again
-        con.close()
-        procs = [_start(*args) for _ in range(3)]
+        _clear_cache(db_path)
+        procs = [_start(*fields) for _ in range(3)]
         outs = []
         for p in procs:
             out, err = p.communicate(timeout=300)
             assert p.returncode == 0, out + err
             outs.append(json.loads(out))
         assert outs[0] == outs[1] == outs[2]
+
+
+def test_a_report_opens_while_another_writes_the_area_cache(fields: list, db_path: Path) -> None:
+    """Report A is frozen inside its cache write (holding the write lock); report B, started
+    then, waits for it and both succeed with the same figures."""
+    args = fields
+    for _ in range(10):  # the write lasts milliseconds: catch it (polling takes no lock)
+        _clear_cache(db_path)
+        a = _start(*args)
+        while a.poll() is None and _writer(db_path) != a.pid:
+            pass
+        if a.poll() is None:
+            a.send_signal(signal.SIGSTOP)
+            break
+        a.communicate()
+    else:
+        pytest.skip("never caught a cache write in progress")
+    try:
+        assert _writer(db_path) == a.pid
+        b = _start(*args)
+        _waiting(b)
+    finally:
+        a.send_signal(signal.SIGCONT)
+    out_a, err_a = a.communicate(timeout=300)
+    out_b, err_b = b.communicate(timeout=300)
+    assert a.returncode == 0, out_a + err_a
+    assert b.returncode == 0, out_b + err_b
+    assert json.loads(out_a) == json.loads(out_b)
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM area_tiles").fetchone()[0] > 0  # A wrote it
 
 
 def test_a_report_waits_for_a_short_writer(loaded: Path) -> None:
@@ -306,7 +369,7 @@ def test_a_report_waits_for_a_short_writer(loaded: Path) -> None:
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
     report = _start("--db", loaded, "report", "-c", "c", "--as-of", AS_OF, "--format", "json")
-    time.sleep(1.0)  # the report meets the lock (nothing asserts a time)
+    _waiting(report)  # the report met the lock
     assert holder.stdin is not None
     holder.stdin.close()
     holder.wait()

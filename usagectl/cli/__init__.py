@@ -198,7 +198,12 @@ def _root(
     from usagectl.store import lockwait
 
     STATE.db, STATE.format, STATE.quiet = db, fmt, quiet
-    lockwait.set_lock_wait(wait)  # checked by its parser: 0 to MAX_WAIT seconds
+    lockwait.set_lock_wait(wait, _note_wait)  # checked by its parser: 0 to MAX_WAIT seconds
+
+
+def _note_wait(note: str) -> None:
+    if not STATE.quiet:
+        Env().err.print(f"usagectl: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def resolve(db: str | None, fmt: str | None, quiet: bool = False,
@@ -210,7 +215,8 @@ def resolve(db: str | None, fmt: str | None, quiet: bool = False,
                          f"{one_of(allowed)}", {"option": "--format", "value": chosen,
                                                 "valid": list(allowed)})
     STATE.format = chosen
-    return db or STATE.db, chosen, Env(quiet=quiet or STATE.quiet)
+    STATE.quiet = quiet or STATE.quiet  # a command's own -q silences notes from the library too
+    return db or STATE.db, chosen, Env(quiet=STATE.quiet)
 
 
 def _interrupted(exc: BaseException) -> bool:

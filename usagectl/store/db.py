@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from usagectl import __version__
+from usagectl.store import lockwait
 from usagectl.store.lockwait import lock_wait
 from usagectl.errors import (DatabaseLockedError, IOFailure, NotFoundError, UsagectlError,
                              ValidationError)
@@ -210,13 +211,19 @@ def connect(db: str | os.PathLike[str] | None = None, *, read_only: bool = False
     limit = lock_wait() if wait is None else wait
     deadline = time.monotonic() + limit
     pause = 0.02
+    told = False
     while True:
         try:
             return _connect_once(db, read_only=read_only, create=create, waited=limit)
-        except DatabaseLockedError:
+        except DatabaseLockedError as exc:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
+            if not told:
+                told = True
+                who = f"process {exc.details['pid']}" if exc.details.get("pid") else "another process"
+                lockwait.waiting(f"database {exc.details['path']} is in use by {who}; waiting up "
+                                 f"to {limit:g} s for it (--wait)")
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.25)
 

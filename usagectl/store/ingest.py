@@ -2,20 +2,22 @@
 
 How every row is accounted for:
 
-1. A reader (``usagectl.sources.readers``) yields every record of the file in bounded chunks;
-   records it cannot split into values are yielded too, with a reason.
-2. Each chunk's geometries are parsed, reprojected and repaired with shapely; then one SQL
-   statement types and checks every value and appends the chunk to a staging table in the
-   database file (so memory stays flat however large the file is).
-3. One transaction classifies each valid row against the stored events and the earlier rows of
-   the same file — *accepted*, *duplicate* (same ``(owner_id, event_id)``, same content) or
-   *conflict* (same key, different content: rejected, the stored event is never replaced) —
-   inserts the accepted events and the rejects, checks
-   ``rows_read = accepted + duplicates + rejected``, and marks the ingest ``ok``. Anything that
-   goes wrong rolls the whole file back.
+1. A short write transaction records the ingest ``running`` and claims its staging file
+   (``usagectl.store.db.StagingClaim``); the database is closed again.
+2. A reader (``usagectl.sources.readers``) yields every record of the file in bounded chunks;
+   records it cannot split into values are yielded too, with a reason. Each chunk's geometries
+   are parsed, reprojected and repaired with shapely; then one SQL statement types and checks
+   every value and appends the chunk to a staging table in the ingest's own staging file beside
+   the database (so memory stays flat, and the database is not held meanwhile).
+3. One transaction, with the staging file attached read-only, classifies each valid row against
+   the stored events and the earlier rows of the same file — *accepted*, *duplicate* (same
+   ``(owner_id, event_id)``, same content) or *conflict* (same key, different content:
+   rejected, the stored event is never replaced) — inserts the accepted events and the rejects,
+   checks ``rows_read = accepted + duplicates + rejected``, and marks the ingest ``ok``.
+   Anything that goes wrong rolls the whole file back.
 
-The staging table and the ``running`` ingest row are committed before step 3, so a process
-killed mid-file leaves no event behind, and the next writer marks that ingest ``failed``.
+A process killed mid-file leaves no event behind; the next writer finds its claim released,
+marks that ingest ``failed`` and removes its staging file (docs/ingest.md "Locks").
 """
 
 from __future__ import annotations

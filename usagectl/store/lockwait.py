@@ -6,6 +6,8 @@ DuckDB (start-up time).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 #: How long a command waits, by default, for a lock another process holds on the database
 #: before it fails with ``database_locked``. Long enough for an ingest's commit of a file of a
 #: few million rows; short enough that a cron job stuck behind a program that holds the file
@@ -15,12 +17,20 @@ DEFAULT_WAIT = 20.0
 MAX_WAIT = 86_400.0
 
 _lock_wait: float | None = None
+_notify: Callable[[str], None] | None = None
 
 
-def set_lock_wait(seconds: float | None) -> None:
-    """Set the wait of every later open that does not give its own (``--wait``; None: default)."""
-    global _lock_wait
-    _lock_wait = seconds
+def set_lock_wait(seconds: float | None, notify: Callable[[str], None] | None = None) -> None:
+    """Set the wait of every later open that does not give its own (``--wait``; None: default),
+    and what to call with a note when an open starts waiting (the CLI prints it on stderr)."""
+    global _lock_wait, _notify
+    _lock_wait, _notify = seconds, notify
+
+
+def waiting(note: str) -> None:
+    """An open starts waiting for a lock: say so (a silent pause looks like a hang)."""
+    if _notify is not None:
+        _notify(note)
 
 
 def lock_wait() -> float:

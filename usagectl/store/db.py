@@ -3,8 +3,10 @@
 Every connection is made the same way: no network (DuckDB's automatic install and load of known
 extensions is off, so nothing is ever downloaded at run time), progress bar off (DuckDB prints it
 on *stdout*, which breaks CSV and JSON output — RELIABILITY.md), session time zone UTC (naive
-timestamps would otherwise follow the machine's zone), and a lock conflict turned into a
-:class:`DatabaseLockedError` that names the cause instead of a traceback. A file that is not a
+timestamps would otherwise follow the machine's zone), and a lock another process holds retried
+for up to ``--wait`` seconds, then turned into a :class:`DatabaseLockedError` that names the cause
+instead of a traceback. An ingest's staging files beside the database, and how a writer tells a
+live ingest from a dead one, are here too (:class:`StagingClaim`; docs/ingest.md "Locks"). A file that is not a
 DuckDB database (a SQLite file, text) is refused before DuckDB opens it.
 """
 
@@ -412,7 +414,12 @@ class StagingClaim:
         """Claim ingest ``ingest_id`` (call under the database's write lock, before committing
         its ``running`` row); a leftover file of a dead process with the same id is taken over."""
         claim = cls(db_path, ingest_id)
-        fd = os.open(claim.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fd = os.open(claim.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+        except OSError as exc:
+            raise IOFailure(f"cannot create {claim.lock_path} (an ingest stages its file beside "
+                            f"the database): {exc.strerror}", {"path": str(claim.lock_path)}) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -20,7 +20,8 @@ from typer import _click
 from typer.core import TyperGroup
 
 from usagectl import __version__
-from usagectl.cli.options import DbOption, FormatOption, GlobalFormatOption, QuietOption, one_of
+from usagectl.cli.options import (DbOption, FormatOption, GlobalFormatOption, QuietOption,
+                                  WaitOption, one_of)
 from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers import jsonout
 from usagectl.renderers.console import Env
@@ -190,10 +191,19 @@ def _root(
     db: DbOption = None,
     fmt: GlobalFormatOption = None,
     quiet: QuietOption = False,
+    wait: WaitOption = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
+    from usagectl.store import lockwait
+
     STATE.db, STATE.format, STATE.quiet = db, fmt, quiet
+    lockwait.set_lock_wait(wait, _note_wait)  # checked by its parser: 0 to MAX_WAIT seconds
+
+
+def _note_wait(note: str) -> None:
+    if not STATE.quiet:
+        Env().err.print(f"usagectl: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def resolve(db: str | None, fmt: str | None, quiet: bool = False,
@@ -205,7 +215,8 @@ def resolve(db: str | None, fmt: str | None, quiet: bool = False,
                          f"{one_of(allowed)}", {"option": "--format", "value": chosen,
                                                 "valid": list(allowed)})
     STATE.format = chosen
-    return db or STATE.db, chosen, Env(quiet=quiet or STATE.quiet)
+    STATE.quiet = quiet or STATE.quiet  # a command's own -q silences notes from the library too
+    return db or STATE.db, chosen, Env(quiet=STATE.quiet)
 
 
 def _interrupted(exc: BaseException) -> bool:

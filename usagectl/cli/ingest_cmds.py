@@ -69,8 +69,9 @@ def ingest(
     options = check_options(IngestOptions(
         owner=owner, mapping=parse_mapping(map_ or []), crs=crs, tz=tz, strict=strict,
         format=source_format, product=product, routes=list(route or [])))
-    with session(db) as con:
-        results = _run_with_progress(con, paths, options, env)
+    # The database is opened read-write only for each file's short transactions (docs/ingest.md
+    # "Locks"), so reports keep running while files are read.
+    results = _run_with_progress(db, paths, options, env)
     totals = ingest_totals(results)
     if fmt == "json":
         env.write(jsonout.dumps({"files": [r.to_dict() for r in results], "totals": totals}))
@@ -93,17 +94,17 @@ def ingest_totals(results: list[FileResult]) -> dict[str, int]:
     return totals
 
 
-def _run_with_progress(con, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]
+def _run_with_progress(db, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]
     from usagectl.store.ingest import ingest_paths
 
     if env.quiet or not env.stderr_is_tty:
-        return ingest_paths(con, paths, options)
+        return ingest_paths(db, paths, options)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=env.err, transient=True) as bar:
         def start(path: Path, size: int):  # type: ignore[no-untyped-def]
             task = bar.add_task(safe(path.name), total=size or 1)
             return lambda done, total: bar.update(task, completed=done)
-        return ingest_paths(con, paths, options, progress=start)
+        return ingest_paths(db, paths, options, progress=start)
 
 
 def display_path(path: str, width: int) -> str:

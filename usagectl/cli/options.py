@@ -44,6 +44,23 @@ TableJsonFormatOption = Annotated[str | None, typer.Option(
 GlobalFormatOption = Annotated[str | None, typer.Option(
     "--format", "-f", help="Output format: table, json or csv (report also html).",
     show_default=False)]
+def _wait_seconds(value: str | None) -> float | None:
+    from usagectl.store.lockwait import MAX_WAIT
+
+    if value is None:
+        return None
+    try:
+        return seconds(value, "--wait", MAX_WAIT)
+    except UsageError as exc:  # Click reports it as a usage error (exit 2), JSON too
+        raise typer.BadParameter(exc.message.removeprefix("--wait ")) from None
+
+
+WaitOption = Annotated[float | None, typer.Option(
+    "--wait", envvar="USAGECTL_WAIT", metavar="SECONDS", show_default=False,
+    parser=_wait_seconds,
+    help="While another process holds the database (an ingest committing, say), retry opening "
+         "it for up to SECONDS before failing with database_locked (default 20; 0 fails at "
+         "once).")]
 QuietOption = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print nothing on success except data asked for with --format "
                           "json/csv/html or --out; errors still go to stderr.")]
@@ -102,6 +119,21 @@ def day(text: str | None, option: str) -> dt.date | None:
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a day: write YYYY-MM-DD, e.g. 2026-03-01",
                          {"option": option, "value": text}) from None
+
+
+def seconds(text: str, option: str, most: float) -> float:
+    """A number of seconds from 0 to ``most`` (``--wait``): 0, 2.5, 30."""
+    import math
+
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= most:
+        raise UsageError(f"{option} {text!r} is not a number of seconds: write a number from 0 "
+                         f"to {most:g} (0 fails at once when the database is busy)",
+                         {"option": option, "value": text, "valid": f"0 to {most:g}"})
+    return value
 
 
 def rows(value: int | None, option: str) -> int | None:

@@ -12,8 +12,10 @@ Entries are grouped by scope (contract, meter, period, tile size, engine version
 for a tile replaces the scope's previous one, so the table holds at most one entry per tile and
 scope. Reports open the database read-only so that several can run at once: their new entries
 wait in memory and are written in one short write transaction when the report's session closes
-(``usagectl.store.db.defer_write``). If another process holds the file then, they are dropped (the next report
-recomputes them); a cache is never worth a failed report.
+(``usagectl.store.db.defer_write``). That write tries the lock once, without waiting: if another
+process has the file open then, the entries are dropped (the next report recomputes them); a cache
+is never worth a failed or delayed report. A command opening the file during the write waits for
+it (``--wait``), so the write does not make it fail.
 """
 
 from __future__ import annotations

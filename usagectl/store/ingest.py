@@ -2,20 +2,22 @@
 
 How every row is accounted for:
 
-1. A reader (``usagectl.sources.readers``) yields every record of the file in bounded chunks;
-   records it cannot split into values are yielded too, with a reason.
-2. Each chunk's geometries are parsed, reprojected and repaired with shapely; then one SQL
-   statement types and checks every value and appends the chunk to a staging table in the
-   database file (so memory stays flat however large the file is).
-3. One transaction classifies each valid row against the stored events and the earlier rows of
-   the same file — *accepted*, *duplicate* (same ``(owner_id, event_id)``, same content) or
-   *conflict* (same key, different content: rejected, the stored event is never replaced) —
-   inserts the accepted events and the rejects, checks
-   ``rows_read = accepted + duplicates + rejected``, and marks the ingest ``ok``. Anything that
-   goes wrong rolls the whole file back.
+1. A short write transaction records the ingest ``running`` and claims its staging file
+   (``usagectl.store.db.StagingClaim``); the database is closed again.
+2. A reader (``usagectl.sources.readers``) yields every record of the file in bounded chunks;
+   records it cannot split into values are yielded too, with a reason. Each chunk's geometries
+   are parsed, reprojected and repaired with shapely; then one SQL statement types and checks
+   every value and appends the chunk to a staging table in the ingest's own staging file beside
+   the database (so memory stays flat, and the database is not held meanwhile).
+3. One transaction, with the staging file attached read-only, classifies each valid row against
+   the stored events and the earlier rows of the same file — *accepted*, *duplicate* (same
+   ``(owner_id, event_id)``, same content) or *conflict* (same key, different content:
+   rejected, the stored event is never replaced) — inserts the accepted events and the rejects,
+   checks ``rows_read = accepted + duplicates + rejected``, and marks the ingest ``ok``.
+   Anything that goes wrong rolls the whole file back.
 
-The staging table and the ``running`` ingest row are committed before step 3, so a process
-killed mid-file leaves no event behind, and the next writer marks that ingest ``failed``.
+A process killed mid-file leaves no event behind; the next writer finds its claim released,
+marks that ingest ``failed`` and removes its staging file (docs/ingest.md "Locks").
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +40,7 @@ import pyarrow as pa
 
 from usagectl import __version__
 from usagectl.errors import (
+    DatabaseLockedError,
     InternalError,
     IOFailure,
     UsageError,
@@ -42,6 +48,7 @@ from usagectl.errors import (
     ValidationError,
 )
 from usagectl.sources.columns import CANONICAL
+from usagectl.store import db
 from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, same_shape
 from usagectl.sources.readers import FORMATS, Source, count_lines, is_supported, open_source
 from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
@@ -520,11 +527,59 @@ class _Interrupted(Exception):
     pass
 
 
-def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str], options: IngestOptions,
-                 progress: Callable[[Path, int], ProgressCallback] | None = None
-                 ) -> list[FileResult]:
-    """Ingest every file; a file that fails is recorded and the others still run."""
+class MainDatabase:
+    """How an ingest reaches the main database (docs/ingest.md "Locks").
+
+    Given a path, each short transaction opens the file read-write (waiting up to ``wait``
+    seconds for another process's lock, see ``usagectl.store.db.connect``) and closes it again,
+    so readers and other ingests run while a file is read and staged. Given an open connection
+    (a library caller holding the file), that connection is used throughout.
+    """
+
+    def __init__(self, target: duckdb.DuckDBPyConnection | str | os.PathLike[str] | None,
+                 wait: float | None = None) -> None:
+        self.wait = wait
+        if isinstance(target, duckdb.DuckDBPyConnection):
+            self.con: duckdb.DuckDBPyConnection | None = target
+            found = db._database_path(target)
+            self.path = found.resolve() if found is not None else None
+        else:
+            self.con = None
+            self.path = db.resolve_db_path(target).resolve()
+            self.given = target
+
+    @contextmanager
+    def writing(self, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection for one short piece of work."""
+        if self.con is not None:
+            yield self.con
+            return
+        con = db.connect(self.given, wait=self.wait if wait is None else wait)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def staging_home(self) -> Path:
+        """Where staging files go: beside the database (a temp folder for one in memory)."""
+        if self.path is not None:
+            return self.path
+        return Path(tempfile.gettempdir()) / f"usagectl-{os.getpid()}.duckdb"
+
+
+def ingest_paths(target: duckdb.DuckDBPyConnection | str | os.PathLike[str] | None,
+                 paths: Iterable[str], options: IngestOptions,
+                 progress: Callable[[Path, int], ProgressCallback] | None = None,
+                 *, wait: float | None = None) -> list[FileResult]:
+    """Ingest every file; a file that fails is recorded and the others still run.
+
+    ``target`` is the database path (``--db``; opened only for short transactions, see
+    :class:`MainDatabase`) or an open read-write connection.
+    """
     options = check_options(options)
+    main = MainDatabase(target, wait)
+    with main.writing():
+        pass  # the database opens (created, migrated, checked) before any file is read
     files = expand_paths(paths)
     if not files:
         raise IOFailure("no ingestible files found (known formats: .csv .tsv .parquet .geojson "
@@ -532,7 +587,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str], options: 
     results = []
     for f in files:
         cb = progress(f, f.stat().st_size) if progress else None
-        results.append(ingest_file(con, f, options, cb))
+        results.append(ingest_file(main, f, options, cb))
     return results
 
 
@@ -566,85 +621,127 @@ def check_options(options: IngestOptions) -> IngestOptions:
     return replace(options, format=fmt)
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, options: IngestOptions,
+#: The staging table's name inside an ingest's staging file.
+STAGE_TABLE = "staged"
+#: The name the staging file is attached under, read-only, for the commit.
+STAGE_SCHEMA = "ingest_stage"
+
+
+def ingest_file(target: MainDatabase | duckdb.DuckDBPyConnection | str | os.PathLike[str] | None,
+                path: Path, options: IngestOptions,
                 progress: ProgressCallback | None = None) -> FileResult:
-    """Ingest one file atomically; returns its result, recording failures instead of raising."""
+    """Ingest one file atomically; returns its result, recording failures instead of raising.
+
+    Three steps, the database's write lock taken only in the first and the last
+    (docs/ingest.md "Locks"): (1) a short transaction records the ingest as ``running`` and
+    claims its staging file; (2) the file is read, typed and checked into that staging file
+    with the database closed; (3) one transaction attaches the staging file read-only,
+    classifies and inserts the rows and marks the ingest ``ok``.
+    """
+    main = target if isinstance(target, MainDatabase) else MainDatabase(target)
     started = time.monotonic()
     result = FileResult(path=str(path))
-    ingest_id = con.execute("SELECT nextval('ingest_id_seq')").fetchone()[0]  # type: ignore[index]
-    result.ingest_id = ingest_id
-    started_at = datetime.now(UTC)
     opts = {"owner": options.owner, "map": options.mapping, "crs": options.crs, "tz": options.tz,
             "strict": options.strict, "format": options.format, "product": options.product,
             "routes": options.routes}
-    con.execute(
-        "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
-        "VALUES (?, ?, ?, 'running', ?, ?)",
-        [ingest_id, str(path), started_at, json.dumps(opts), __version__])
-    stage = f"staging_{int(ingest_id)}"
+    try:
+        with main.writing() as con:
+            ingest_id = int(con.execute("SELECT nextval('ingest_id_seq')").fetchone()[0])  # type: ignore[index]
+            claim = db.StagingClaim.take(main.staging_home(), ingest_id)
+            try:
+                con.execute(
+                    "INSERT INTO ingests (id, path, started_at, status, options, tool_version) "
+                    "VALUES (?, ?, ?, 'running', ?, ?)",
+                    [ingest_id, str(path), datetime.now(UTC), json.dumps(opts), __version__])
+            except BaseException:
+                claim.release()
+                raise
+    except UsagectlError as exc:  # the database could not be opened (locked, say): not recorded
+        result.status, result.error, result.error_code = "failed", exc.message, exc.code
+        result.seconds = time.monotonic() - started
+        return result
+    result.ingest_id = ingest_id
+    size: int | None = None
+    committing = False
     try:
         result.sha256, size = file_digest(path)
-        con.execute("UPDATE ingests SET sha256 = ?, size_bytes = ? WHERE id = ?",
-                    [result.sha256, size, ingest_id])
         source = open_source(path, options.mapping, options.owner is not None, options.format)
         result.format = source.format  # known now, so that a failure below records it
-        _stage_file(con, source, stage, options, progress, size)
+        stage_con = db.staging_connect(claim.path)
+        try:
+            _stage_file(stage_con, source, STAGE_TABLE, options, progress, size)
+        finally:
+            stage_con.close()
         result.format = source.format  # reading may refine it (a .json array is "json")
         result.blank_lines = source.stats.blank_lines
-        _commit(con, stage, ingest_id, source, options, result)
+        committing = True
+        with main.writing() as con:
+            con.execute("UPDATE ingests SET sha256 = ?, size_bytes = ? WHERE id = ?",
+                        [result.sha256, size, ingest_id])
+            con.execute(f"ATTACH ? AS {STAGE_SCHEMA} (READ_ONLY)", [str(claim.path)])
+            try:
+                _commit(con, f"{STAGE_SCHEMA}.{STAGE_TABLE}", ingest_id, source, options, result)
+            finally:
+                con.execute(f"DETACH {STAGE_SCHEMA}")
     except UsagectlError as exc:
-        _record_failure(con, ingest_id, result, exc.message, exc.code)
+        message = exc.message
+        if committing and isinstance(exc, DatabaseLockedError):
+            message = (f"{path}: read and checked, but not committed: {exc.message} Nothing from "
+                       "this file was stored; ingest it again")
+        # Just waited the whole --wait for the lock: recording the failure tries once more only.
+        _record_failure(main, ingest_id, result, message, exc.code, size,
+                        wait=0 if isinstance(exc, DatabaseLockedError) else None)
     except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
-        _record_failure(con, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
-                        "io_error" if isinstance(exc, OSError) else "internal_error")
+        _record_failure(main, ingest_id, result, f"{path}: {type(exc).__name__}: {exc}",
+                        "io_error" if isinstance(exc, OSError) else "internal_error", size)
     except KeyboardInterrupt:
-        _record_failure(con, ingest_id, result, f"{path}: interrupted; nothing from this file "
-                        "was stored", "interrupted")
+        _record_failure(main, ingest_id, result, f"{path}: interrupted; nothing from this file "
+                        "was stored", "interrupted", size, wait=0)
         raise
     except Exception as exc:  # a bug must not abort the other files nor leave 'running' rows
-        _record_failure(con, ingest_id, result, f"{path}: internal error ({type(exc).__name__}: "
+        _record_failure(main, ingest_id, result, f"{path}: internal error ({type(exc).__name__}: "
                         f"{exc}); nothing from this file was stored. This is a bug in usagectl "
-                        f"{__version__}; please report it with the file", "internal_error")
+                        f"{__version__}; please report it with the file", "internal_error", size)
     finally:
-        try:
-            con.execute(f"DROP TABLE IF EXISTS {stage}")
-        except duckdb.Error:
-            pass  # left for recover_interrupted on the next write
+        claim.release()  # removes the staging file; a kill leaves it to the next writer
         result.seconds = time.monotonic() - started
     return result
 
 
-def _record_failure(con: duckdb.DuckDBPyConnection, ingest_id: int, result: FileResult,
-                    message: str, code: str) -> None:
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass  # no transaction was open
+def _record_failure(main: MainDatabase, ingest_id: int, result: FileResult, message: str,
+                    code: str, size: int | None, wait: float | None = None) -> None:
     result.status, result.error, result.error_code = "failed", message, code
     result.accepted = result.duplicates = result.repaired = 0
     try:
-        con.execute(
-            "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
-            "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, "
-            "repaired = 0, blank_lines = ? WHERE id = ?",
-            [message, datetime.now(UTC), result.format, result.rows_read, result.rejected,
-             result.conflicts, result.blank_lines, ingest_id])
-    except duckdb.Error:
-        # The connection itself broke (e.g. a failed COMMIT). The ingest row stays 'running'
-        # and the next writer marks it failed; nothing from the file was stored.
+        with main.writing(wait) as con:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # no transaction was open
+            con.execute(
+                "UPDATE ingests SET status = 'failed', error = ?, finished_at = ?, format = ?, "
+                "sha256 = coalesce(?, sha256), size_bytes = coalesce(?, size_bytes), "
+                "rows_read = ?, accepted = 0, duplicates = 0, rejected = ?, conflicts = ?, "
+                "repaired = 0, blank_lines = ? WHERE id = ?",
+                [message, datetime.now(UTC), result.format, result.sha256, size,
+                 result.rows_read, result.rejected, result.conflicts, result.blank_lines,
+                 ingest_id])
+    except (duckdb.Error, UsagectlError):
+        # The connection broke (e.g. a failed COMMIT) or the database stayed locked. The ingest
+        # row stays 'running' and the next writer marks it failed; nothing from the file was
+        # stored.
         result.error = (f"{message} (the failure could not be recorded now; the next usagectl "
                         "command that writes will list this ingest as failed)")
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
                 options: IngestOptions, progress: ProgressCallback | None, size: int) -> None:
-    """Read, check and stage every record of the file (committed, outside the final txn)."""
+    """Read, check and stage every record of the file into ``stage`` on ``con``: the staging
+    file's connection (the main database is not open meanwhile; see :func:`ingest_file`)."""
     con.execute(f"DROP TABLE IF EXISTS {stage}")
-    # Typed columns come from the events table so that the two can never drift apart.
-    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_name = 'events'").fetchall())
+    # Typed columns are the events table's (one list in usagectl.store.db): they never drift.
     columns = ["rownum BIGINT", "line BIGINT", "reason VARCHAR", "raw VARCHAR",
-               "repaired BOOLEAN"] + [f"{c} {types[c]}" for c in _STAGE_COLUMNS[5:]]
+               "repaired BOOLEAN"] + [f"{c} {db.EVENT_TYPES[c]}" for c in _STAGE_COLUMNS[5:]]
     con.execute(f"CREATE TABLE {stage} ({', '.join(columns)})")  # names from fixed lists
     user_crs = parse_crs(options.crs)
     crs = user_crs

@@ -97,7 +97,7 @@ def report(
             applies = OPTION_VIEWS[option]
             raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
                              f"--view {view}", {"option": option, "views": list(applies)})
-    from usagectl.reports.breakdown import BUCKETS, GROUPS  # loads the area engine: only here
+    from usagectl.reports.breakdown import BUCKETS, GROUPS
 
     first, last = opt.day(date_from, "--from"), opt.day(date_to, "--to")
     if first and last and first > last:

@@ -18,7 +18,7 @@ import duckdb
 
 from usagectl.contracts import Meter
 from usagectl.contracts.model import ALL_PRODUCTS
-from usagectl.meters.select import Window, meter_filter
+from usagectl.meters.select import Window, meter_conditions, meter_filter, window_conditions
 
 #: How many of a column's values a note shows (the most frequent first).
 TOP_VALUES = 5
@@ -54,10 +54,10 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
     stored event of the owner has ever had."""
     notes: list[str] = []
     period_events: dict[bool, int] = {}
+    counts = _meter_counts(con, window, meters)
     for m in meters:
         in_period = m.mode != "audit"  # audit mode looks at every event up to as_of
-        where, params = meter_filter(m, window, in_period=in_period)
-        if _count(con, where, params):
+        if counts[m.name]:
             continue
         if in_period not in period_events:
             period_events[in_period] = _period_count(con, window, in_period)
@@ -65,6 +65,27 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
             notes.append(_zero_note(con, m, window, in_period))
     notes += _unknown_products(con, window, meters)
     return notes
+
+
+def _meter_counts(con: duckdb.DuckDBPyConnection, window: Window,
+                  meters: tuple[Meter, ...]) -> dict[str, int]:
+    """How many events each meter's filters select: one scan for all of them (one per
+    ``in_period`` kind), each meter's conditions as a FILTER clause."""
+    counts: dict[str, int] = {}
+    for in_period in (True, False):
+        group = [m for m in meters if (m.mode != "audit") == in_period]
+        if not group:
+            continue
+        items, params = [], []
+        for m in group:
+            conds, more = meter_conditions(m)
+            items.append(f"count(*) FILTER (WHERE {' AND '.join(conds) or 'true'})")
+            params += more
+        where, wp = window_conditions(window, in_period=in_period)
+        row = con.execute(f"SELECT {', '.join(items)} FROM events WHERE {' AND '.join(where)}",
+                          params + wp).fetchone()
+        counts.update({m.name: int(n) for m, n in zip(group, row or [0] * len(group))})
+    return counts
 
 
 def _count(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
@@ -125,6 +146,11 @@ def _unknown_products(con: duckdb.DuckDBPyConnection, window: Window,
     """A note per meter ``products`` entry that no stored event of the owner has ever had."""
     wanted = {p for m in meters for p in m.products if p != ALL_PRODUCTS}
     if not wanted:
+        return []
+    # Whether a product was ever seen stops at its first event (LIMIT 1; a correlated EXISTS
+    # read the whole table); the owner's product counts are read only when a note is due.
+    if all(con.execute("SELECT 1 FROM events WHERE owner_id = ? AND product = ? LIMIT 1",
+                       [window.contract.owner, p]).fetchall() for p in sorted(wanted)):
         return []
     stored = dict(con.execute("SELECT product, count(*) FROM events WHERE owner_id = ? "
                               "GROUP BY product", [window.contract.owner]).fetchall())

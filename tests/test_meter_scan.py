@@ -161,7 +161,10 @@ def test_one_scan_equals_each_meter_alone(con, events, as_of_day, tz, user) -> N
         if m.aggregate == "sum":
             assert owner.fields[m.name] == breakdown.sum_fields(con, m, w)
         if m.aggregate == "count":
-            assert owner.requests[m.name] == breakdown.request_summary(con, m, w)
+            summary = breakdown.request_summary(con, m, w)
+            assert owner.requests[m.name] == summary
+            assert (list(owner.requests[m.name]["failed_by_error_code"])
+                    == list(summary["failed_by_error_code"]))  # the same order in JSON
     where, params = counted_where(con, meters, w)
     n_users, n_events = con.execute(
         f"SELECT count(DISTINCT e.user_id), count(*) FROM events e WHERE {where}", params).fetchone()

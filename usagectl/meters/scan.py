@@ -50,7 +50,7 @@ class ScalarScan:
     late: dict[str, int] = field(default_factory=dict)
     #: Per sum meter: the exact total of each field.
     fields: dict[str, dict[str, Decimal]] = field(default_factory=dict)
-    #: Per count meter: the request summary (without failures by code; see ``failed_by_code``).
+    #: Per count meter: the request summary (``breakdown.request_summary``).
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Events any meter counted, and their users (consolidated ``events_counted``, ``users``).
     counted_events: int = 0
@@ -153,6 +153,8 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
                 c["total"] = sel.add(f"count(*) FILTER (WHERE {everything})", ep)
                 c["ok"] = sel.add(f"count(*) FILTER (WHERE ({everything}) AND succeeded)", ep)
                 c["avg"] = sel.add(f"avg(response_time_ms) FILTER (WHERE {everything})", ep)
+                c["codes"] = sel.add("histogram(coalesce(error_code, '(none)')) "
+                                     f"FILTER (WHERE ({everything}) AND NOT succeeded)", ep)
     anyone = " OR ".join(any_conds)
     if counted:
         n_any = sel.add(f"count(*) FILTER (WHERE {anyone})", any_params)
@@ -203,9 +205,11 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
             out.late[m.name] = int(vals[c["late"]])
             if m.aggregate == "count":
                 n_all, ok, avg = vals[c["total"]], vals[c["ok"]], vals[c["avg"]]
+                # Most failures first, then by code (the order of request_summary).
+                codes = sorted((vals[c["codes"]] or {}).items(), key=lambda kv: (-kv[1], kv[0]))
                 out.requests[m.name] = {
                     "total": int(n_all), "successful": int(ok), "failed": int(n_all - ok),
-                    "failed_by_error_code": {},
+                    "failed_by_error_code": {k: int(n) for k, n in codes},
                     "avg_response_time_ms": round(float(avg), 6) if avg is not None else None}
     for name in unsafe:  # beyond DECIMAL(38, 9): as the per-meter query computes it, or its error
         m = next(x for x in meters if x.name == name)
@@ -230,28 +234,6 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
                 f"SELECT count(DISTINCT user_id) FROM events WHERE {conds} AND ({anyone})",
                 wp + any_params).fetchall()
             out.counted_users = int(users)
-    if extras:
-        _failures_by_code(con, [m for m in meters if m.aggregate == "count"], window, out)
-
-
-def _failures_by_code(con: duckdb.DuckDBPyConnection, meters: list[Meter], window: Window,
-                      out: ScalarScan) -> None:
-    """Each count meter's failed events by error_code, from one grouped query."""
-    if not meters:
-        return
-    sel = _Select()
-    for m in meters:
-        everything, ep = _cond(replace(m, include_failed=True))
-        sel.add(f"count(*) FILTER (WHERE {everything})", ep)
-    where, wp = window_conditions(window)
-    rows = con.execute(
-        f"SELECT coalesce(error_code, '(none)') AS code, {', '.join(sel.items)} FROM events "
-        f"WHERE {' AND '.join(where)} AND NOT succeeded GROUP BY code", sel.params + wp).fetchall()
-    for k, m in enumerate(meters):
-        # The order request_summary gives: most failures first, then by code.
-        counts = sorted(((r[0], int(r[k + 1])) for r in rows if r[k + 1]),
-                        key=lambda kv: (-kv[1], kv[0]))
-        out.requests[m.name]["failed_by_error_code"] = dict(counts)
 
 
 def _day_bounds(days: tuple[date, date]) -> tuple[datetime, datetime]:

@@ -18,7 +18,7 @@ import duckdb
 
 from usagectl.contracts import Meter
 from usagectl.contracts.model import ALL_PRODUCTS
-from usagectl.meters.select import Window, meter_conditions, meter_filter, window_conditions
+from usagectl.meters.select import Window, meter_filter
 
 #: How many of a column's values a note shows (the most frequent first).
 TOP_VALUES = 5
@@ -54,10 +54,9 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
     stored event of the owner has ever had."""
     notes: list[str] = []
     period_events: dict[bool, int] = {}
-    counts = _meter_counts(con, window, meters)
     for m in meters:
         in_period = m.mode != "audit"  # audit mode looks at every event up to as_of
-        if counts[m.name]:
+        if _counts_something(con, window, m, in_period):
             continue
         if in_period not in period_events:
             period_events[in_period] = _period_count(con, window, in_period)
@@ -67,25 +66,12 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
     return notes
 
 
-def _meter_counts(con: duckdb.DuckDBPyConnection, window: Window,
-                  meters: tuple[Meter, ...]) -> dict[str, int]:
-    """How many events each meter's filters select: one scan for all of them (one per
-    ``in_period`` kind), each meter's conditions as a FILTER clause."""
-    counts: dict[str, int] = {}
-    for in_period in (True, False):
-        group = [m for m in meters if (m.mode != "audit") == in_period]
-        if not group:
-            continue
-        items, params = [], []
-        for m in group:
-            conds, more = meter_conditions(m)
-            items.append(f"count(*) FILTER (WHERE {' AND '.join(conds) or 'true'})")
-            params += more
-        where, wp = window_conditions(window, in_period=in_period)
-        row = con.execute(f"SELECT {', '.join(items)} FROM events WHERE {' AND '.join(where)}",
-                          params + wp).fetchone()
-        counts.update({m.name: int(n) for m, n in zip(group, row or [0] * len(group))})
-    return counts
+def _counts_something(con: duckdb.DuckDBPyConnection, window: Window, meter: Meter,
+                      in_period: bool) -> bool:
+    """Whether the meter's filters select any event: the query stops at the first one found
+    (counting them all read every filtered column of the period for each meter)."""
+    where, params = meter_filter(meter, window, in_period=in_period)
+    return bool(con.execute(f"SELECT 1 FROM events WHERE {where} LIMIT 1", params).fetchall())
 
 
 def _count(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:

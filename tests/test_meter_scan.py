@@ -1,5 +1,5 @@
 """The one-scan computation of a report's scalar meters equals the per-meter queries
-(docs/meters.md "Performance"): same owner, per-user and per-day values, events, late events,
+(docs/meters.md "Speed"): same owner, per-user and per-day values, events, late events,
 fields, request summaries, counted events and series, on generated events."""
 
 from __future__ import annotations

@@ -2,12 +2,11 @@
 
 A report of N scalar meters used to run five to eight queries per meter (owner value, events,
 users, per-day owner and per-day user values fetched row by row, late events, fields, requests,
-the counted events) and add the per-user days up in Python. Here (docs/meters.md, "Performance"):
+the counted events) and add the per-user days up in Python. Here (docs/meters.md, "Speed"):
 
 * one scan of the window's events computes every count and sum meter's value, every meter's
   events, late events, fields and request summary, and the counted events, each aggregate with
-  ``FILTER (WHERE <the meter's own conditions>)`` — grouped by user as well when the view lists
-  users (``GROUPING SETS``);
+  ``FILTER (WHERE <the meter's own conditions>)`` — grouped by user when the view lists users;
 * one query per ``distinct`` meter (DuckDB's grouped ``count(DISTINCT …) FILTER`` does not push
   the filter below the distinct, which was 4× slower than a filtered scan): its ``(user, value,
   first instant)`` groups give the owner's and each user's value and the days values were first
@@ -97,7 +96,8 @@ def scan_scalar_meters(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...]
     ``days`` (first, last local day, inclusive) adds each meter's billed new consumption per day
     over that range (``ScalarMeterValue.billed_daily``); ``extras`` adds late events, sum
     fields and request summaries; ``counted`` the events any meter counted (with ``by_user``, per
-    user: org, events, first and last seen). ``by_user`` False leaves out per-user values.
+    user: org, events, first and last seen). ``by_user`` False leaves out the per-user values of
+    count and sum meters (their Σ users is the owner value); distinct meters always have them.
     A sum too large for DECIMAL(38, 9) is the per-meter path's validation error naming the meter.
     """
     scalar = tuple(m for m in meters if is_scalar(m))
@@ -113,7 +113,7 @@ def scan_scalar_meters(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...]
             _flow_days(con, [m for m in scalar if m.aggregate != "distinct"], window, out, days)
     except _SUM_ERRORS:
         for m in scalar:  # raises the ValidationError that names the meter
-            compute_scalar_meter(con, m, window)
+            compute_scalar_meter(con, m, window, daily=days is not None)
         raise
     return out
 

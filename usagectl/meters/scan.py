@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from usagectl.contracts import Meter
-from usagectl.contracts.model import DISTINCT_FIELDS
+from usagectl.contracts.model import DISTINCT_FIELDS, SUM_FIELDS
 from usagectl.meters import exact_arithmetic
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
 from usagectl.meters.select import (SUM_TERMS, Window, exact, meter_conditions,
@@ -118,9 +118,17 @@ def scan_scalar_meters(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...]
     return out
 
 
+#: The columns the main scan's aggregates read (besides the flags).
+_SCAN_COLUMNS = ("user_id", "ts", "ingested_at", "succeeded", "org_id", "error_code",
+                 *SUM_FIELDS)
 #: A sum at or beyond this many units may not fit DECIMAL(38, 9): such a meter is recomputed by
 #: the per-meter query, which returns it or raises the error naming the meter.
 _SAFE_SUM = Decimal(10) ** 29
+
+
+def _count(value: int | None) -> int:
+    """A ``count_if`` as an int: DuckDB returns NULL for it over no rows at all."""
+    return int(value or 0)
 
 
 def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window: Window,
@@ -132,45 +140,56 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
     the Σ of the users' (every event has exactly one user).
     """
     assert not (by_user and extras), "extras are owner-level figures"
+    # Each distinct condition is evaluated once per event into a flag column (f0, f1, …) that the
+    # aggregates test; counts are count_if(flag) and the average takes CASE WHEN flag: a FILTER clause per aggregate cost DuckDB a selection per aggregate (the scan of six
+    # meters at 10M events went from 7–9 s to 2.5 s). Sums keep FILTER, the meters' own SQL.
+    flags: dict[tuple[str, str], str] = {}
+    flag_sql: list[str] = []
+    flag_params: list[Any] = []
+
+    def flag(meter: Meter) -> str:
+        cond, cp = _cond(meter)
+        key = (cond, repr(cp))
+        if key not in flags:
+            flags[key] = f"f{len(flags)}"
+            flag_sql.append(f"({cond}) AS {flags[key]}")
+            flag_params.extend(cp)
+        return flags[key]
+
     sel = _Select()
     cols: dict[str, dict[str, int]] = {}
-    any_conds: list[str] = []
-    any_params: list[Any] = []
+    meter_flags: list[str] = []
     for m in meters:
-        cond, cp = _cond(m)
-        any_conds.append(f"({cond})")
-        any_params += cp
-        c = cols[m.name] = {"events": sel.add(f"count(*) FILTER (WHERE {cond})", cp)}
+        f = flag(m)
+        meter_flags.append(f)
+        c = cols[m.name] = {"events": sel.add(f"count_if({f})")}
         if m.aggregate == "sum":
             for fld in m.fields:
-                c["f:" + fld] = sel.add(
-                    f"coalesce(sum({SUM_TERMS[fld]}) FILTER (WHERE {cond}), 0)", cp)
+                c["f:" + fld] = sel.add(f"coalesce(sum({SUM_TERMS[fld]}) FILTER (WHERE {f}), 0)")
         if extras:
-            c["late"] = sel.add(f"count(*) FILTER (WHERE ({cond}) AND ingested_at >= ?)",
-                                [*cp, window.period.end])
+            c["late"] = sel.add(f"count_if({f} AND ingested_at >= ?)",
+                                [window.period.end])
             if m.aggregate == "count":
-                everything, ep = _cond(replace(m, include_failed=True))
-                c["total"] = sel.add(f"count(*) FILTER (WHERE {everything})", ep)
-                c["ok"] = sel.add(f"count(*) FILTER (WHERE ({everything}) AND succeeded)", ep)
-                c["avg"] = sel.add(f"avg(response_time_ms) FILTER (WHERE {everything})", ep)
-                c["codes"] = sel.add("histogram(coalesce(error_code, '(none)')) "
-                                     f"FILTER (WHERE ({everything}) AND NOT succeeded)", ep)
-    anyone = " OR ".join(any_conds)
+                e = flag(replace(m, include_failed=True))
+                c["total"] = sel.add(f"count_if({e})")
+                c["ok"] = sel.add(f"count_if({e} AND succeeded)")
+                c["avg"] = sel.add(f"avg(CASE WHEN {e} THEN response_time_ms END)")
+    anyone = " OR ".join(dict.fromkeys(meter_flags))
     if counted:
-        n_any = sel.add(f"count(*) FILTER (WHERE {anyone})", any_params)
+        n_any = sel.add(f"count_if({anyone})")
         if by_user:
-            org = sel.add(f"arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL AND ({anyone}))",
-                          any_params)
-            first = sel.add(f"min(ts) FILTER (WHERE {anyone})", any_params)
-            last = sel.add(f"max(ts) FILTER (WHERE {anyone})", any_params)
+            org = sel.add(f"arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL AND ({anyone}))")
+            first = sel.add(f"min(ts) FILTER (WHERE {anyone})")
+            last = sel.add(f"max(ts) FILTER (WHERE {anyone})")
     where, wp = window_conditions(window)
-    conds = " AND ".join(where)
+    source = (f"(SELECT {', '.join(_SCAN_COLUMNS)}, {', '.join(flag_sql)} FROM events "
+              f"WHERE {' AND '.join(where)})")
     select = ", ".join(sel.items)
     if by_user:
-        sql = f"SELECT user_id, {select} FROM events WHERE {conds} GROUP BY user_id ORDER BY user_id"
+        sql = f"SELECT user_id, {select} FROM {source} GROUP BY user_id ORDER BY user_id"
     else:
-        sql = f"SELECT NULL, {select} FROM events WHERE {conds}"
-    rows = con.execute(sql, sel.params + wp).fetchall()
+        sql = f"SELECT NULL, {select} FROM {source}"
+    rows = con.execute(sql, sel.params + flag_params + wp).fetchall()
     unsafe: set[str] = set()
     for m in meters:
         c = cols[m.name]
@@ -178,7 +197,7 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
         total = Decimal(0)
         for row in rows:
             vals = row[1:]
-            n = int(vals[c["events"]])
+            n = _count(vals[c["events"]])
             v.events += n
             if m.aggregate == "distinct":
                 continue
@@ -202,14 +221,12 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
                 v.users_total = total
         if extras:
             vals = rows[0][1:]
-            out.late[m.name] = int(vals[c["late"]])
+            out.late[m.name] = _count(vals[c["late"]])
             if m.aggregate == "count":
-                n_all, ok, avg = vals[c["total"]], vals[c["ok"]], vals[c["avg"]]
-                # Most failures first, then by code (the order of request_summary).
-                codes = sorted((vals[c["codes"]] or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+                n_all, ok, avg = _count(vals[c["total"]]), _count(vals[c["ok"]]), vals[c["avg"]]
                 out.requests[m.name] = {
                     "total": int(n_all), "successful": int(ok), "failed": int(n_all - ok),
-                    "failed_by_error_code": {k: int(n) for k, n in codes},
+                    "failed_by_error_code": {},
                     "avg_response_time_ms": round(float(avg), 6) if avg is not None else None}
     for name in unsafe:  # beyond DECIMAL(38, 9): as the per-meter query computes it, or its error
         m = next(x for x in meters if x.name == name)
@@ -221,8 +238,10 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
             from usagectl.reports.breakdown import sum_fields
 
             out.fields[name] = sum_fields(con, m, window)
+    if extras:
+        _failures_by_code(con, [m for m in meters if m.aggregate == "count"], window, out)
     if counted:
-        out.counted_events = sum(int(r[1 + n_any]) for r in rows)
+        out.counted_events = sum(_count(r[1 + n_any]) for r in rows)
         if by_user:
             for r in rows:
                 if r[1 + n_any]:
@@ -231,9 +250,30 @@ def _main_scan(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window
             out.counted_users = len(out.user_stats)
         else:
             ((users,),) = con.execute(
-                f"SELECT count(DISTINCT user_id) FROM events WHERE {conds} AND ({anyone})",
-                wp + any_params).fetchall()
+                f"SELECT count(DISTINCT user_id) FROM {source} WHERE {anyone}",
+                flag_params + wp).fetchall()
             out.counted_users = int(users)
+
+
+def _failures_by_code(con: duckdb.DuckDBPyConnection, meters: list[Meter], window: Window,
+                      out: ScalarScan) -> None:
+    """Each count meter's failed events by error_code, from one grouped query over the failed
+    events only (a histogram in the main scan read every event's code: slower)."""
+    if not meters:
+        return
+    sel = _Select()
+    for m in meters:
+        everything, ep = _cond(replace(m, include_failed=True))
+        sel.add(f"count_if({everything})", ep)
+    where, wp = window_conditions(window)
+    rows = con.execute(
+        f"SELECT coalesce(error_code, '(none)') AS code, {', '.join(sel.items)} FROM events "
+        f"WHERE {' AND '.join(where)} AND NOT succeeded GROUP BY code", sel.params + wp).fetchall()
+    for k, m in enumerate(meters):
+        # The order request_summary gives: most failures first, then by code.
+        counts = sorted(((r[0], int(r[k + 1])) for r in rows if r[k + 1]),
+                        key=lambda kv: (-kv[1], kv[0]))
+        out.requests[m.name]["failed_by_error_code"] = dict(counts)
 
 
 def _day_bounds(days: tuple[date, date]) -> tuple[datetime, datetime]:

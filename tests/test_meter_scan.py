@@ -224,3 +224,56 @@ def test_first_sightings_where_local_time_goes_back_across_midnight(con) -> None
 def test_local_order_kept(tz: str, bucket: str, kept: bool) -> None:
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
     assert local_order_kept(tz, start, end, bucket) is kept
+
+
+MIXED = """
+[[contract]]
+id = "mix"
+owner = "acme"
+start = 2026-01-01
+cycle = "annual"
+timezone = "America/Chicago"
+
+  [[contract.meter]]
+  name = "area"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+
+  [[contract.meter]]
+  name = "requests"
+  aggregate = "count"
+  include_failed = true
+
+  [[contract.meter]]
+  name = "datasets"
+  aggregate = "distinct"
+  field = "dataset_id"
+  billed_on = "user"
+"""
+
+
+def test_a_contract_mixing_area_and_scalar_meters(cli, tmp_path: Path) -> None:
+    from tests.conftest import write
+
+    box = "POLYGON((-93.6 42, -93.59 42, -93.59 42.01, -93.6 42.01, -93.6 42))"
+    rows = [f'b1,2026-03-01T10:00:00Z,acme,u1,FIELDS_BOUNDARY,,ok,"{box}"',
+            f'b2,2026-03-02T10:00:00Z,acme,u2,FIELDS_BOUNDARY,,ok,"{box}"',
+            "d1,2026-03-03T10:00:00Z,acme,u2,DATASETS,ds1,ok,",
+            "d2,2026-03-04T10:00:00Z,acme,u3,DATASETS,ds1,error,",
+            "x1,2026-03-04T11:00:00Z,other,u9,DATASETS,ds9,ok,"]
+    assert cli("contracts", "load", write(tmp_path / "c.toml", MIXED)).exit_code == 0
+    csv = "event_id,ts,owner_id,user_id,product,dataset_id,status,geometry\n" + "\n".join(rows)
+    assert cli("ingest", write(tmp_path / "e.csv", csv + "\n")).exit_code == 0
+    args = ("report", "-c", "mix", "--as-of", "2026-06-01", "--format", "json")
+    doc = cli(*args).json()
+    m = {b["name"]: b for b in doc["meters"]}
+    assert m["area"]["owner_total"] > 0 and m["area"]["events"] == 2
+    assert (m["requests"]["owner_total"], m["requests"]["events"]) == (4, 4)
+    assert m["requests"]["requests"]["failed_by_error_code"] == {"(none)": 1}
+    # ds1 by u2 (successful); u3's event failed: one dataset, billed per user.
+    assert (m["datasets"]["owner_total"], m["datasets"]["user_total"]) == (1, 1)
+    assert (doc["users"], doc["events_counted"]) == (3, 4)
+    users = {u["user_id"]: u for u in cli(*args, "--view", "users").json()["users"]}
+    assert {u: r["events"] for u, r in users.items()} == {"u1": 1, "u2": 2, "u3": 1}
+    assert users["u2"]["meters"]["requests"] == 2 and users["u2"]["meters"]["datasets"] == 1
+    assert users["u3"]["meters"] == {"area": 0.0, "requests": 1, "datasets": 0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -10,14 +10,14 @@ from rich.table import Table
 from usagectl.cli import CommandGroup, app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import AsOfOption, DbOption, FormatOption, QuietOption, TableJsonFormatOption
-from usagectl.contracts import Contract, period_containing
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
 from usagectl.renderers.report_tables import fmt as number_cell
 from usagectl.renderers.tables import print_fitting
 from usagectl.renderers.text import safe
-from usagectl.store import contracts_repo
-from usagectl.store.db import session
+
+if TYPE_CHECKING:
+    from usagectl.contracts import Contract
 
 #: contracts list --format csv: the same columns whatever is stored.
 LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "meters", "period_index",
@@ -28,6 +28,8 @@ contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_he
 app.add_typer(contracts_app, name="contracts")
 
 def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:
+    from usagectl.contracts import period_containing
+
     as_of = opt.moment(as_of_text)
     period = period_containing(c, as_of)
     d = c.to_dict()
@@ -48,6 +50,9 @@ def load(
 
     Example: usagectl contracts load contracts.toml
     """
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db) as con:
         outcome = contracts_repo.load_file(con, file)
@@ -101,6 +106,9 @@ def list_(
 
     Example: usagectl contracts list --as-of 2026-11-20
     """
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
         rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con, owner)]
@@ -130,6 +138,9 @@ def show(
 
     Example: usagectl contracts show acme-fields-2026 --format json
     """
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     with session(db, read_only=True) as con:
         contract = contracts_repo.get_contract(con, contract_id)

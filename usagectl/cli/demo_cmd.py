@@ -12,13 +12,9 @@ from usagectl.cli import handle_errors, QuietOption, app, resolve
 from usagectl.cli.contract_cmds import _with_period, contracts_table
 from usagectl.cli.ingest_cmds import _ingest_table, ingest_totals
 from usagectl.cli import options as opt
-from usagectl.contracts import period_containing, resolve_period
-from usagectl.reports import views
 from usagectl.errors import ExitCode
 from usagectl.renderers.report_tables import consolidated_table
 from usagectl.renderers.text import safe
-from usagectl.store import contracts_repo
-from usagectl.store.db import session
 
 # Files that need ingest options, as a user would pass them on the command line.
 DEMO_OWNERS = {"licence_calls.csv": "lca-institute"}
@@ -39,6 +35,12 @@ def demo(
 
     Example: usagectl demo
     """
+    # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
+    from usagectl.contracts import period_containing, resolve_period
+    from usagectl.reports import views
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
     from usagectl.store.ingest import IngestOptions, expand_paths, ingest_file
 
     _, _, env = resolve(None, "table", quiet)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,17 +11,12 @@ from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
                                   FormatOption, PeriodOption, QuietOption, TableJsonFormatOption)
-from usagectl.contracts import period_containing, resolve_period
 from usagectl.errors import ExitCode, UsageError, UsagectlError
-from usagectl.meters.select import Window
 from usagectl.renderers.output import emit, print_notes
-from usagectl.reports import notes
-from usagectl.reports import reconcile as reconciling
-from usagectl.reports.export import EXPORT_VIEWS
-from usagectl.reports.export import export as export_folder
-from usagectl.reports.window import open_window
-from usagectl.store import contracts_repo
-from usagectl.store.db import session
+from usagectl.reports import EXPORT_VIEWS
+
+if TYPE_CHECKING:
+    from usagectl.meters.select import Window
 
 
 @app.command()
@@ -47,6 +42,13 @@ def export(
 
     Example: usagectl export --all --out-dir /srv/usage/$(date +%F) --quiet
     """
+    # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
+    from usagectl.contracts import period_containing
+    from usagectl.reports import notes
+    from usagectl.reports.export import export as export_folder
+    from usagectl.store import contracts_repo
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     chosen = list(dict.fromkeys(v.strip() for v in views_opt.split(",") if v.strip()))
     unknown = [v for v in chosen if v not in EXPORT_VIEWS]
@@ -71,6 +73,9 @@ def export(
 
 def _windows(contracts: list, period: str | None, now) -> list[Window]:  # type: ignore[no-untyped-def]
     """The windows an export covered (a contract whose period cannot be resolved has none)."""
+    from usagectl.contracts import resolve_period
+    from usagectl.meters.select import Window
+
     out = []
     for c in contracts:
         try:
@@ -101,6 +106,10 @@ def reconcile(
 
     Example: usagectl reconcile -c acme-farms-2026 --against invoice.csv --tolerance 0.1%
     """
+    from usagectl.reports import reconcile as reconciling
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")

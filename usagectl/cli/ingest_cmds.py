@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app, resolve
@@ -15,9 +14,6 @@ from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
 from usagectl.renderers.tables import print_fitting, required_width
 from usagectl.renderers.text import safe
-from usagectl.sources.columns import parse_mapping
-from usagectl.store import audit
-from usagectl.store.db import session
 
 if TYPE_CHECKING:  # ingest loads pyarrow, shapely and pyproj: only when a file is ingested
     from usagectl.store.ingest import FileResult
@@ -62,6 +58,7 @@ def ingest(
 
     Example: usagectl ingest logs/2026-11/*.csv.gz --owner acme --tz America/Chicago
     """
+    from usagectl.sources.columns import parse_mapping
     from usagectl.store.ingest import IngestOptions, check_options
 
     db, fmt, env = resolve(db, fmt, quiet)
@@ -95,6 +92,8 @@ def ingest_totals(results: list[FileResult]) -> dict[str, int]:
 
 
 def _run_with_progress(db, paths, options, env: Env) -> list[FileResult]:  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from usagectl.store.ingest import ingest_paths
 
     if env.quiet or not env.stderr_is_tty:
@@ -171,6 +170,9 @@ def _print_failures(env: Env, results: list[FileResult]) -> None:
 
 def _reject_hints(env: Env, con_path: str | None, results: list[FileResult]) -> None:
     """After the table: the commonest reject reasons per file, and how to list them all."""
+    from usagectl.store import audit
+    from usagectl.store.db import session
+
     rejected = [r for r in results if r.rejected and r.ingest_id is not None]
     if not rejected or env.quiet:
         return
@@ -193,6 +195,9 @@ def ingests_cmd(db: DbOption = None, fmt: FormatOption = None, quiet: QuietOptio
 
     Example: usagectl ingests --format json | jq '.[] | select(.status == "failed")'
     """
+    from usagectl.store import audit
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
         rows = audit.list_ingests(con)
@@ -248,6 +253,9 @@ def rejects_cmd(
 
     Example: usagectl rejects --ingest 3 --format csv > rejects.csv
     """
+    from usagectl.store import audit
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
         total = audit.count_rejects(con, ingest_id)

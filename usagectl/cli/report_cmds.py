@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,11 +13,9 @@ from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, 
                                   ReportFormatOption, UserOption)
 from usagectl.errors import UsageError
 from usagectl.renderers.output import emit, print_notes, write_output
-from usagectl.reports import notes, views
-from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, VIEWS, ViewOptions, build_view,
-                                     meter_names)
-from usagectl.reports.window import open_window
-from usagectl.store.db import session
+
+if TYPE_CHECKING:
+    from usagectl.meters.select import Window
 
 
 @app.command()
@@ -67,6 +65,12 @@ def report(
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
+    # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
+    from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, VIEWS, ViewOptions, build_view,
+                                         meter_names)
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.REPORT_FORMATS)
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
@@ -97,7 +101,7 @@ def report(
             applies = OPTION_VIEWS[option]
             raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
                              f"--view {view}", {"option": option, "views": list(applies)})
-    from usagectl.reports.breakdown import BUCKETS, GROUPS  # loads the area engine: only here
+    from usagectl.reports.breakdown import BUCKETS, GROUPS
 
     first, last = opt.day(date_from, "--from"), opt.day(date_to, "--to")
     if first and last and first > last:
@@ -118,8 +122,10 @@ def report(
         _notes(env, con, window, meter)
 
 
-def _notes(env, con, window: views.Window, meter: list[str] | None) -> None:  # type: ignore[no-untyped-def]
+def _notes(env, con, window: Window, meter: list[str] | None) -> None:  # type: ignore[no-untyped-def]
     """Why a meter counts nothing, and what --user means, on stderr (none with --quiet)."""
+    from usagectl.reports import notes, views
+
     if not env.quiet:
         print_notes(env, notes.report_notes(con, window, views._pick(window.contract, meter)))
 
@@ -144,6 +150,10 @@ def overlap(
 
     Example: usagectl overlap --contract acme-farms-2026 --pairs 5 --geojson overlap.geojson
     """
+    from usagectl.reports import views
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")

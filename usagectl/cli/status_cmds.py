@@ -12,8 +12,6 @@ from usagectl.cli.options import (AsOfOption, ContractOption, DbOption, FormatOp
                                   TableJsonFormatOption)
 from usagectl.errors import ExitCode
 from usagectl.renderers.output import emit, print_notes
-from usagectl.reports import notes, status
-from usagectl.store.db import session
 
 
 @app.command()
@@ -29,6 +27,9 @@ def usage(
 
     Example: usagectl usage --owner terra-tokens --format json
     """
+    from usagectl.reports import notes, status
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     now = opt.moment(as_of)
     with session(db, read_only=True) as con:
@@ -54,6 +55,9 @@ def check(
 
     Example: usagectl check --contract docuscan-team-monthly --meter credits --amount 2
     """
+    from usagectl.reports import status
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     needed = opt.amount(amount)
     with session(db, read_only=True) as con:
@@ -75,6 +79,9 @@ def alerts(
 
     Example: usagectl alerts --format json || notify-finance
     """
+    from usagectl.reports import notes, status
+    from usagectl.store.db import session
+
     db, fmt, env = resolve(db, fmt, quiet)
     now = opt.moment(as_of)
     with session(db, read_only=True) as con:

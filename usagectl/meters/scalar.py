@@ -30,9 +30,16 @@ class ScalarMeterValue:
     daily_owner: dict[date, Decimal] = field(default_factory=dict)
     daily_users: dict[str, dict[date, Decimal]] = field(default_factory=dict)
     events: int = 0
+    #: The billed level's new consumption per local day over the days a report asked for
+    #: (:func:`usagectl.meters.scan.scan_scalar_meters`); None when ``daily_*`` hold it instead.
+    billed_daily: dict[date, Decimal] | None = None
+    #: Σ of the users' values when they were not listed (a count or sum meter's owner value).
+    users_total: Decimal | None = None
 
     @property
     def user_total(self) -> Decimal:
+        if self.users_total is not None:
+            return self.users_total
         with exact_arithmetic():
             return sum(self.users.values(), Decimal(0))
 

@@ -55,6 +55,15 @@ class Window:
 def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
                  alias: str = "") -> tuple[str, list[Any]]:
     """SQL ``WHERE`` conditions (joined by AND) and their parameters for a meter's events."""
+    conds, params = window_conditions(window, in_period=in_period, alias=alias)
+    more, more_params = meter_conditions(meter, alias=alias)
+    return " AND ".join(conds + more), params + more_params
+
+
+def window_conditions(window: Window, *, in_period: bool = True, alias: str = ""
+                      ) -> tuple[list[str], list[Any]]:
+    """The conditions every meter of a window shares: the owner, up to as_of, in the period,
+    ingested by ``as_ingested_at``, the one user (a report's scan filters on these once)."""
     p = alias + "." if alias else ""
     conds = [f"{p}owner_id = ?", f"{p}ts <= ?"]
     params: list[Any] = [window.contract.owner, window.as_of]
@@ -67,6 +76,15 @@ def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
     if window.user is not None:
         conds.append(f"{p}user_id = ?")
         params.append(window.user)
+    return conds, params
+
+
+def meter_conditions(meter: Meter, *, alias: str = "") -> tuple[list[str], list[Any]]:
+    """A meter's own conditions (status, products, endpoints, operations, required fields),
+    on top of :func:`window_conditions`; an empty list when it takes every event."""
+    p = alias + "." if alias else ""
+    conds: list[str] = []
+    params: list[Any] = []
     if not meter.include_failed:
         conds.append(f"{p}succeeded")
     products = [x for x in meter.products if x != "*"]
@@ -84,7 +102,7 @@ def meter_filter(meter: Meter, window: Window, *, in_period: bool = True,
         # Empty values are stored as NULL; an empty list counts as absent too.
         conds.append(f"({p}{field} IS NOT NULL AND len({p}{field}) > 0)"
                      if field == "indicator_ids" else f"({p}{field} IS NOT NULL)")
-    return " AND ".join(conds), params
+    return conds, params
 
 
 #: Characters that make an ``endpoints``/``operations`` entry a glob pattern (SPEC §4).
@@ -121,13 +139,14 @@ def _matching(column: str, entries: tuple[str, ...]) -> tuple[str, list[Any]]:
 #: as each value's decimal rounded to 9 places before adding, so 0.1 + 0.2 is 0.3 and not
 #: 0.30000000000000004. Ingest bounds every value so that Σ of 10 billion events fits
 #: DECIMAL(38, 9) (``usagectl.store.ingest``).
-SUM_SQL: dict[str, str] = {
-    "input_tokens": "sum(input_tokens)",
-    "output_tokens": "sum(output_tokens)",
-    "thinking_tokens": "sum(thinking_tokens)",
-    "credits": "sum(credits)",
-    "response_time_ms": "sum(CAST(response_time_ms AS DECIMAL(38, 9)))",
+SUM_TERMS: dict[str, str] = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "thinking_tokens": "thinking_tokens",
+    "credits": "credits",
+    "response_time_ms": "CAST(response_time_ms AS DECIMAL(38, 9))",
 }
+SUM_SQL: dict[str, str] = {f: f"sum({term})" for f, term in SUM_TERMS.items()}
 assert set(SUM_SQL) == set(SUM_FIELDS)
 
 

@@ -16,15 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import numpy as np
-import shapely
 
 from usagectl.contracts import Meter
 from usagectl.contracts.model import DISTINCT_FIELDS
 from usagectl.errors import ValidationError
-from usagectl.meters import area, billed_series
-from usagectl.meters.select import Window, exact, fetch, meter_filter, sum_field_sql, sum_sql
-from usagectl.meters.unique_area import _rows as area_rows
+from usagectl.meters import billed_series
+from usagectl.meters.select import (Window, exact, fetch, meter_filter, sum_field_sql, sum_sql,
+                                    window_conditions)
 
 BUCKETS = ("hour", "day", "month")
 GROUPS = ("endpoint", "operation", "resource_id", "session_id", "user_id", "org_id")
@@ -44,7 +42,7 @@ def _distinct_col(meter: Meter) -> str:
     return "unnest(indicator_ids)" if meter.field == "indicator_ids" else meter.field
 
 
-def _bucket_sql(bucket: str) -> tuple[str, int]:
+def _bucket_sql(bucket: str, col: str = "ts") -> tuple[str, int]:
     """SQL for an event's bucket start, and how many ``?`` (the contract's zone) it takes.
 
     Day and month: the naive local start (a local day or month is one bucket however long).
@@ -53,8 +51,9 @@ def _bucket_sql(bucket: str) -> tuple[str, int]:
     America/Chicago) and a half-hour zone's buckets start at its own :00 (Asia/Kolkata).
     """
     if bucket == "hour":
-        return "ts - (timezone(?, ts) - date_trunc('hour', timezone(?, ts)))", 2
-    return f"date_trunc('{bucket}', timezone(?, ts))", 1  # bucket from the fixed list BUCKETS
+        return f"{col} - (timezone(?, {col}) - date_trunc('hour', timezone(?, {col})))", 2
+    # bucket from the fixed list BUCKETS; col a fixed column name
+    return f"date_trunc('{bucket}', timezone(?, {col}))", 1
 
 
 def series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
@@ -78,6 +77,64 @@ def series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket:
     return [(_localize(b, window), exact(v)) for b, v in rows]
 
 
+def series_of_meters(con: duckdb.DuckDBPyConnection, meters: tuple[Meter, ...], window: Window,
+                     bucket: str) -> dict[str, list[tuple[datetime, Any]]]:
+    """:func:`series` of several meters, each the same list, in fewer scans.
+
+    Count and sum meters share one grouped scan (each meter's value under a FILTER of its own
+    conditions), so the zone conversion of each event's time runs once. A distinct value is
+    first seen in the bucket of its first instant when buckets never go back in time in this
+    period (:func:`usagectl.meters.scan.local_order_kept`): the conversion then runs once per
+    value instead of once per event. Area meters are computed by :func:`series`.
+    """
+    from usagectl.meters.scan import _cond, _sum_value, local_order_kept
+
+    if bucket not in BUCKETS:
+        raise ValidationError(f"--bucket {bucket!r}: choose one of {', '.join(BUCKETS)}")
+    tz = window.contract.timezone
+    out: dict[str, list[tuple[datetime, Any]]] = {}
+    flows = [m for m in meters if m.aggregate in ("count", "sum")]
+    kept = local_order_kept(tz, window.period.start, min(window.as_of, window.period.end),
+                            "hour" if bucket == "hour" else "day")
+    if flows:
+        items: list[str] = []
+        params: list[Any] = []
+        for m in flows:
+            cond, cp = _cond(m)
+            items.append(f"count(*) FILTER (WHERE {cond})")
+            params += cp
+            value, vp = _sum_value(m, cond, cp) if m.aggregate == "sum" else ("0", [])
+            items.append(value)
+            params += vp
+        start, n_tz = _bucket_sql(bucket)
+        where, wp = window_conditions(window)
+        sql = (f"SELECT {start} AS b, {', '.join(items)} FROM events WHERE {' AND '.join(where)} "
+               "GROUP BY b ORDER BY b")
+        try:
+            rows = con.execute(sql, [*[tz] * n_tz, *params, *wp]).fetchall()
+        except (duckdb.OutOfRangeException, duckdb.ConversionException):
+            rows = None  # the per-meter query names the meter whose sum does not fit
+        for k, m in enumerate(flows):
+            if rows is None:
+                out[m.name] = series(con, m, window, bucket)
+                continue
+            out[m.name] = [(_localize(r[0], window),
+                            exact(r[1 + 2 * k] if m.aggregate == "count" else r[2 + 2 * k]))
+                           for r in rows if r[1 + 2 * k]]
+    for m in meters:
+        if m.aggregate == "distinct" and kept:
+            where, params = meter_filter(m, window)
+            start, n_tz = _bucket_sql(bucket, "t")
+            sql = (f"SELECT {start} AS b, count(*) FROM (SELECT v, min(ts) AS t FROM "
+                   f"(SELECT ts, CAST({_distinct_col(m)} AS VARCHAR) AS v FROM events "
+                   f"WHERE {where}) WHERE v IS NOT NULL GROUP BY v) GROUP BY b ORDER BY b")
+            out[m.name] = [(_localize(b, window), exact(v))
+                           for b, v in fetch(con, m, sql, [*[tz] * n_tz, *params])]
+        elif m.name not in out:
+            out[m.name] = series(con, m, window, bucket)
+    return out
+
+
 def _localize(start: datetime, window: Window) -> datetime:
     """A bucket start in the contract's zone: an instant (hour buckets) keeps its own offset,
     a naive local start (day, month) takes the zone's offset at that wall time."""
@@ -89,6 +146,12 @@ def _localize(start: datetime, window: Window) -> datetime:
 def _area_series(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, bucket: str
                  ) -> list[tuple[datetime, Any]]:
     """New area per bucket at the billed level (owner, or Σ users)."""
+    import numpy as np  # the area engine loads only for an area meter
+    import shapely
+
+    from usagectl.meters import area
+    from usagectl.meters.unique_area import _rows as area_rows
+
     if bucket == "hour":
         # Geometry and its hour must come from one query so that they stay paired.
         if meter.mode == "audit" or meter.boundary_policy == "active" or meter.derive_operations:
@@ -154,6 +217,12 @@ def top(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window, group_by: 
 
 def _area_by_org(con: duckdb.DuckDBPyConnection, meter: Meter, window: Window,
                  limit: int | None) -> list[dict[str, Any]]:
+    import numpy as np  # the area engine loads only for an area meter
+    import shapely
+
+    from usagectl.meters import area
+    from usagectl.meters.unique_area import _rows as area_rows
+
     wkb, users, _ = area_rows(con, meter, window)
     orgs = dict(con.execute(
         "SELECT user_id, arg_max(org_id, ts) FROM events WHERE owner_id = ? AND org_id IS NOT NULL "

@@ -29,7 +29,6 @@ from usagectl.renderers.files import file_stems, folder_lock, inside, write_file
 from usagectl.reports.report import build_view
 from usagectl.store import contracts_repo
 
-EXPORT_VIEWS = ("consolidated", "users", "daily", "log")
 MANIFEST = "manifest.json"
 
 

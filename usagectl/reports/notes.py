@@ -56,8 +56,7 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
     period_events: dict[bool, int] = {}
     for m in meters:
         in_period = m.mode != "audit"  # audit mode looks at every event up to as_of
-        where, params = meter_filter(m, window, in_period=in_period)
-        if _count(con, where, params):
+        if _counts_something(con, window, m, in_period):
             continue
         if in_period not in period_events:
             period_events[in_period] = _period_count(con, window, in_period)
@@ -65,6 +64,14 @@ def filter_notes(con: duckdb.DuckDBPyConnection, window: Window,
             notes.append(_zero_note(con, m, window, in_period))
     notes += _unknown_products(con, window, meters)
     return notes
+
+
+def _counts_something(con: duckdb.DuckDBPyConnection, window: Window, meter: Meter,
+                      in_period: bool) -> bool:
+    """Whether the meter's filters select any event: the query stops at the first one found
+    (counting them all read every filtered column of the period for each meter)."""
+    where, params = meter_filter(meter, window, in_period=in_period)
+    return bool(con.execute(f"SELECT 1 FROM events WHERE {where} LIMIT 1", params).fetchall())
 
 
 def _count(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
@@ -125,6 +132,11 @@ def _unknown_products(con: duckdb.DuckDBPyConnection, window: Window,
     """A note per meter ``products`` entry that no stored event of the owner has ever had."""
     wanted = {p for m in meters for p in m.products if p != ALL_PRODUCTS}
     if not wanted:
+        return []
+    # Whether a product was ever seen stops at its first event (LIMIT 1; a correlated EXISTS
+    # read the whole table); the owner's product counts are read only when a note is due.
+    if all(con.execute("SELECT 1 FROM events WHERE owner_id = ? AND product = ? LIMIT 1",
+                       [window.contract.owner, p]).fetchall() for p in sorted(wanted)):
         return []
     stored = dict(con.execute("SELECT product, count(*) FROM events WHERE owner_id = ? "
                               "GROUP BY product", [window.contract.owner]).fetchall())

@@ -18,6 +18,7 @@ from usagectl.errors import ValidationError
 from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
+from usagectl.meters.scan import is_scalar, scan_scalar_meters
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
 
@@ -70,6 +71,8 @@ def billed_value(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> Deci
 
 
 def _daily_billed(meter: Meter, value: AreaMeterValue | ScalarMeterValue) -> dict[date, Decimal]:
+    if not value.is_area and value.billed_daily is not None:
+        return value.billed_daily  # the days the report asked for, billed level already
     series = billed_series(meter.billed_on, value.daily_owner, value.daily_users)
     return {d: as_decimal(v) for d, v in series.items()}
 
@@ -118,24 +121,36 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
 
 def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
                  meter_names: list[str] | None = None) -> dict[str, Any]:
-    """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated)."""
+    """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated).
+
+    The count, sum and distinct meters come from one scan (:mod:`usagectl.meters.scan`); an
+    area meter from its own engine.
+    """
     c = window.contract
     meters = _pick(c, meter_names)
+    today = window.last_day
+    only_scalar = all(is_scalar(m) for m in meters)
+    scan = scan_scalar_meters(con, meters, window, days=(today - timedelta(days=13), today),
+                              extras=True, counted=only_scalar, by_user=False)
     blocks = []
-    values = {}
+    values: dict[str, AreaMeterValue | ScalarMeterValue] = {}
     for m in meters:
-        values[m.name] = value = compute_meter(con, m, window, weeks=True)
+        if is_scalar(m):
+            values[m.name] = value = scan.values[m.name]
+        else:
+            values[m.name] = value = compute_meter(con, m, window, weeks=True)
         block = meter_block(m, value, window)
-        block["late_events"] = late_events(con, m, window, value)
-        from usagectl.reports import breakdown
-
+        block["late_events"] = (scan.late[m.name] if is_scalar(m)
+                                else late_events(con, m, window, value))
         if m.aggregate == "sum":
-            block["fields"] = breakdown.sum_fields(con, m, window)
+            block["fields"] = scan.fields[m.name]
         if m.aggregate == "count":
-            block["requests"] = breakdown.request_summary(con, m, window)
+            block["requests"] = scan.requests[m.name]
         blocks.append(block)
     users = events = 0
-    if meters:
+    if meters and only_scalar:
+        users, events = scan.counted_users, scan.counted_events
+    elif meters:
         # The events the meters counted (audit and active carry-overs, derived operations
         # included; deletes and operations without area not): the log lists the same ones.
         where, params = counted_where(con, meters, window, values)
@@ -157,17 +172,25 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
     """Per-user values of every meter, with events and first/last seen (SPEC §7 users)."""
     c = window.contract
     meters = _pick(c, meter_names)
-    values = {m.name: compute_meter(con, m, window) for m in meters}
+    only_scalar = all(is_scalar(m) for m in meters)
+    scan = scan_scalar_meters(con, meters, window, counted=only_scalar, by_user=True)
+    values = {m.name: scan.values[m.name] if is_scalar(m) else compute_meter(con, m, window)
+              for m in meters}
     rows: dict[str, dict[str, Any]] = {}
-    if meters:
+    if meters and only_scalar:
+        stats = sorted(scan.user_stats.items())
+    elif meters:
         where, params = counted_where(con, meters, window, values)
-        for user, org, n, first, last in con.execute(
-                f"SELECT user_id, arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL), count(*), "
-                f"min(ts), max(ts) FROM events e WHERE {where} GROUP BY user_id ORDER BY user_id",
-                params).fetchall():
-            rows[user] = {"user_id": user, "org_id": org, "meters": {}, "events": int(n),
-                          "first_seen": first.astimezone(c.zone).isoformat(),
-                          "last_seen": last.astimezone(c.zone).isoformat()}
+        stats = [(user, (org, n, first, last)) for user, org, n, first, last in con.execute(
+            f"SELECT user_id, arg_max(org_id, ts) FILTER (WHERE org_id IS NOT NULL), count(*), "
+            f"min(ts), max(ts) FROM events e WHERE {where} GROUP BY user_id ORDER BY user_id",
+            params).fetchall()]
+    else:
+        stats = []
+    for user, (org, n, first, last) in stats:
+        rows[user] = {"user_id": user, "org_id": org, "meters": {}, "events": int(n),
+                      "first_seen": first.astimezone(c.zone).isoformat(),
+                      "last_seen": last.astimezone(c.zone).isoformat()}
     for m in meters:
         v = values[m.name]
         area = v.is_area
@@ -298,8 +321,9 @@ def series_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: lis
     # Keyed by the UTC instant: the two 01:00 buckets of a fall-back day are equal as local
     # datetimes (Python ignores ``fold`` when comparing), not as instants.
     by_start: dict[datetime, tuple[datetime, dict[str, Any]]] = {}
+    by_meter = breakdown.series_of_meters(con, meters, window, bucket)
     for m in meters:
-        for start, value in breakdown.series(con, m, window, bucket):
+        for start, value in by_meter[m.name]:
             entry = by_start.setdefault(start.astimezone(UTC), (start, {}))
             entry[1][m.name] = num(value, m.aggregate == "unique_area")
     rows = []

@@ -371,3 +371,28 @@ def test_envelope_keys_and_order_are_unchanged(cli, db_path: Path, tmp_path: Pat
                                       "output_tokens", "thinking_tokens", "credits",
                                       "response_time_ms", "session_id", "request_id", "new_user",
                                       "new_dataset", "new_indicators"]
+
+
+def test_the_memory_limit_is_lowered_while_streaming_and_put_back(cli, db_path: Path,
+                                                                  tmp_path: Path) -> None:
+    from usagectl.store.streaming import run_streamed
+
+    make_db(db_path, FIVE)
+    load_contract(cli, tmp_path)
+    con = connect(db_path, read_only=True)
+
+    def limit() -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    try:
+        before = limit()
+        rows = run_streamed(con, "SELECT current_setting('memory_limit') FROM range(3)", [],
+                            lambda r: r[0], 2)
+        assert list(rows) == ["122.0 MiB"] * 3  # STREAM_MEMORY_LIMIT, while the rows are read
+        assert limit() == before
+        unfinished = run_streamed(con, "SELECT * FROM range(10)", [], lambda r: r[0], 2)
+        assert next(unfinished) == 0
+        unfinished.close()  # a writer that failed midway: the limit is put back too
+        assert limit() == before
+    finally:
+        con.close()

@@ -28,6 +28,7 @@ from usagectl.contracts import Meter
 from usagectl.contracts.periods import local_midnight
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
+from usagectl.store.streaming import run_streamed
 
 LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
               "error_code", "endpoint", "method", "operation", "dataset_id", "indicator_ids",
@@ -107,14 +108,13 @@ LIMIT ? OFFSET ?"""
     total = int(total_row[0]) if total_row else 0
     page = limit if limit is not None else total
     shown = max(0, min(page, total - offset))
-    con.execute(sql, [*params, *mark_params, page, offset])
     events: Iterator[dict[str, Any]] | list[dict[str, Any]]
     if batch_size is None:
-        events = [_event(r, tz) for r in con.fetchall()]
+        rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
+        events = [_event(r, tz) for r in rows]
     else:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        events = _stream(con, tz, batch_size)
+        events = run_streamed(con, sql, [*params, *mark_params, page, offset],
+                              lambda r: _event(r, tz), batch_size)
     return {"events": events, "total_count": total, "limit": limit, "offset": offset,
             "has_more": offset + shown < total}
 
@@ -123,14 +123,3 @@ def _event(row: tuple[Any, ...], tz: Any) -> dict[str, Any]:
     d = dict(zip(LOG_KEYS, row))
     d["ts"] = d["ts"].astimezone(tz).isoformat()
     return d
-
-
-def _stream(con: duckdb.DuckDBPyConnection, tz: Any, batch_size: int
-            ) -> Iterator[dict[str, Any]]:
-    """The pending result's events, fetched ``batch_size`` rows at a time."""
-    while True:
-        batch = con.fetchmany(batch_size)
-        if not batch:
-            return
-        for r in batch:
-            yield _event(r, tz)

@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from usagectl.errors import NotFoundError, UsageError
+from usagectl.store.streaming import run_streamed
 
 #: --limit and --offset are bound as 64-bit integers; beyond this they are refused.
 MAX_ROWS = 2**62
@@ -47,8 +48,8 @@ def count_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None) 
 def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
                  limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Rejected rows with file, line, reason and the raw record, in file order."""
-    _reject_query(con, ingest_id, limit, offset)
-    return [dict(zip(REJECT_KEYS, r)) for r in con.fetchall()]
+    sql, params = _reject_query(con, ingest_id, limit, offset)
+    return [dict(zip(REJECT_KEYS, r)) for r in con.execute(sql, params).fetchall()]
 
 
 def stream_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
@@ -60,24 +61,13 @@ def stream_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
     The options are checked and the query run now; the rows are read from the connection's
     pending result as the iterator is consumed, so nothing else may run on ``con`` meanwhile.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    _reject_query(con, ingest_id, limit, offset)
-    return _fetch(con, batch_size)
-
-
-def _fetch(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[dict[str, Any]]:
-    while True:
-        batch = con.fetchmany(batch_size)
-        if not batch:
-            return
-        for r in batch:
-            yield dict(zip(REJECT_KEYS, r))
+    sql, params = _reject_query(con, ingest_id, limit, offset)
+    return run_streamed(con, sql, params, lambda r: dict(zip(REJECT_KEYS, r)), batch_size)
 
 
 def _reject_query(con: duckdb.DuckDBPyConnection, ingest_id: int | None, limit: int | None,
-                  offset: int) -> None:
-    """Check the options and run the rejects query, leaving its result pending on ``con``."""
+                  offset: int) -> tuple[str, list[Any]]:
+    """Check the options; the rejects query and its parameters."""
     for option, value in (("--limit", limit), ("--offset", offset)):
         if value is not None and not 0 <= value <= MAX_ROWS:
             raise UsageError(f"{option} must be >= 0 and <= {MAX_ROWS}, not {value}",
@@ -87,12 +77,11 @@ def _reject_query(con: duckdb.DuckDBPyConnection, ingest_id: int | None, limit: 
         if not found or not found[0]:
             raise NotFoundError(f"no ingest #{ingest_id}; `usagectl ingests` lists them",
                                 {"ingest_id": ingest_id})
-    con.execute(
-        "SELECT r.ingest_id, i.path, r.line, r.reason, r.raw FROM rejects r "
-        "JOIN ingests i ON i.id = r.ingest_id "
-        "WHERE ? IS NULL OR r.ingest_id = ? "
-        "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
-        [ingest_id, ingest_id, limit if limit is not None else 2**62, offset])
+    return ("SELECT r.ingest_id, i.path, r.line, r.reason, r.raw FROM rejects r "
+            "JOIN ingests i ON i.id = r.ingest_id "
+            "WHERE ? IS NULL OR r.ingest_id = ? "
+            "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
+            [ingest_id, ingest_id, limit if limit is not None else 2**62, offset])
 
 
 def reject_reasons(con: duckdb.DuckDBPyConnection, ingest_id: int, limit: int = 5

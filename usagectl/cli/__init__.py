@@ -81,8 +81,9 @@ def _fail(err: UsagectlError, as_json: bool) -> int:
     if as_json:
         error = err.to_dict()
         error["error"]["details"] = _as_given(error["error"]["details"])
-        # Part of a streamed document is already on stdout (docs/cli.md "Streaming"): the error
-        # goes to stderr, and stdout's document stays unclosed, so no reader takes it as whole.
+        # Part of a streamed document is already on stdout (docs/cli.md "Streaming large
+        # outputs"): the error goes to stderr, and stdout's document stays unclosed, so no
+        # reader takes it for the whole document.
         stream = sys.stderr if STDOUT.partial else sys.stdout
         stream.write(jsonout.dumps(error))
         stream.flush()

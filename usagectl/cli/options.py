@@ -119,7 +119,7 @@ TABLE_MAX_ROWS = 1000
 
 def table_rows(limit: int | None, default: int, most: int = TABLE_MAX_ROWS) -> int:
     """The rows a terminal table lists: ``default`` without ``--limit``, at most ``most``
-    (docs/cli.md "Streaming")."""
+    (docs/cli.md "Streaming large outputs")."""
     if limit is None:
         return default
     if limit > most:

@@ -32,7 +32,8 @@ class _Console(Console):
 
 
 class StdoutState:
-    """Whether data streamed to stdout has begun and not ended (docs/cli.md "Streaming").
+    """Whether data streamed to stdout has begun and not ended (docs/cli.md "Streaming large
+    outputs").
 
     A command that fails then cannot give a clean document on stdout, which already holds part
     of one: the CLI writes its error to stderr instead, and the part is left unclosed.

@@ -7,7 +7,7 @@ atomically to ``--out``; notes go to stderr.
 JSON and CSV are written as they are made, in pieces (:func:`usagectl.renderers.jsonout.chunks`,
 :func:`usagectl.renderers.csvout.chunks`), so a document whose rows are an iterator (a streamed
 log) is never held whole: to stdout piece by piece, to a file through its temp file
-(docs/cli.md "Streaming").
+(docs/cli.md "Streaming large outputs").
 """
 
 from __future__ import annotations

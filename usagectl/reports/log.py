@@ -10,9 +10,9 @@ that field, "counted" means counted by that meter, so summing the marks reproduc
 owner value exactly.
 
 With ``batch_size`` the events are not a list but an iterator that fetches them from DuckDB
-``batch_size`` rows at a time (docs/cli.md "Streaming"), so the log of 10M events is written
-with flat memory. The stream reads the connection's pending result: nothing else may run on
-the connection until it is consumed.
+``batch_size`` rows at a time (docs/cli.md "Streaming large outputs"), so the log of 10M events
+is written with flat memory. The stream reads the connection's pending result: nothing else may
+run on the connection until it is consumed.
 """
 
 from __future__ import annotations

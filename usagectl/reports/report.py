@@ -21,7 +21,8 @@ OPTION_VIEWS = {"--from": ("daily", "log"), "--to": ("daily", "log"), "--bucket"
                 "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
-#: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming").
+#: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming large
+#: outputs").
 STREAM_BATCH = 10_000
 
 

@@ -56,7 +56,7 @@ def stream_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
                    limit: int | None = None, offset: int = 0, *, batch_size: int = 10_000
                    ) -> Iterator[dict[str, Any]]:
     """:func:`list_rejects`'s rows as an iterator fetching ``batch_size`` at a time (flat
-    memory for millions of rejects; docs/cli.md "Streaming").
+    memory for millions of rejects; docs/cli.md "Streaming large outputs").
 
     The options are checked and the query run now; the rows are read from the connection's
     pending result as the iterator is consumed, so nothing else may run on ``con`` meanwhile.

@@ -1,5 +1,5 @@
 """Reading a large query result a batch at a time, within a small memory budget (docs/cli.md
-"Streaming").
+"Streaming large outputs").
 
 The log view, ``export`` and ``rejects`` write millions of rows. Their queries end in an
 ``ORDER BY``, which DuckDB sorts whole before the first row comes out: within the session's

@@ -396,3 +396,19 @@ def test_the_memory_limit_is_lowered_while_streaming_and_put_back(cli, db_path: 
         assert limit() == before
     finally:
         con.close()
+
+
+def test_a_query_that_cannot_spill_is_run_again_under_the_session_limit(db_path: Path) -> None:
+    """An aggregate that needs more than the streaming limit and cannot spill (a list of
+    1.5M strings) still streams, under the session's own limit, rather than failing."""
+    from usagectl.store.streaming import run_streamed
+
+    con = connect(db_path)
+    try:
+        before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        rows = run_streamed(con, "SELECT len(list(repeat('x', 100) || i)) FROM range(?) t(i)",
+                            [1_500_000], lambda r: r[0], 10)
+        assert list(rows) == [1_500_000]
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    finally:
+        con.close()

@@ -7,6 +7,12 @@ The log view, ``export`` and ``rejects`` write millions of rows. Their queries e
 result is streamed the limit is lowered to :data:`STREAM_MEMORY_LIMIT`, so that the sort
 spills early and the process stays flat (measured: docs/cli.md); it is put back when the rows
 have been read. A limit the user set with ``USAGECTL_MEMORY_LIMIT`` is left alone.
+
+Not every operator can spill: the log's first-sighting marks group by every indicator id, and
+an aggregate of millions of groups ran out of memory at 128 MB (500k events with 12 indicator
+ids each). A query that runs out of memory under the streaming limit is run again under the
+session's own limit — as much memory as without streaming, never a failure that the
+non-streamed output would not have had.
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ def run_streamed(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
         restore = DEFAULT_MEMORY_LIMIT  # what the session was opened with (store.db.connect)
         con.execute("SET memory_limit = ?", [STREAM_MEMORY_LIMIT])
     try:
-        con.execute(sql, params)
+        try:
+            con.execute(sql, params)
+        except duckdb.OutOfMemoryException:
+            if restore is None:
+                raise
+            _restore(con, restore)
+            restore = None
+            con.execute(sql, params)  # under the session's limit, as without streaming
     except BaseException:
         _restore(con, restore)
         raise

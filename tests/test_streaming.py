@@ -394,6 +394,9 @@ def test_the_memory_limit_is_lowered_while_streaming_and_put_back(cli, db_path: 
         assert next(unfinished) == 0
         unfinished.close()  # a writer that failed midway: the limit is put back too
         assert limit() == before
+        unread = run_streamed(con, "SELECT * FROM range(10)", [], lambda r: r[0], 2)
+        unread.close()  # a file refused before its first row was taken (export: a link)
+        assert limit() == before
     finally:
         con.close()
 

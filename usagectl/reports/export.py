@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,13 @@ MANIFEST = "manifest.json"
 
 def _problem(f: dict[str, Any]) -> str:
     return f"{f['contract']} {f['view'] or ''}: {f['error']}".replace("  ", " ")
+
+
+def _close(doc: dict[str, Any]) -> None:
+    """End a streamed view's rows that were not read to the end (the connection is free again)."""
+    for value in doc.values():
+        if isinstance(value, Generator):
+            value.close()
 
 
 class _Tally:
@@ -97,8 +104,11 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                     doc = build_view(con, window, view, batch_size=STREAM_BATCH)
                     rows, cols = csvout.view_rows(view, doc, [m.name for m in c.meters])
                     tally = _Tally()
-                    write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
-                               through_links=False)
+                    try:
+                        write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
+                                   through_links=False)
+                    finally:
+                        _close(doc)  # a file that failed midway: the stream ends here
                 except UsagectlError as err:
                     failures.append({"contract": c.id, "view": view, "file": name,
                                      "error": err.message})

@@ -34,7 +34,8 @@ STREAM_MEMORY_LIMIT = "128MB"
 def run_streamed(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
                  make: Callable[[tuple[Any, ...]], T], batch_size: int) -> Iterator[T]:
     """Run ``sql`` now and return an iterator of ``make(row)`` fetching ``batch_size`` rows at a
-    time from the pending result; nothing else may run on ``con`` until it is consumed."""
+    time from the pending result; nothing else may run on ``con`` until it is consumed or
+    closed (``close()`` puts the memory limit back at once, for a writer that gave up)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     restore = None
@@ -53,12 +54,15 @@ def run_streamed(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
     except BaseException:
         _restore(con, restore)
         raise
-    return _batches(con, make, batch_size, restore)
+    rows = _batches(con, make, batch_size, restore)
+    next(rows)  # started: closing it now, read or not, puts the limit back (its finally runs)
+    return rows
 
 
 def _batches(con: duckdb.DuckDBPyConnection, make: Callable[[tuple[Any, ...]], T],
              batch_size: int, restore: str | None) -> Iterator[T]:
     try:
+        yield None  # type: ignore[misc]  # the priming step of run_streamed, never seen outside
         while True:
             batch = con.fetchmany(batch_size)
             if not batch:

@@ -181,6 +181,7 @@ def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
             "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}
     # Top-level scalars of the document that describe every row (series' bucket, top's meter).
     shared = {k: doc[k] for k in ("bucket", "meter", "group_by") if k in doc}
+
     def row_of(item: dict[str, Any]) -> dict[str, Any]:
         return {**head, **shared, **flatten(item, keep=JSON_CELLS)}
 

@@ -24,7 +24,7 @@ from usagectl.cli.options import (DbOption, FormatOption, GlobalFormatOption, Qu
                                   WaitOption, one_of)
 from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers import jsonout
-from usagectl.renderers.console import Env
+from usagectl.renderers.console import STDOUT, Env
 from usagectl.renderers.numbers import number_text
 
 __all__ = ["CommandGroup", "DbOption", "FormatOption", "QuietOption", "app", "handle_errors", "resolve"]
@@ -82,8 +82,12 @@ def _fail(err: UsagectlError, as_json: bool) -> int:
     if as_json:
         error = err.to_dict()
         error["error"]["details"] = _as_given(error["error"]["details"])
-        sys.stdout.write(jsonout.dumps(error))
-        sys.stdout.flush()
+        # Part of a streamed document is already on stdout (docs/cli.md "Streaming large
+        # outputs"): the error goes to stderr, and stdout's document stays unclosed, so no
+        # reader takes it for the whole document.
+        stream = sys.stderr if STDOUT.partial else sys.stdout
+        stream.write(jsonout.dumps(error))
+        stream.flush()
     else:
         err_console = Env().err
         err_console.print(f"usagectl: error: {err.message}", markup=False, highlight=False,
@@ -132,6 +136,7 @@ class UsagectlGroup(CommandGroup):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         STATE.db, STATE.format, STATE.quiet, STATE.argv = None, None, False, argv
+        STDOUT.partial = False
         try:
             if not standalone_mode or not _wants_json(argv):
                 return super().main(argv, prog_name, complete_var, standalone_mode, **extra)

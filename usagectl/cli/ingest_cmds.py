@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from usagectl.cli import handle_errors, DbOption, FormatOption, QuietOption, app, resolve
+from usagectl.cli.options import table_rows
 from usagectl.errors import ExitCode
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.console import Env
+from usagectl.renderers.output import write_output
 from usagectl.renderers.tables import print_fitting, required_width
 from usagectl.renderers.text import safe
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:  # ingest loads pyarrow, shapely and pyproj: only when a file 
     from usagectl.store.ingest import FileResult
 
 COUNT_KEYS = ("rows_read", "accepted", "duplicates", "rejected", "repaired")
+REJECTS_TABLE_ROWS = 50
 
 
 @app.command()
@@ -249,7 +252,8 @@ def rejects_cmd(
 ) -> None:
     """List rejected rows with their file, line, reason and raw record.
 
-    Tables show the first 50 rows; JSON and CSV hold every row unless --limit is given.
+    Tables show the first 50 rows (--limit up to 1000); JSON and CSV hold every row unless
+    --limit is given, streamed in batches.
 
     Example: usagectl rejects --ingest 3 --format csv > rejects.csv
     """
@@ -257,16 +261,16 @@ def rejects_cmd(
     from usagectl.store.db import session
 
     db, fmt, env = resolve(db, fmt, quiet)
+    if fmt in ("json", "csv"):
+        with session(db, read_only=True) as con:
+            stream = audit.stream_rejects(con, ingest_id, limit, offset)
+            write_output(env, jsonout.chunks(stream) if fmt == "json" else
+                         csvout.chunks(stream, audit.REJECT_KEYS), None)
+        return
+    table_limit = table_rows(limit, REJECTS_TABLE_ROWS)
     with session(db, read_only=True) as con:
         total = audit.count_rejects(con, ingest_id)
-        table_limit = limit if limit is not None else (50 if fmt == "table" else None)
         rows = audit.list_rejects(con, ingest_id, table_limit, offset)
-    if fmt == "json":
-        env.write(jsonout.dumps(rows))
-        return
-    if fmt == "csv":
-        env.write(csvout.render(rows, audit.REJECT_KEYS))
-        return
     table = Table(title="Rejected rows", title_justify="left")
     table.add_column("ingest", justify="right")
     table.add_column("line", justify="right", no_wrap=True)

@@ -144,6 +144,23 @@ def rows(value: int | None, option: str) -> int | None:
     return value
 
 
+#: The most rows a terminal table of the log or of rejects lists (``--limit``): a table is built
+#: whole before it is printed, and is for reading; JSON and CSV stream any number of rows.
+TABLE_MAX_ROWS = 1000
+
+
+def table_rows(limit: int | None, default: int, most: int = TABLE_MAX_ROWS) -> int:
+    """The rows a terminal table lists: ``default`` without ``--limit``, at most ``most``
+    (docs/cli.md "Streaming large outputs")."""
+    if limit is None:
+        return default
+    if limit > most:
+        raise UsageError(f"--limit {limit} is more than a table shows (at most {most:,} rows); "
+                         f"page with --offset, or use --format csv or json for every row",
+                         {"option": "--limit", "value": limit, "most": most})
+    return limit
+
+
 def choice(value: str, option: str, valid: tuple[str, ...]) -> str:
     """A value from a fixed list, or a usage error listing the list."""
     if value not in valid:

@@ -66,7 +66,7 @@ def report(
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
-    from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, VIEWS, ViewOptions, build_view,
+    from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, STREAM_BATCH, VIEWS, ViewOptions, build_view,
                                          meter_names)
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
@@ -108,16 +108,18 @@ def report(
         raise UsageError(f"--from {first} is after --to {last}", {"option": "--from"})
     opt.rows(limit, "--limit")
     opt.rows(offset, "--offset")
-    if view == "log" and limit is None and fmt == "table":
-        limit = LOG_TABLE_ROWS
+    if view == "log" and fmt == "table":
+        limit = opt.table_rows(limit, LOG_TABLE_ROWS)
     opts = ViewOptions(meters=meter, date_from=first, date_to=last,
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
                        group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
                        limit=limit, offset=offset or 0)
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file, user)
-        doc = build_view(con, window, view, opts)
         names = meter_names(window, meter)
+        # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
+        doc = build_view(con, window, view, opts,
+                         batch_size=STREAM_BATCH if fmt in ("json", "csv") else None)
         emit(env, view, doc, fmt, out, meters=names)
         _notes(env, con, window, meter)
 

@@ -31,6 +31,20 @@ class _Console(Console):
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
+class StdoutState:
+    """Whether data streamed to stdout has begun and not ended (docs/cli.md "Streaming large
+    outputs").
+
+    A command that fails then cannot give a clean document on stdout, which already holds part
+    of one: the CLI writes its error to stderr instead, and the part is left unclosed.
+    """
+
+    partial = False
+
+
+STDOUT = StdoutState()
+
+
 @dataclass
 class Env:
     """Streams and consoles of one command run."""

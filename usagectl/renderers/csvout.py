@@ -13,12 +13,15 @@ Numbers are never prefixed, so a negative number stays a number; they are writte
 :func:`usagectl.renderers.numbers.number_text`, exactly as in JSON. Lists and objects become one
 cell of JSON (objects with sorted keys). Columns equal the JSON keys (nested objects joined with
 ``_``) and are fixed per view: they never depend on the data.
+
+:func:`chunks` writes rows given as an iterator (the log's events, ``rejects``) a batch of whole
+lines at a time, with the same text as :func:`render`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -68,17 +71,43 @@ def _quoted(text: str) -> str:
     return text
 
 
+def _line(cells: Iterable[str]) -> str:
+    out = [_quoted(c) for c in cells]
+    if out == [""]:
+        out = ['""']  # a lone empty field would read back as a blank line
+    return ",".join(out) + "\n"
+
+
+def lines(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterator[str]:
+    """The header, then one line per row, each ending with ``\\n``."""
+    yield _line(cell(c) for c in columns)
+    for row in rows:
+        yield _line(cell(row.get(c)) for c in columns)
+
+
 def render(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     """Rows → CSV text with a header; ``\\n`` line endings for byte-stable output."""
-    def line(cells: Iterable[str]) -> str:
-        out = [_quoted(c) for c in cells]
-        if out == [""]:
-            out = ['""']  # a lone empty field would read back as a blank line
-        return ",".join(out) + "\n"
+    return "".join(lines(rows, columns))
 
-    parts = [line(cell(c) for c in columns)]
-    parts += [line(cell(row.get(c)) for c in columns) for row in rows]
-    return "".join(parts)
+
+#: Characters of CSV text gathered before :func:`chunks` hands them on.
+CHUNK_CHARS = 1 << 16
+
+
+def chunks(rows: Iterable[dict[str, Any]], columns: Sequence[str], size: int = CHUNK_CHARS
+           ) -> Iterator[str]:
+    """:func:`render`'s text in pieces of whole lines, about ``size`` characters each; an
+    iterator of rows is consumed as the pieces are taken."""
+    buf: list[str] = []
+    n = 0
+    for text in lines(rows, columns):
+        buf.append(text)
+        n += len(text)
+        if n >= size:
+            yield "".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield "".join(buf)
 
 
 def flatten(d: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -142,15 +171,23 @@ def view_columns(view: str, meters: Sequence[str]) -> list[str]:
 
 
 def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
-              ) -> tuple[list[dict[str, Any]], list[str]]:
-    """A report view as CSV rows whose columns are the JSON keys (nested objects joined with _)."""
+              ) -> tuple[list[dict[str, Any]] | Iterator[dict[str, Any]], list[str]]:
+    """A report view as CSV rows whose columns are the JSON keys (nested objects joined with _).
+
+    Items given as an iterator (a streamed log) give an iterator of rows, made as it is read.
+    """
     p = doc["period"]
     head = {"contract_id": doc["contract"]["id"], "period_index": p["index"],
             "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}
     # Top-level scalars of the document that describe every row (series' bucket, top's meter).
     shared = {k: doc[k] for k in ("bucket", "meter", "group_by") if k in doc}
-    rows = [{**head, **shared, **flatten(item, keep=JSON_CELLS)}
-            for item in doc.get(VIEW_ITEMS[view]) or []]
+
+    def row_of(item: dict[str, Any]) -> dict[str, Any]:
+        return {**head, **shared, **flatten(item, keep=JSON_CELLS)}
+
+    items = doc.get(VIEW_ITEMS[view]) or []
+    rows = (row_of(item) for item in items) if isinstance(items, Iterator) else [
+        row_of(item) for item in items]
     return rows, view_columns(view, meters)
 
 
@@ -162,7 +199,8 @@ OVERLAP_KEYS = ("user_id", "area", "exclusive_area", "shared_area")
 RECONCILE_KEYS = ("key", "ours", "theirs", "difference", "within_tolerance", "only_in")
 
 
-def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[str]]:
+def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()
+            ) -> tuple[Iterable[dict[str, Any]], list[str]]:
     """(rows, columns) of any document that has a CSV form."""
     if kind in VIEW_ITEMS:
         return view_rows(kind, doc, meters)

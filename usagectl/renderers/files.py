@@ -4,6 +4,9 @@
 file is written to a temp file in the same folder, fsynced, and renamed over the target. What is
 not a regular file — a FIFO, ``/dev/stdout``, a terminal — is written straight into instead, so
 that renaming never replaces it (docs/cli.md "Output files").
+
+The data is bytes, or an iterable of bytes written piece by piece as it comes (a streamed log):
+if taking a piece fails, the temp file is removed and the target is left as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,13 +32,21 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
+def _pieces(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
+    return (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Temp file in the same folder, fsync, rename: a reader never sees half a file.
+
+    ``data`` may be an iterable of bytes: an error while taking a piece removes the temp file.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; exports are for others to read
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in _pieces(data):
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,7 +60,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_file(path: Path, data: bytes, *, through_links: bool = True) -> None:
+def write_file(path: Path, data: bytes | Iterable[bytes], *, through_links: bool = True) -> None:
     """Write an output file the user named, whatever is at ``path`` (docs/cli.md "Output files").
 
     * nothing, or a regular file: :func:`atomic_write` (temp file beside it, fsync, rename);
@@ -60,7 +71,8 @@ def write_file(path: Path, data: bytes, *, through_links: bool = True) -> None:
       With ``through_links=False`` (an export folder) a link is refused and left alone;
     * a folder: refused.
 
-    Every failure is an OSError whose ``strerror`` says why (ENOSPC, a link refused, …).
+    Every failure to write is an OSError whose ``strerror`` says why (ENOSPC, a link refused,
+    …); an error raised while taking a piece of ``data`` propagates as it is.
     """
     try:
         here = os.lstat(path)
@@ -103,16 +115,18 @@ def _same_file(path: Path, st: os.stat_result) -> bool:
         return False
 
 
-def _write_into(path: Path, data: bytes, through_links: bool) -> None:
-    """Write into a FIFO or a device as it is: no temp file, no rename, no truncation."""
+def _write_into(path: Path, data: bytes | Iterable[bytes], through_links: bool) -> None:
+    """Write into a FIFO or a device as it is: no temp file, no rename, no truncation (a
+    stream that fails midway leaves what was written: there is nothing to roll back)."""
     flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | (0 if through_links else os.O_NOFOLLOW)
     fd = os.open(path, flags)
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by a file since it was looked at
             raise OSError(errno.EAGAIN, "it changed while being written; try again")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for piece in _pieces(data):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

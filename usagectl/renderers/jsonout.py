@@ -4,6 +4,10 @@ Deterministic (keys in insertion order, no wall-clock values unless asked for), 
 document per command, datetimes ISO 8601 with offset. Numbers are written by
 :func:`usagectl.renderers.numbers.number_text`, the function CSV uses too: Decimals exactly and
 without exponent (quotients to 6 decimals), so both formats show the same digits.
+
+An iterator inside a document (the log's events, ``rejects``' rows) is written as an array
+item by item: :func:`chunks` yields the document in pieces, so it is never held whole in memory,
+and its text is exactly :func:`dumps`'s.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def _encode(o: Any, indent: int | None, level: int, sort_keys: bool) -> Iterator
         yield _string(o)
     elif isinstance(o, (int, float, Decimal)):
         yield number_text(o) or "null"
+    elif isinstance(o, Iterator):
+        yield from _encode_stream(o, indent, level, sort_keys)
     elif isinstance(o, (list, dict)):
         items = (sorted(o.items(), key=lambda kv: str(kv[0])) if sort_keys else o.items()
                  ) if isinstance(o, dict) else o
@@ -77,6 +83,48 @@ def _encode(o: Any, indent: int | None, level: int, sort_keys: bool) -> Iterator
         yield end + closing
     else:
         yield from _encode(_default(o), indent, level, sort_keys)
+
+
+_END = object()
+
+
+def _encode_stream(items: Iterator[Any], indent: int | None, level: int, sort_keys: bool
+                   ) -> Iterator[str]:
+    """An iterator as a JSON array, item by item (the same text as the list of its items)."""
+    first = next(items, _END)
+    if first is _END:
+        yield "[]"
+        return
+    if indent is None:
+        inner, sep, end = "", ", ", ""
+    else:
+        inner = "\n" + " " * (indent * (level + 1))
+        sep, end = "," + inner, "\n" + " " * (indent * level)
+    yield "[" + inner
+    yield from _encode(first, indent, level + 1, sort_keys)
+    for item in items:
+        yield sep
+        yield from _encode(item, indent, level + 1, sort_keys)
+    yield end + "]"
+
+
+#: Characters of JSON text gathered before :func:`chunks` hands them on.
+CHUNK_CHARS = 1 << 16
+
+
+def chunks(obj: Any, size: int = CHUNK_CHARS) -> Iterator[str]:
+    """:func:`dumps` of ``obj`` in pieces of about ``size`` characters, the last one ending the
+    document; iterators in ``obj`` are consumed as the pieces are taken."""
+    buf: list[str] = []
+    n = 0
+    for part in _encode(obj, 2, 0, False):
+        buf.append(part)
+        n += len(part)
+        if n >= size:
+            yield "".join(buf)
+            buf, n = [], 0
+    buf.append("\n")
+    yield "".join(buf)
 
 
 def dumps(obj: Any) -> str:

@@ -5,7 +5,9 @@
   link is never written through (that file fails, the link is left alone).
 * The folder is locked for the whole run (:func:`usagectl.renderers.files.folder_lock`): a
   second export into it waits, so the manifest always matches the files beside it.
-* Each file is written atomically (a FIFO or a device already at its name is written into);
+* Each file is written atomically (a FIFO or a device already at its name is written into),
+  streamed: the log's events are fetched from DuckDB and written a batch at a time, with the
+  SHA-256 and the row count taken as they pass (flat memory whatever the log's size);
   a file that cannot be written is listed in ``failures`` with its path and the reason, and the
   others are still written. A manifest that cannot be written is an ``io_error`` naming it,
   with every failure in its details.
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from usagectl.errors import IOFailure, UsagectlError
 from usagectl.meters.select import Window
 from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.files import file_stems, folder_lock, inside, write_file
-from usagectl.reports.report import build_view
+from usagectl.reports.report import STREAM_BATCH, build_view
 from usagectl.store import contracts_repo
 
 MANIFEST = "manifest.json"
@@ -34,6 +37,32 @@ MANIFEST = "manifest.json"
 
 def _problem(f: dict[str, Any]) -> str:
     return f"{f['contract']} {f['view'] or ''}: {f['error']}".replace("  ", " ")
+
+
+def _close(doc: dict[str, Any]) -> None:
+    """End a streamed view's rows that were not read to the end (the connection is free again)."""
+    for value in doc.values():
+        if isinstance(value, Generator):
+            value.close()
+
+
+class _Tally:
+    """Counts the rows and hashes the bytes of a CSV file as its pieces are written."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.sha = hashlib.sha256()
+
+    def counted(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self.rows += 1
+            yield row
+
+    def hashed(self, pieces: Iterable[str]) -> Iterator[bytes]:
+        for piece in pieces:
+            data = piece.encode("utf-8")
+            self.sha.update(data)
+            yield data
 
 
 def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: list[str],
@@ -71,10 +100,14 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                 path = folder / name
                 try:
                     path = inside(folder, name)
-                    rows, cols = csvout.view_rows(view, build_view(con, window, view),
-                                                  [m.name for m in c.meters])
-                    data = csvout.render(rows, cols).encode("utf-8")
-                    write_file(path, data, through_links=False)
+                    doc = build_view(con, window, view, batch_size=STREAM_BATCH)
+                    rows, cols = csvout.view_rows(view, doc, [m.name for m in c.meters])
+                    tally = _Tally()
+                    try:
+                        write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
+                                   through_links=False)
+                    finally:
+                        _close(doc)  # a file that failed midway: the stream ends here
                 except UsagectlError as err:
                     failures.append({"contract": c.id, "view": view, "file": name,
                                      "error": err.message})
@@ -83,8 +116,8 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                     failures.append({"contract": c.id, "view": view, "file": name,
                                      "error": f"cannot write {path}: {exc.strerror}"})
                     continue
-                files.append({"name": name, "contract": c.id, "view": view, "rows": len(rows),
-                              "sha256": hashlib.sha256(data).hexdigest(),
+                files.append({"name": name, "contract": c.id, "view": view, "rows": tally.rows,
+                              "sha256": tally.sha.hexdigest(),
                               "period": window.period.to_dict(now)})
         manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
                     "failures": failures}

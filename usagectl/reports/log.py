@@ -8,11 +8,16 @@ first counted one of its user, ``new_dataset`` likewise for its dataset, ``new_i
 indicator ids no earlier counted event requested. When the contract has a ``distinct`` meter on
 that field, "counted" means counted by that meter, so summing the marks reproduces that meter's
 owner value exactly.
+
+With ``batch_size`` the events are not a list but an iterator that fetches them from DuckDB
+``batch_size`` rows at a time (docs/cli.md "Streaming large outputs"), so the log of 10M events
+is written with flat memory. The stream reads the connection's pending result: nothing else may
+run on the connection until it is consumed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -23,12 +28,15 @@ from usagectl.contracts import Meter
 from usagectl.contracts.periods import local_midnight
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
+from usagectl.store.streaming import run_streamed
 
 LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
               "error_code", "endpoint", "method", "operation", "dataset_id", "indicator_ids",
               "input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms",
               "session_id", "request_id")
 MARKS = (("user_id", "new_user"), ("dataset_id", "new_dataset"), ("indicator_ids", "new_indicators"))
+#: The keys of one event of the log, in order (the JSON keys and the CSV columns).
+LOG_KEYS = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
 
 
 def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
@@ -40,12 +48,13 @@ def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
                     limit: int | None = None, offset: int = 0,
                     values: Mapping[str, Any] | None = None, *, date_from: date | None = None,
-                    date_to: date | None = None) -> dict[str, Any]:
+                    date_to: date | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """The log view's document: events with marks, paged with ``limit``/``offset``.
 
     ``values`` (meter name → computed value) spares deriving operations again.
     ``date_from``/``date_to`` (local days, inclusive) narrow the listed events only; the
-    first-sighting marks stay the period's.
+    first-sighting marks stay the period's. ``batch_size`` makes ``events`` an iterator that
+    fetches that many rows at a time (the keys and values are the same as the list's).
     """
     values = dict(values or {})
     for m in meters:  # derive the operations once, for the log and each mark's scope
@@ -98,12 +107,19 @@ LIMIT ? OFFSET ?"""
     total_row = con.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()
     total = int(total_row[0]) if total_row else 0
     page = limit if limit is not None else total
-    rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
-    names = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
-    events = []
-    for r in rows:
-        d = dict(zip(names, r))
-        d["ts"] = d["ts"].astimezone(tz).isoformat()
-        events.append(d)
+    shown = max(0, min(page, total - offset))
+    events: Iterator[dict[str, Any]] | list[dict[str, Any]]
+    if batch_size is None:
+        rows = con.execute(sql, [*params, *mark_params, page, offset]).fetchall()
+        events = [_event(r, tz) for r in rows]
+    else:
+        events = run_streamed(con, sql, [*params, *mark_params, page, offset],
+                              lambda r: _event(r, tz), batch_size)
     return {"events": events, "total_count": total, "limit": limit, "offset": offset,
-            "has_more": offset + len(events) < total}
+            "has_more": offset + shown < total}
+
+
+def _event(row: tuple[Any, ...], tz: Any) -> dict[str, Any]:
+    d = dict(zip(LOG_KEYS, row))
+    d["ts"] = d["ts"].astimezone(tz).isoformat()
+    return d

@@ -21,6 +21,9 @@ OPTION_VIEWS = {"--from": ("daily", "log"), "--to": ("daily", "log"), "--bucket"
                 "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
+#: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming large
+#: outputs").
+STREAM_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,14 @@ def meter_names(window: Window, names: list[str] | None) -> list[str]:
 
 
 def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
-               opts: ViewOptions = ViewOptions()) -> dict[str, Any]:
-    """The JSON document of one view (the same dict every format is rendered from)."""
+               opts: ViewOptions = ViewOptions(), *, batch_size: int | None = None
+               ) -> dict[str, Any]:
+    """The JSON document of one view (the same dict every format is rendered from).
+
+    ``batch_size`` streams the log's events: ``doc["events"]`` is then an iterator fetching that
+    many rows at a time, to be written before anything else runs on ``con``; the other views
+    are small (one row per meter, user, day or bucket) and stay lists.
+    """
     if view == "consolidated":
         return views.consolidated(con, window, opts.meters)
     if view == "users":
@@ -54,7 +63,8 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         return views.daily_view(con, window, opts.meters, opts.date_from, opts.date_to)
     if view == "log":
         return views.log_view(con, window, opts.meters, opts.limit, opts.offset,
-                              date_from=opts.date_from, date_to=opts.date_to)
+                              date_from=opts.date_from, date_to=opts.date_to,
+                              batch_size=batch_size)
     if view == "series":
         return views.series_view(con, window, opts.meters, opts.bucket)
     if view == "top":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 
 from usagectl.errors import NotFoundError, UsageError
+from usagectl.store.streaming import run_streamed
 
 #: --limit and --offset are bound as 64-bit integers; beyond this they are refused.
 MAX_ROWS = 2**62
@@ -46,6 +48,26 @@ def count_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None) 
 def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
                  limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Rejected rows with file, line, reason and the raw record, in file order."""
+    sql, params = _reject_query(con, ingest_id, limit, offset)
+    return [dict(zip(REJECT_KEYS, r)) for r in con.execute(sql, params).fetchall()]
+
+
+def stream_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
+                   limit: int | None = None, offset: int = 0, *, batch_size: int = 10_000
+                   ) -> Iterator[dict[str, Any]]:
+    """:func:`list_rejects`'s rows as an iterator fetching ``batch_size`` at a time (flat
+    memory for millions of rejects; docs/cli.md "Streaming large outputs").
+
+    The options are checked and the query run now; the rows are read from the connection's
+    pending result as the iterator is consumed, so nothing else may run on ``con`` meanwhile.
+    """
+    sql, params = _reject_query(con, ingest_id, limit, offset)
+    return run_streamed(con, sql, params, lambda r: dict(zip(REJECT_KEYS, r)), batch_size)
+
+
+def _reject_query(con: duckdb.DuckDBPyConnection, ingest_id: int | None, limit: int | None,
+                  offset: int) -> tuple[str, list[Any]]:
+    """Check the options; the rejects query and its parameters."""
     for option, value in (("--limit", limit), ("--offset", offset)):
         if value is not None and not 0 <= value <= MAX_ROWS:
             raise UsageError(f"{option} must be >= 0 and <= {MAX_ROWS}, not {value}",
@@ -55,13 +77,11 @@ def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
         if not found or not found[0]:
             raise NotFoundError(f"no ingest #{ingest_id}; `usagectl ingests` lists them",
                                 {"ingest_id": ingest_id})
-    rows = con.execute(
-        "SELECT r.ingest_id, i.path, r.line, r.reason, r.raw FROM rejects r "
-        "JOIN ingests i ON i.id = r.ingest_id "
-        "WHERE ? IS NULL OR r.ingest_id = ? "
-        "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
-        [ingest_id, ingest_id, limit if limit is not None else 2**62, offset]).fetchall()
-    return [dict(zip(REJECT_KEYS, r)) for r in rows]
+    return ("SELECT r.ingest_id, i.path, r.line, r.reason, r.raw FROM rejects r "
+            "JOIN ingests i ON i.id = r.ingest_id "
+            "WHERE ? IS NULL OR r.ingest_id = ? "
+            "ORDER BY r.ingest_id, r.line LIMIT ? OFFSET ?",
+            [ingest_id, ingest_id, limit if limit is not None else 2**62, offset])
 
 
 def reject_reasons(con: duckdb.DuckDBPyConnection, ingest_id: int, limit: int = 5

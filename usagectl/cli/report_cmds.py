@@ -66,8 +66,8 @@ def report(
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
-    from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, STREAM_BATCH, VIEWS, ViewOptions, build_view,
-                                         meter_names)
+    from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, STREAM_BATCH, VIEWS,
+                                         ViewOptions, build_view, meter_names)
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 

@@ -356,8 +356,8 @@ SECTIONS = ("ingest", "geo", "reports", "export", "startup", "area")
 
 def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int, warmup: int,
                   startup_runs: int, area_sizes: Sequence[int], area_timeout: float,
-                  only: Sequence[str] = SECTIONS, reports_from_ingest: bool = True
-                  ) -> list[tuple[str, float]]:
+                  only: Sequence[str] = SECTIONS, reports_from_ingest: bool = True,
+                  export_runs: int = 1) -> list[tuple[str, float]]:
     """(step, estimated seconds) for a run with these options, in the order they run."""
     m = rows / 1e6
     k = runs + warmup
@@ -389,7 +389,8 @@ def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int,
         steps.append((f"4 report views ×{k} each side", 4 * (k * per + pair)))
     if "export" in only:
         per = sum(COST["log_json"]) + sum(COST["log_csv"]) + sum(COST["export"])
-        steps.append((f"log JSON, log CSV, export ×{k} each side", k * per * m + 3 * pair))
+        steps.append((f"log JSON, log CSV, export ×{export_runs} each side",
+                      export_runs * per * m + 3 * 2 * export_runs * COST["process"]))
     if "startup" in only:
         steps.append((f"start-up: 2 commands and `python -c pass` ×{startup_runs + 1} each",
                       4 * (startup_runs + 1) * COST["startup"]))

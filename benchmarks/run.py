@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, help="measured runs per side, after the warm-up; the "
                     "median is reported (default 3; --quick 1)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up runs per side (default 1)")
+    ap.add_argument("--export-runs", type=int, default=1,
+                    help="measured runs of each log export, without a warm-up (default 1: the "
+                    "target there is peak memory, and a 10M-event log export takes minutes)")
     ap.add_argument("--startup-runs", type=int, help="measured runs of each start-up command "
                     "(default 10; --quick 5)")
     ap.add_argument("--area-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                                  geojson_polygons=args.geojson_polygons, runs=args.runs,
                                  warmup=args.warmup, startup_runs=args.startup_runs,
                                  area_sizes=args.area_sizes, area_timeout=args.area_timeout,
-                                 only=sections, reports_from_ingest=args.reports_db == "ingest")
+                                 only=sections, reports_from_ingest=args.reports_db == "ingest",
+                                 export_runs=args.export_runs)
     estimate = sum(s for _, s in plan)
     print("Plan (sections: " + ", ".join(sections) + "):\n" + harness.plan_text(plan),
           file=sys.stderr, flush=True)
@@ -263,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                          geojson_polygons=args.geojson_polygons, runs=args.runs,
                          warmup=args.warmup, startup_runs=args.startup_runs,
                          timeout=args.timeout, cap_mib=args.mem_cap, workdir=work,
-                         reports_from=args.reports_db, log=log)
+                         reports_from=args.reports_db, export_runs=args.export_runs, log=log)
     done: list = []
     problems: list[str] = []
     extra_md: list[str] = []
@@ -348,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     options = (f"--rows {args.rows} --polygons {args.polygons} --geojson-polygons "
                f"{args.geojson_polygons} --runs {args.runs} --warmup {args.warmup} "
-               f"--startup-runs {args.startup_runs} --only {','.join(sections)}"
+               f"--startup-runs {args.startup_runs} --export-runs {args.export_runs} "
+               f"--only {','.join(sections)}"
                + (" --area-sizes " + " ".join(map(str, args.area_sizes))
                   + f" --area-timeout {args.area_timeout:g}" if "area" in sections else ""))
     report = "\n".join([

@@ -270,6 +270,8 @@ class Source:
         self.stats = SourceStats()
         self.extras: list[str] = []
         self._counter: _CountingReader | None = None
+        # Physical lines counted by a pass of its own (CsvSource.fast_scan), when one was made.
+        self.independent_lines: int | None = None
 
     def bytes_consumed(self) -> int:
         return self._counter.consumed if self._counter else 0
@@ -348,30 +350,7 @@ class CsvSource(Source):
         if header_line is None:
             raise ValidationError(f"{self.path}: the file is empty (no header line)")
         self.stats.header_lines = 1
-        try:
-            header_text = header_line[1].decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError(f"{self.path}: the header is not valid UTF-8; "
-                                  "re-save the file as UTF-8") from None
-        delim = self._delimiter or _sniff_delimiter(header_text)
-        self._delimiter = delim
-        try:
-            header = next(csv.reader([header_text], delimiter=delim, strict=True))
-        except csv.Error as exc:
-            raise ValidationError(f"{self.path}: cannot parse the header: {exc}") from None
-        header = [h.strip() for h in header]
-        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise ValidationError(f"{self.path}: duplicate column names in the header: "
-                                  f"{', '.join(dupes)}; rename them")
-        plan = plan_columns(header, self.mapping)
-        missing = missing_required(plan.canonical, self.owner_given)
-        if missing:
-            raise ValidationError(f"{self.path}: " + missing_columns_message(missing, header),
-                                  {"missing": missing, "columns": header})
-        self.extras = plan.extras
-        self.stats.seen_canonical = set(plan.canonical)
+        header, plan = self._parse_header(header_line[1])
         width = len(header)
         canon_idx = [(c, header.index(s)) for c, s in plan.canonical.items()]
         extra_idx = [header.index(e) for e in plan.extras]
@@ -403,6 +382,88 @@ class CsvSource(Source):
                 yield flush()
         if batch_lines:
             yield flush()
+
+    def _parse_header(self, line: bytes) -> tuple[list[str], ColumnPlan]:
+        """The header's column names and their plan; sets the delimiter and ``extras``."""
+        try:
+            header_text = line.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{self.path}: the header is not valid UTF-8; "
+                                  "re-save the file as UTF-8") from None
+        delim = self._delimiter or _sniff_delimiter(header_text)
+        self._delimiter = delim
+        try:
+            header = next(csv.reader([header_text], delimiter=delim, strict=True))
+        except csv.Error as exc:
+            raise ValidationError(f"{self.path}: cannot parse the header: {exc}") from None
+        except StopIteration:  # pragma: no cover — a non-blank line has at least one value
+            header = []
+        header = [h.strip() for h in header]
+        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise ValidationError(f"{self.path}: duplicate column names in the header: "
+                                  f"{', '.join(dupes)}; rename them")
+        plan = plan_columns(header, self.mapping)
+        missing = missing_required(plan.canonical, self.owner_given)
+        if missing:
+            raise ValidationError(f"{self.path}: " + missing_columns_message(missing, header),
+                                  {"missing": missing, "columns": header})
+        self.extras = plan.extras
+        self.stats.seen_canonical = set(plan.canonical)
+        return header, plan
+
+    def fast_scan(self) -> CsvLayout | None:
+        """One pass over the raw bytes: may a bulk parser (DuckDB ``read_csv``) read this file?
+
+        The answer is yes only when every line after the header is one whole record that the
+        bulk parser and the exact splitter (:meth:`_records`) read alike: the header is the
+        first line; no blank or whitespace-only line; no NUL byte; a CR only as part of CRLF;
+        valid UTF-8; and no whitespace between a quote and a delimiter or a line's edge
+        (DuckDB trims it, Python's ``csv`` keeps it). Anything else (rare in practice) goes to
+        the exact splitter whole. The caller still checks that the bulk parser returns exactly
+        one record per line after the header; together with "no blank line" this proves that
+        no record spans lines, so record ``i`` is line ``i + 1``.
+
+        Counts physical lines by newline bytes as it goes: the independent count the ingest
+        reconciles against. Returns ``None`` when the file must go to the exact splitter.
+        Raises like :meth:`chunks` for a damaged (truncated) compressed file or a bad header.
+        """
+        stream, self._counter = open_binary(self.path, self.compression)
+        try:
+            first = stream.readline()
+            if not first.strip():
+                return None  # empty file or leading blank lines: the exact path says why
+            header, plan = self._parse_header(first)
+            if not first.endswith(b"\n"):
+                return None
+            if not _vouch(first, self._delimiter or ","):
+                return None
+            delim = (self._delimiter or ",").encode()
+            lines = 1
+            tail = b""
+            last = b"\n"
+            while block := stream.read(1 << 22):
+                lines += block.count(b"\n")
+                last = block[-1:]
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    tail += block
+                    if len(tail) > MAX_RECORD_BYTES:
+                        return None
+                    continue
+                whole, tail = tail + block[:cut + 1], block[cut + 1:]
+                if not _vouch(whole, delim.decode()):
+                    return None
+            if tail and not _vouch(tail + b"\n", delim.decode()):
+                return None
+        except (OSError, EOFError) as exc:
+            raise read_failure(self.path, exc) from None
+        finally:
+            stream.close()
+        lines += 0 if last == b"\n" else 1
+        return CsvLayout(header=header, plan=plan, delimiter=self._delimiter or ",",
+                         lines=lines)
 
     def _records(self, lines: Iterator[tuple[int, bytes]], width: int
                  ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
@@ -486,6 +547,70 @@ def _sniff_delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","
+
+
+@dataclass
+class CsvLayout:
+    """What :meth:`CsvSource.fast_scan` found: a file a bulk CSV parser may read."""
+
+    header: list[str]
+    plan: ColumnPlan
+    delimiter: str
+    lines: int  # physical lines, counted by newline bytes (the header included)
+
+
+_BLANK_LINE = re.compile(rb"(?m)^[ \t\r\x0b\x0c]*\n")
+# Whitespace between a quote and a delimiter or a line's edge reads differently: ``a, "b"``
+# is the value ' "b"' for Python's csv but 'b' for DuckDB (see ``_has_quote_space``).
+
+
+def _vouch(block: bytes, delim: str) -> bool:
+    """Whether whole lines ``block`` (ending in a newline) hold only what both CSV parsers read
+    alike (see :meth:`CsvSource.fast_scan`). Cheap substring tests first (C speed); the
+    regular expressions run only on a block where a substring test found a candidate."""
+    if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+        return False
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    if (block.startswith((b"\n", b"\r", b" ", b"\t", b"\x0b", b"\x0c"))
+            or any(s in block for s in (b"\n\n", b"\n\r", b"\n ", b"\n\t", b"\n\x0b",
+                                        b"\n\x0c"))) and _BLANK_LINE.search(block):
+        return False
+    if b'"' in block:
+        d = delim.encode()
+        candidates = (b' "', b'" ', b'"\t') if delim == "\t" else (b' "', b'" ', b'\t"', b'"\t')
+        if any(c in block for c in candidates) and _has_quote_space(block, d):
+            return False
+    return True
+
+
+def _has_quote_space(block: bytes, delim: bytes) -> bool:
+    """Whitespace between a delimiter or a line's start and a quote, or between a quote and a
+    delimiter or a line's end; walks only the candidate places (rare in real files)."""
+    ws = b" \t" if delim != b"\t" else b" "
+    for needle, step in ((b' "', -1), (b'" ', 1)) + (((b'\t"', -1), (b'"\t', 1))
+                                                    if delim != b"\t" else ()):
+        i = block.find(needle)
+        while i >= 0:
+            if step < 0:
+                j = i
+                while j > 0 and block[j - 1] in ws:
+                    j -= 1
+                prev = block[j - 1:j] if j > 0 else b"\n"
+                if prev in (b"\n", delim):
+                    return True
+            else:
+                j = i + 1
+                while j < len(block) and block[j] in ws:
+                    j += 1
+                nxt = block[j:j + 1]
+                if nxt in (b"\n", b"\r", delim, b""):
+                    return True
+            i = block.find(needle, i + 1)
+    return False
 
 
 # --------------------------------------------------------------------------------- JSON kinds

@@ -402,7 +402,9 @@ checked AS (
 final AS (
     SELECT *,
         {_hash_sql(content)} AS p_hash,
-        {_hash_sql(as_given)} AS id_hash
+        -- Only a row without an event_id needs its derived one (a CASE evaluates its THEN
+        -- only on the rows that take it).
+        CASE WHEN v_event_id IS NULL THEN {_hash_sql(as_given)} END AS id_hash
     FROM checked
 )
 SELECT line AS rownum, line, reason,
@@ -452,11 +454,14 @@ _CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
 
 
 def _control_reasons() -> str:
-    """SQL ``WHEN`` branches rejecting a control character in any id field.
+    """SQL ``WHEN`` branch rejecting a control character in any id field.
 
     The values checked are those stored (after --product and --route filled them), the endpoint
     as logged too (its query string is not stored), and the indicator ids after parsing (a JSON
-    array may escape a NUL as \\u0000)."""
+    array may escape a NUL as \\u0000). One regular expression runs over all of them joined
+    (no separator, so the join holds a control character exactly when one of them does); only
+    on a hit (rare) does a nested ``CASE`` find the first field holding one, in the order
+    listed, to name it."""
     columns = [("endpoint", "own_endpoint")] + [
         (c, "array_to_string(p_indicator_ids, ' ')" if c == "indicator_ids" else f"v_{c}")
         for c in _ID_FIELDS]
@@ -466,7 +471,9 @@ def _control_reasons() -> str:
             f"WHEN regexp_matches({col}, '{_CONTROL}') THEN format('{name} contains a control "
             f"character (U+{{}}); ids must be printable text: fix the value at the source', "
             f"printf('%04X', unicode(regexp_extract({col}, '{_CONTROL}'))))")
-    return "\n            ".join(out)
+    joined = "concat(" + ", ".join(col for _, col in columns) + ")"
+    return (f"WHEN regexp_matches({joined}, '{_CONTROL}') THEN CASE\n                "
+            + "\n                ".join(out) + "\n            END")
 
 
 def _list_sql(col: str) -> str:
@@ -732,6 +739,10 @@ def _option_params(options: IngestOptions) -> dict[str, Any]:
 
 _CSV_DELIMITERS = {",": ",", "\t": "\\t", ";": ";", "|": "|"}  # read_csv's spelling, fixed
 _CSV_COMPRESSION = {None: "none", "gzip": "gzip", "zstd": "zstd"}
+# read_csv's longest line (a longer one fails the bulk read: the exact splitter takes the file)
+# and the buffer it parses in parallel, one per thread.
+_CSV_MAX_LINE_BYTES = 4 * 1024 * 1024
+_CSV_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
@@ -762,6 +773,10 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     names = [f"h{i}" for i in range(len(layout.header))]  # generated identifiers
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+    # Row order is line order only when DuckDB preserves insertion order for this statement
+    # (usagectl turns it off for everything else).
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    con.execute("SET preserve_insertion_order = true")
     try:
         con.execute(
             f"CREATE TABLE {raw_table} AS SELECT * FROM read_csv($path, "
@@ -769,10 +784,13 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
             f"header = false, skip = 1, columns = {columns}, auto_detect = false, "
             "strict_mode = true, null_padding = false, allow_quoted_nulls = false, "
             f"compression = '{_CSV_COMPRESSION[source.compression]}', "
-            "max_line_size = 4194304, encoding = 'utf-8')", {"path": str(source.path)})
+            f"max_line_size = {int(_CSV_MAX_LINE_BYTES)}, buffer_size = {int(_CSV_BUFFER_BYTES)}, "
+            "encoding = 'utf-8')", {"path": str(source.path)})
         rows = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
         rows = -1
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     if rows != layout.lines - 1:
         con.execute(f"DROP TABLE IF EXISTS {raw_table}")
         source.stats = SourceStats()

@@ -134,6 +134,10 @@ HOSTILE = {
                                     'e2,2026-01-01T10:00:00Z,acme,u,chat,2,1,"3" ,x\n',
     "quote inside a value": HEADER + '\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,a"b"c\n'
                                      'e2,2026-01-01T10:00:00Z,acme,u,chat,2,1,,"a"b\n',
+    # Found by the property test below: three literal quotes on one line. The exact splitter
+    # counts an odd number of quotes as an open quoted value; DuckDB reads them as text.
+    "odd quotes in unquoted values": HEADER + '\n,,,,,,a"b,a"b,a"b\n'
+                                              "e2,2026-01-01T10:00:00Z,acme,u,chat,2,1,,x\n",
     "no final newline": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x",
     "lone cr": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x\rmore\n",
     "duplicates and conflicts": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x\n"

@@ -276,6 +276,20 @@ WITH src AS (
         {attributes} AS own_attributes
     FROM {relation}
 ),
+-- Each time test runs once per row (an ISO time with an offset never matches the naive form,
+-- so the naive test runs only on the rest) and the naive cast once.
+ts_kind AS (
+    SELECT *, regexp_full_match(coalesce(u_ts, ''), '{_OFFSET_TS}') AS ts_is_offset FROM src
+),
+ts_naive AS (
+    SELECT *, CASE WHEN ts_is_offset THEN false
+                   ELSE regexp_full_match(coalesce(u_ts, ''), '{_NAIVE_TS}') END AS ts_is_naive
+    FROM ts_kind
+),
+ts_cast AS (
+    SELECT *, CASE WHEN ts_is_naive THEN TRY_CAST(u_ts AS TIMESTAMP) END AS ts_local
+    FROM ts_naive
+),
 parsed AS (
     SELECT *,
         -- The URL as logged is kept when the stored endpoint differs from it (a file's own
@@ -287,20 +301,16 @@ parsed AS (
         END AS attributes,
         CASE
             WHEN u_ts IS NULL THEN NULL
-            WHEN regexp_full_match(u_ts, '{_OFFSET_TS}') THEN TRY_CAST(u_ts AS TIMESTAMPTZ)
-            WHEN regexp_full_match(u_ts, '{_NAIVE_TS}')
-                THEN timezone($tz, TRY_CAST(u_ts AS TIMESTAMP))
+            WHEN ts_is_offset THEN TRY_CAST(u_ts AS TIMESTAMPTZ)
+            WHEN ts_is_naive THEN timezone($tz, ts_local)
             WHEN regexp_full_match(u_ts, '\\d{{10}}') THEN to_timestamp(TRY_CAST(u_ts AS BIGINT))
             WHEN regexp_full_match(u_ts, '\\d{{13}}')
                 THEN timezone('UTC', make_timestamp(TRY_CAST(u_ts AS BIGINT) * 1000))
         END AS p_ts,
-        regexp_full_match(coalesce(u_ts, ''), '{_NAIVE_TS}')
-            AND TRY_CAST(u_ts AS TIMESTAMP) IS NOT NULL
-            AND isfinite(TRY_CAST(u_ts AS TIMESTAMP))
-            AND timezone($tz, timezone($tz, TRY_CAST(u_ts AS TIMESTAMP)))
-                <> TRY_CAST(u_ts AS TIMESTAMP) AS ts_in_gap,
+        ts_is_naive AND ts_local IS NOT NULL AND isfinite(ts_local)
+            AND timezone($tz, timezone($tz, ts_local)) <> ts_local AS ts_in_gap,
         -- The UTC offset of an ISO 8601 time (DuckDB accepts +99:00 and moves the event 99 h).
-        CASE WHEN regexp_full_match(coalesce(u_ts, ''), '{_OFFSET_TS}')
+        CASE WHEN ts_is_offset
              THEN NULLIF(regexp_extract(u_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
         CAST(substr(ts_offset, 2, 2) AS INTEGER) AS ts_offset_hh,
         coalesce(TRY_CAST(NULLIF(right(replace(ts_offset, ':', ''), -3), '') AS INTEGER), 0)
@@ -323,7 +333,7 @@ parsed AS (
              THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
         TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
         {_list_sql('v_indicator_ids')} AS p_indicator_ids
-    FROM src
+    FROM ts_cast
 ),
 checked AS (
     SELECT *,

@@ -439,7 +439,8 @@ class CsvSource(Source):
             if not first.endswith(b"\n"):
                 return None
             delim = self._delimiter or ","
-            if _vouch(first, delim) is None:
+            flags: set[str] = set()
+            if _vouch(first, delim, set()) is None:
                 return None
             lines = 1
             tail = b""
@@ -451,12 +452,12 @@ class CsvSource(Source):
                         return None
                     continue
                 whole, tail = tail + block[:cut + 1], block[cut + 1:]
-                n = _vouch(whole, delim)
+                n = _vouch(whole, delim, flags)
                 if n is None:
                     return None
                 lines += n
             if tail:
-                if _vouch(tail + b"\n", delim) is None:
+                if _vouch(tail + b"\n", delim, flags) is None:
                     return None
                 lines += 1  # the last line has no newline
         except (OSError, EOFError) as exc:
@@ -464,7 +465,7 @@ class CsvSource(Source):
         finally:
             stream.close()
         return CsvLayout(header=header, plan=plan, delimiter=self._delimiter or ",",
-                         lines=lines)
+                         lines=lines, url_like="url" in flags)
 
     def _records(self, lines: Iterator[tuple[int, bytes]], width: int
                  ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
@@ -558,6 +559,7 @@ class CsvLayout:
     plan: ColumnPlan
     delimiter: str
     lines: int  # physical lines, counted by newline bytes (the header included)
+    url_like: bool = True  # a ?, # or :// somewhere after the header (an endpoint may need work)
 
 
 _BLANK_LINE = re.compile(rb"(?m)^[ \t\r\x0b\x0c]*\n")
@@ -569,9 +571,10 @@ _LINE_START_SPACE = np.array([10, 13, 32, 9, 11, 12], np.uint8)  # \n \r space \
 _SPACE = np.array([32, 9], np.uint8)
 
 
-def _vouch(block: bytes, delim: str) -> int | None:
+def _vouch(block: bytes, delim: str, flags: set[str]) -> int | None:
     """Whether whole lines ``block`` (ending in a newline) hold only what both CSV parsers read
-    alike (see :meth:`CsvSource.fast_scan`): their number of newlines, or ``None``. Vectorised
+    alike (see :meth:`CsvSource.fast_scan`): their number of newlines, or ``None``. Adds "url"
+    to ``flags`` when the block holds a ``?``, ``#`` or ``://`` (an endpoint may need work). Vectorised
     with numpy (``bytes`` searches for a two-byte needle starting with a newline are slow);
     only candidate places (a line starting with white space, white space beside a quote) are
     looked at one by one."""
@@ -588,6 +591,12 @@ def _vouch(block: bytes, delim: str) -> int | None:
     if (arr[:1].size and arr[0] in _LINE_START_SPACE) or np.isin(starts, _LINE_START_SPACE).any():
         if _BLANK_LINE.search(block):
             return None
+    if b"?" in block or b"#" in block:
+        flags.add("url")
+    elif b":" in block:
+        colon = np.flatnonzero(arr[:-2] == 58)
+        if ((arr[colon + 1] == 47) & (arr[colon + 2] == 47)).any():
+            flags.add("url")
     if b'"' in block:
         q = np.flatnonzero(arr == 34)
         # An odd number of quotes on a line: the exact splitter joins lines (or rejects an

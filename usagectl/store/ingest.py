@@ -46,7 +46,6 @@ from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, 
 from usagectl.sources.readers import (
     CHUNK_ROWS,
     FORMATS,
-    CsvLayout,
     CsvSource,
     Source,
     SourceStats,
@@ -765,48 +764,73 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
        one record both parsers read alike.
     2. ``read_csv`` with a fixed dialect (the header's delimiter, ``"`` quoting), every column
        VARCHAR (nothing coerced, no sniffing), strict mode, no null padding, quoted empty
-       strings kept as text, lands the values in a table beside the staging table
-       (``<stage>_csv``); a parse error sends the file to the exact splitter.
-    3. It must hold exactly one row per line after the header, otherwise the exact splitter
-       reads the file. With no blank line (step 1) this proves that no record spans lines, so
-       row ``rowid`` is line ``rowid + 2``.
-    4. One set-based statement checks, types and stages every row (both cores) when nothing
-       needs Python: no geometry column, no ``--route``, no endpoint with a query string or a
-       full URL. Otherwise the rows go through the chunk pipeline in 50,000-row slices.
+       strings kept as text; a parse error sends the file to the exact splitter. Insertion
+       order is preserved for this statement (usagectl turns it off elsewhere), so row
+       ``rowid`` of what it writes is the ``rowid``-th record of the file.
+    3. When nothing needs Python (no geometry column, no ``--route``, no ``?``, ``#`` or ``://``
+       anywhere in the file), ONE set-based statement reads, checks, types and stages every
+       row (both cores). Otherwise the values land in a table beside the staging table
+       (``<stage>_csv``) and go through the chunk pipeline in 50,000-row slices.
+    4. Exactly one row per line after the header must have been read, otherwise the exact
+       splitter reads the file. With no blank line (step 1) this proves that no record spans
+       lines, so row ``rowid`` is line ``rowid + 2``.
     5. Rejected rows get their raw line from the file (one more pass, only if there are any).
     """
     layout = source.fast_scan()
     if layout is None:
         source.stats = SourceStats()
         return False
-    raw_table = f"{stage}_csv"
     names = [f"h{i}" for i in range(len(layout.header))]  # generated identifiers
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
-    con.execute(f"DROP TABLE IF EXISTS {raw_table}")
-    # Row order is line order only when DuckDB preserves insertion order for this statement
-    # (usagectl turns it off for everything else).
+    reader = (f"read_csv($path, delim = '{_CSV_DELIMITERS[layout.delimiter]}', quote = '\"', "
+              f"escape = '\"', header = false, skip = 1, columns = {columns}, "
+              "auto_detect = false, strict_mode = true, null_padding = false, "
+              "allow_quoted_nulls = false, "
+              f"compression = '{_CSV_COMPRESSION[source.compression]}', "
+              f"max_line_size = {int(_CSV_MAX_LINE_BYTES)}, "
+              f"buffer_size = {int(_CSV_BUFFER_BYTES)}, encoding = 'utf-8')")
+    index = {h: i for i, h in enumerate(layout.header)}
+    select = []
+    for c in CANONICAL:
+        src = layout.plan.canonical.get(c)
+        select.append(f"{names[index[src]]} AS c_{c}" if src else f"CAST(NULL AS VARCHAR) AS c_{c}")
+    select += [f"{names[index[e]]} AS x_{i}" for i, e in enumerate(layout.plan.extras)]
+    direct = not ("geometry" in layout.plan.canonical or stager.routes
+                  or (layout.url_like and "endpoint" in layout.plan.canonical))
+    raw_table = f"{stage}_csv"
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
     con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(
-            f"CREATE TABLE {raw_table} AS SELECT * FROM read_csv($path, "
-            f"delim = '{_CSV_DELIMITERS[layout.delimiter]}', quote = '\"', escape = '\"', "
-            f"header = false, skip = 1, columns = {columns}, auto_detect = false, "
-            "strict_mode = true, null_padding = false, allow_quoted_nulls = false, "
-            f"compression = '{_CSV_COMPRESSION[source.compression]}', "
-            f"max_line_size = {int(_CSV_MAX_LINE_BYTES)}, buffer_size = {int(_CSV_BUFFER_BYTES)}, "
-            "encoding = 'utf-8')", {"path": str(source.path)})
-        rows = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
+        if direct:
+            sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
+                                     False, [], [], relation=_bulk_relation(select, reader))
+            con.execute(sql, {**params, **_option_params(options), "path": str(source.path)})
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+        else:
+            con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+            con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
+                        {"path": str(source.path)})
+            counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
-        rows = -1
+        counted = -1
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
-    if rows != layout.lines - 1:
-        con.execute(f"DROP TABLE IF EXISTS {raw_table}")
-        source.stats = SourceStats()
-        return False
+    rows = int(counted)
     try:
-        _stage_from_raw(con, source, layout, raw_table, names, rows, stage, options, stager)
+        if rows != layout.lines - 1:
+            con.execute(f"DELETE FROM {stage}")
+            source.stats = SourceStats()
+            return False
+        if direct:
+            con.execute(f"UPDATE {stage} SET rownum = rowid + 2, line = rowid + 2")
+        else:
+            for lo in range(0, rows, CHUNK_ROWS):
+                chunk = con.sql(
+                    f"SELECT {', '.join(select)}, CAST(rowid + 2 AS BIGINT) AS _line, "
+                    f"CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason "
+                    f"FROM {raw_table} WHERE rowid >= $lo AND rowid < $hi ORDER BY rowid",
+                    params={"lo": lo, "hi": lo + CHUNK_ROWS}).to_arrow_table()
+                stager.stage(chunk)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {raw_table}")
     st = source.stats
@@ -818,50 +842,26 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     return True
 
 
-def _stage_from_raw(con: duckdb.DuckDBPyConnection, source: CsvSource, layout: CsvLayout,
-                    raw_table: str, names: list[str], rows: int, stage: str,
-                    options: IngestOptions, stager: _ChunkStager) -> None:
-    index = {h: i for i, h in enumerate(layout.header)}
-    select = []
-    for c in CANONICAL:
-        src = layout.plan.canonical.get(c)
-        select.append(f"{names[index[src]]} AS c_{c}" if src else f"CAST(NULL AS VARCHAR) AS c_{c}")
-    select += [f"{names[index[e]]} AS x_{i}" for i, e in enumerate(layout.plan.extras)]
-    endpoint = layout.plan.canonical.get("endpoint")
-    needs_python = "geometry" in layout.plan.canonical or bool(stager.routes)
-    if not needs_python and endpoint is not None:
-        from usagectl.sources.routes import _NEEDS_WORK
-
-        col = names[index[endpoint]]
-        needs_python = bool(con.execute(
-            f"SELECT count(*) FROM {raw_table} WHERE regexp_matches({col}, $p)",
-            {"p": _NEEDS_WORK}).fetchone()[0])  # type: ignore[index]
-    if needs_python:
-        for lo in range(0, rows, CHUNK_ROWS):
-            chunk = con.sql(
-                f"SELECT {', '.join(select)}, CAST(rowid + 2 AS BIGINT) AS _line, "
-                f"CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason "
-                f"FROM {raw_table} WHERE rowid >= $lo AND rowid < $hi ORDER BY rowid",
-                params={"lo": lo, "hi": lo + CHUNK_ROWS}).to_arrow_table()
-            stager.stage(chunk)
-        return
+def _bulk_schema(n_extras: int) -> pa.Schema:
+    """The columns of :func:`_bulk_relation`, for :func:`_stage_sql`."""
     fields = [pa.field(f"c_{c}", pa.string()) for c in CANONICAL]
-    fields += [pa.field(f"x_{i}", pa.string()) for i in range(len(layout.plan.extras))]
+    fields += [pa.field(f"x_{i}", pa.string()) for i in range(n_extras)]
     fields += [pa.field(n, t) for n, t in (
         ("_line", pa.int64()), ("_raw", pa.string()), ("_pre_reason", pa.string()),
         ("_geom", pa.binary()), ("_geom_reason", pa.string()), ("_repaired", pa.bool_()),
         ("_r_endpoint", pa.string()), ("_r_raw", pa.string()), ("_r_route", pa.string()),
         ("_r_reason", pa.string()))]
-    relation = (
-        f"(SELECT {', '.join(select)}, CAST(rowid + 2 AS BIGINT) AS _line, "
-        "CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason, "
-        "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
-        "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
-        "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
-        f"CAST(NULL AS VARCHAR) AS _r_reason FROM {raw_table}) AS chunk")
-    sql, params = _stage_sql(stage, pa.schema(fields), source.extras, False, [], [],
-                             relation=relation)
-    con.execute(sql, {**params, **_option_params(options)})
+    return pa.schema(fields)
+
+
+def _bulk_relation(select: list[str], reader: str) -> str:
+    """The chunk columns straight from ``read_csv`` (lines are numbered after staging)."""
+    return (f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
+            "CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason, "
+            "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
+            "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
+            "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
+            f"CAST(NULL AS VARCHAR) AS _r_reason FROM {reader}) AS chunk")
 
 
 _RAW_WINDOW = 1_000_000  # lines whose rejects are looked up at a time (bounds memory)

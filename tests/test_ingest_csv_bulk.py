@@ -138,6 +138,13 @@ HOSTILE = {
     # counts an odd number of quotes as an open quoted value; DuckDB reads them as text.
     "odd quotes in unquoted values": HEADER + '\n,,,,,,a"b,a"b,a"b\n'
                                               "e2,2026-01-01T10:00:00Z,acme,u,chat,2,1,,x\n",
+    # Found by the property test: DuckDB reads one empty value too many as none.
+    "trailing delimiter": HEADER + "\n,,,,,,,[1,2],\ne2,2026-01-01T10:00:00Z,acme,u,chat,2,1,,x,\n",
+    # A quoted-looking delimiter inside an unquoted value balancing a trailing delimiter.
+    "mid-value quotes and a trailing delimiter": HEADER + '\ne1,2026-01-01T10:00:00Z,acme,u,chat,'
+                                                          '1,1,a"b,c"d\n'
+                                                          "e2,2026-01-01T10:00:00Z,acme,u,chat,2,1,"
+                                                          ",x,\n",
     "no final newline": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x",
     "lone cr": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x\rmore\n",
     "duplicates and conflicts": HEADER + "\ne1,2026-01-01T10:00:00Z,acme,u,chat,1,1,,x\n"

@@ -440,7 +440,8 @@ class CsvSource(Source):
                 return None
             delim = self._delimiter or ","
             flags: set[str] = set()
-            if _vouch(first, delim, set()) is None:
+            width = len(header)
+            if _vouch(first, delim, width, set()) is None:
                 return None
             lines = 1
             tail = b""
@@ -452,12 +453,12 @@ class CsvSource(Source):
                         return None
                     continue
                 whole, tail = tail + block[:cut + 1], block[cut + 1:]
-                n = _vouch(whole, delim, flags)
+                n = _vouch(whole, delim, width, flags)
                 if n is None:
                     return None
                 lines += n
             if tail:
-                if _vouch(tail + b"\n", delim, flags) is None:
+                if _vouch(tail + b"\n", delim, width, flags) is None:
                     return None
                 lines += 1  # the last line has no newline
         except (OSError, EOFError) as exc:
@@ -571,7 +572,7 @@ _LINE_START_SPACE = np.array([10, 13, 32, 9, 11, 12], np.uint8)  # \n \r space \
 _SPACE = np.array([32, 9], np.uint8)
 
 
-def _vouch(block: bytes, delim: str, flags: set[str]) -> int | None:
+def _vouch(block: bytes, delim: str, width: int, flags: set[str]) -> int | None:
     """Whether whole lines ``block`` (ending in a newline) hold only what both CSV parsers read
     alike (see :meth:`CsvSource.fast_scan`): their number of newlines, or ``None``. Adds "url"
     to ``flags`` when the block holds a ``?``, ``#`` or ``://`` (an endpoint may need work). Vectorised
@@ -597,12 +598,31 @@ def _vouch(block: bytes, delim: str, flags: set[str]) -> int | None:
         colon = np.flatnonzero(arr[:-2] == 58)
         if ((arr[colon + 1] == 47) & (arr[colon + 2] == 47)).any():
             flags.add("url")
+    d = np.flatnonzero(arr == ord(delim))
+    outside = len(d)
     if b'"' in block:
         q = np.flatnonzero(arr == 34)
         # An odd number of quotes on a line: the exact splitter joins lines (or rejects an
         # unterminated quote) where DuckDB may read a literal quote in an unquoted value.
         if (np.searchsorted(q, nl) & 1).any() or _has_quote_space(arr, q, delim):
             return None
+        # A pair's opening quote must start a value (after a delimiter or at a line's start)
+        # or continue a doubled quote; a quote inside an unquoted value (a"b) is text for both
+        # parsers and would upset the pairing below, so such a file goes to the exact splitter.
+        opens = q[0::2]
+        prev = arr[np.maximum(opens - 1, 0)]
+        if not ((opens == 0) | (prev == 10) | (prev == ord(delim)) | (prev == 34)).all():
+            return None
+        # Quotes pair up line by line (even counts): delimiters between a pair are quoted.
+        before = np.searchsorted(d, q)
+        outside -= int((before[1::2] - before[0::2]).sum())
+    # As many values on the lines as the header has. DuckDB, even in strict mode, reads a line
+    # with one empty value too many (``1,2,3,`` under ``a,b,c``) as three values, where the
+    # exact splitter rejects it; a line with too few or other extra values fails DuckDB's read
+    # (the exact splitter then takes the file). So if no line has too few, the total proves
+    # that none has too many.
+    if outside != (width - 1) * len(nl):
+        return None
     return len(nl)
 
 

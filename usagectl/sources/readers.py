@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 
 from usagectl.errors import IOFailure, ValidationError
@@ -270,6 +271,8 @@ class Source:
         self.stats = SourceStats()
         self.extras: list[str] = []
         self._counter: _CountingReader | None = None
+        # Physical lines counted by a pass of its own (CsvSource.fast_scan), when one was made.
+        self.independent_lines: int | None = None
 
     def bytes_consumed(self) -> int:
         return self._counter.consumed if self._counter else 0
@@ -348,30 +351,7 @@ class CsvSource(Source):
         if header_line is None:
             raise ValidationError(f"{self.path}: the file is empty (no header line)")
         self.stats.header_lines = 1
-        try:
-            header_text = header_line[1].decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError(f"{self.path}: the header is not valid UTF-8; "
-                                  "re-save the file as UTF-8") from None
-        delim = self._delimiter or _sniff_delimiter(header_text)
-        self._delimiter = delim
-        try:
-            header = next(csv.reader([header_text], delimiter=delim, strict=True))
-        except csv.Error as exc:
-            raise ValidationError(f"{self.path}: cannot parse the header: {exc}") from None
-        header = [h.strip() for h in header]
-        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise ValidationError(f"{self.path}: duplicate column names in the header: "
-                                  f"{', '.join(dupes)}; rename them")
-        plan = plan_columns(header, self.mapping)
-        missing = missing_required(plan.canonical, self.owner_given)
-        if missing:
-            raise ValidationError(f"{self.path}: " + missing_columns_message(missing, header),
-                                  {"missing": missing, "columns": header})
-        self.extras = plan.extras
-        self.stats.seen_canonical = set(plan.canonical)
+        header, plan = self._parse_header(header_line[1])
         width = len(header)
         canon_idx = [(c, header.index(s)) for c, s in plan.canonical.items()]
         extra_idx = [header.index(e) for e in plan.extras]
@@ -403,6 +383,90 @@ class CsvSource(Source):
                 yield flush()
         if batch_lines:
             yield flush()
+
+    def _parse_header(self, line: bytes) -> tuple[list[str], ColumnPlan]:
+        """The header's column names and their plan; sets the delimiter and ``extras``."""
+        try:
+            header_text = line.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{self.path}: the header is not valid UTF-8; "
+                                  "re-save the file as UTF-8") from None
+        delim = self._delimiter or _sniff_delimiter(header_text)
+        self._delimiter = delim
+        try:
+            header = next(csv.reader([header_text], delimiter=delim, strict=True))
+        except csv.Error as exc:
+            raise ValidationError(f"{self.path}: cannot parse the header: {exc}") from None
+        except StopIteration:  # pragma: no cover — a non-blank line has at least one value
+            header = []
+        header = [h.strip() for h in header]
+        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise ValidationError(f"{self.path}: duplicate column names in the header: "
+                                  f"{', '.join(dupes)}; rename them")
+        plan = plan_columns(header, self.mapping)
+        missing = missing_required(plan.canonical, self.owner_given)
+        if missing:
+            raise ValidationError(f"{self.path}: " + missing_columns_message(missing, header),
+                                  {"missing": missing, "columns": header})
+        self.extras = plan.extras
+        self.stats.seen_canonical = set(plan.canonical)
+        return header, plan
+
+    def fast_scan(self) -> CsvLayout | None:
+        """One pass over the raw bytes: may a bulk parser (DuckDB ``read_csv``) read this file?
+
+        The answer is yes only when every line after the header is one whole record that the
+        bulk parser and the exact splitter (:meth:`_records`) read alike: the header is the
+        first line; no blank or whitespace-only line; no NUL byte; a CR only as part of CRLF;
+        valid UTF-8; and no whitespace between a quote and a delimiter or a line's edge
+        (DuckDB trims it, Python's ``csv`` keeps it). Anything else (rare in practice) goes to
+        the exact splitter whole. The caller still checks that the bulk parser returns exactly
+        one record per line after the header; together with "no blank line" this proves that
+        no record spans lines, so record ``i`` is line ``i + 1``.
+
+        Counts physical lines by newline bytes as it goes: the independent count the ingest
+        reconciles against. Returns ``None`` when the file must go to the exact splitter.
+        Raises like :meth:`chunks` for a damaged (truncated) compressed file or a bad header.
+        """
+        stream, self._counter = open_binary(self.path, self.compression)
+        try:
+            first = stream.readline()
+            if not first.strip():
+                return None  # empty file or leading blank lines: the exact path says why
+            header, plan = self._parse_header(first)
+            if not first.endswith(b"\n"):
+                return None
+            delim = self._delimiter or ","
+            flags: set[str] = set()
+            width = len(header)
+            if _vouch(first, delim, width, set()) is None:
+                return None
+            lines = 1
+            tail = b""
+            while block := stream.read(1 << 22):
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    tail += block
+                    if len(tail) > MAX_RECORD_BYTES:
+                        return None
+                    continue
+                whole, tail = tail + block[:cut + 1], block[cut + 1:]
+                n = _vouch(whole, delim, width, flags)
+                if n is None:
+                    return None
+                lines += n
+            if tail:
+                if _vouch(tail + b"\n", delim, width, flags) is None:
+                    return None
+                lines += 1  # the last line has no newline
+        except (OSError, EOFError) as exc:
+            raise read_failure(self.path, exc) from None
+        finally:
+            stream.close()
+        return CsvLayout(header=header, plan=plan, delimiter=self._delimiter or ",",
+                         lines=lines, url_like="url" in flags)
 
     def _records(self, lines: Iterator[tuple[int, bytes]], width: int
                  ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
@@ -486,6 +550,103 @@ def _sniff_delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","
+
+
+@dataclass
+class CsvLayout:
+    """What :meth:`CsvSource.fast_scan` found: a file a bulk CSV parser may read."""
+
+    header: list[str]
+    plan: ColumnPlan
+    delimiter: str
+    lines: int  # physical lines, counted by newline bytes (the header included)
+    url_like: bool = True  # a ?, # or :// somewhere after the header (an endpoint may need work)
+
+
+_BLANK_LINE = re.compile(rb"(?m)^[ \t\r\x0b\x0c]*\n")
+# Whitespace between a quote and a delimiter or a line's edge reads differently: ``a, "b"``
+# is the value ' "b"' for Python's csv but 'b' for DuckDB (see ``_has_quote_space``).
+
+
+_LINE_START_SPACE = np.array([10, 13, 32, 9, 11, 12], np.uint8)  # \n \r space \t \v \f
+_SPACE = np.array([32, 9], np.uint8)
+
+
+def _vouch(block: bytes, delim: str, width: int, flags: set[str]) -> int | None:
+    """Whether whole lines ``block`` (ending in a newline) hold only what both CSV parsers read
+    alike (see :meth:`CsvSource.fast_scan`): their number of newlines, or ``None``. Adds "url"
+    to ``flags`` when the block holds a ``?``, ``#`` or ``://`` (an endpoint may need work). Vectorised
+    with numpy (``bytes`` searches for a two-byte needle starting with a newline are slow);
+    only candidate places (a line starting with white space, white space beside a quote) are
+    looked at one by one."""
+    arr = np.frombuffer(block, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    starts = arr[nl[:-1] + 1] if len(nl) > 1 else arr[:0]
+    if (arr[:1].size and arr[0] in _LINE_START_SPACE) or np.isin(starts, _LINE_START_SPACE).any():
+        if _BLANK_LINE.search(block):
+            return None
+    if b"?" in block or b"#" in block:
+        flags.add("url")
+    elif b":" in block:
+        colon = np.flatnonzero(arr[:-2] == 58)
+        if ((arr[colon + 1] == 47) & (arr[colon + 2] == 47)).any():
+            flags.add("url")
+    d = np.flatnonzero(arr == ord(delim))
+    outside = len(d)
+    if b'"' in block:
+        q = np.flatnonzero(arr == 34)
+        # An odd number of quotes on a line: the exact splitter joins lines (or rejects an
+        # unterminated quote) where DuckDB may read a literal quote in an unquoted value.
+        if (np.searchsorted(q, nl) & 1).any() or _has_quote_space(arr, q, delim):
+            return None
+        # A pair's opening quote must start a value (after a delimiter or at a line's start)
+        # or continue a doubled quote; a quote inside an unquoted value (a"b) is text for both
+        # parsers and would upset the pairing below, so such a file goes to the exact splitter.
+        opens = q[0::2]
+        prev = arr[np.maximum(opens - 1, 0)]
+        if not ((opens == 0) | (prev == 10) | (prev == ord(delim)) | (prev == 34)).all():
+            return None
+        # Quotes pair up line by line (even counts): delimiters between a pair are quoted.
+        before = np.searchsorted(d, q)
+        outside -= int((before[1::2] - before[0::2]).sum())
+    # As many values on the lines as the header has. DuckDB, even in strict mode, reads a line
+    # with one empty value too many (``1,2,3,`` under ``a,b,c``) as three values, where the
+    # exact splitter rejects it; a line with too few or other extra values fails DuckDB's read
+    # (the exact splitter then takes the file). So if no line has too few, the total proves
+    # that none has too many.
+    if outside != (width - 1) * len(nl):
+        return None
+    return len(nl)
+
+
+def _has_quote_space(arr: np.ndarray, quotes: np.ndarray, delim: str) -> bool:
+    """Whether white space separates a quote from a delimiter or a line's edge (``a, "b"``,
+    ``"b" ,c``). Vectorised over the quotes; a run of several spaces is walked one by one."""
+    ws = _SPACE if delim != "\t" else _SPACE[:1]
+    edge = np.array([10, 13, ord(delim)], np.uint8)
+    padded = np.concatenate([np.full(2, 10, np.uint8), arr, np.full(2, 10, np.uint8)])
+    q = quotes + 2  # positions in ``padded`` (a newline on either side)
+    for step in (-1, 1):
+        near = q[np.isin(padded[q + step], ws)]
+        if not near.size:
+            continue
+        beyond = padded[near + 2 * step]
+        if np.isin(beyond, edge).any():
+            return True
+        for i in near[np.isin(beyond, ws)].tolist():  # two or more spaces: walk them
+            j = i + step
+            while padded[j] in ws:
+                j += step
+            if padded[j] in edge:
+                return True
+    return False
 
 
 # --------------------------------------------------------------------------------- JSON kinds

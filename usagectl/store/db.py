@@ -380,7 +380,7 @@ def recover_interrupted(con: duckdb.DuckDBPyConnection, path: Path | None = None
     for (name,) in con.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_name LIKE 'staging\\_%' ESCAPE '\\'").fetchall():
-        if re.fullmatch(r"staging_\d+", name):
+        if re.fullmatch(r"staging_\d+(?:_csv)?", name):  # _csv: a bulk-read CSV's values
             con.execute(f"DROP TABLE IF EXISTS {name}")  # name checked against the pattern
 
 

@@ -50,7 +50,19 @@ from usagectl.errors import (
 from usagectl.sources.columns import CANONICAL
 from usagectl.store import db
 from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, same_shape
-from usagectl.sources.readers import FORMATS, Source, count_lines, is_supported, open_source
+from usagectl.sources.readers import (
+    CHUNK_ROWS,
+    FORMATS,
+    CsvSource,
+    Source,
+    SourceStats,
+    _text,
+    count_lines,
+    is_supported,
+    open_binary,
+    open_source,
+    read_failure,
+)
 from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
@@ -198,14 +210,16 @@ def _as_text(col: str, typ: pa.DataType) -> str:
 
 
 def _stage_sql(table: str, schema: pa.Schema, extras: list[str], has_attributes: bool,
-               raw_names: list[tuple[str, str]], route_fields: list[str]
-               ) -> tuple[str, dict[str, Any]]:
+               raw_names: list[tuple[str, str]], route_fields: list[str],
+               relation: str = "chunk") -> tuple[str, dict[str, Any]]:
     """The statement that types, checks and stages one chunk (identifiers are all generated).
 
     ``extras`` are original names of ``x_<n>`` columns and ``raw_names`` (name, column) pairs
     for rebuilding a raw record; both are bound as parameters, never formatted into SQL.
     ``route_fields`` (from a fixed list) are the fields the ``--route`` templates capture, in
-    ``_r_<field>`` chunk columns (``usagectl.sources.routes``).
+    ``_r_<field>`` chunk columns (``usagectl.sources.routes``). ``relation`` is the SQL the
+    chunk columns are read from (``chunk``, a registered Arrow table, or a generated
+    subquery over a bulk-read CSV file); ``schema`` describes its columns.
     """
     params: dict[str, Any] = {}
     v = {c: _as_text("c_" + c, schema.field("c_" + c).type)
@@ -266,7 +280,21 @@ WITH src AS (
         _r_raw AS r_raw, _r_route AS r_route, _r_reason AS r_reason,
         {", ".join(f"_r_{c} AS r_{c}" for c in route_fields) or "NULL AS r_none"},
         {attributes} AS own_attributes
-    FROM chunk
+    FROM {relation}
+),
+-- Each time test runs once per row (an ISO time with an offset never matches the naive form,
+-- so the naive test runs only on the rest) and the naive cast once.
+ts_kind AS (
+    SELECT *, regexp_full_match(coalesce(u_ts, ''), '{_OFFSET_TS}') AS ts_is_offset FROM src
+),
+ts_naive AS (
+    SELECT *, CASE WHEN ts_is_offset THEN false
+                   ELSE regexp_full_match(coalesce(u_ts, ''), '{_NAIVE_TS}') END AS ts_is_naive
+    FROM ts_kind
+),
+ts_cast AS (
+    SELECT *, CASE WHEN ts_is_naive THEN TRY_CAST(u_ts AS TIMESTAMP) END AS ts_local
+    FROM ts_naive
 ),
 parsed AS (
     SELECT *,
@@ -279,20 +307,16 @@ parsed AS (
         END AS attributes,
         CASE
             WHEN u_ts IS NULL THEN NULL
-            WHEN regexp_full_match(u_ts, '{_OFFSET_TS}') THEN TRY_CAST(u_ts AS TIMESTAMPTZ)
-            WHEN regexp_full_match(u_ts, '{_NAIVE_TS}')
-                THEN timezone($tz, TRY_CAST(u_ts AS TIMESTAMP))
+            WHEN ts_is_offset THEN TRY_CAST(u_ts AS TIMESTAMPTZ)
+            WHEN ts_is_naive THEN timezone($tz, ts_local)
             WHEN regexp_full_match(u_ts, '\\d{{10}}') THEN to_timestamp(TRY_CAST(u_ts AS BIGINT))
             WHEN regexp_full_match(u_ts, '\\d{{13}}')
                 THEN timezone('UTC', make_timestamp(TRY_CAST(u_ts AS BIGINT) * 1000))
         END AS p_ts,
-        regexp_full_match(coalesce(u_ts, ''), '{_NAIVE_TS}')
-            AND TRY_CAST(u_ts AS TIMESTAMP) IS NOT NULL
-            AND isfinite(TRY_CAST(u_ts AS TIMESTAMP))
-            AND timezone($tz, timezone($tz, TRY_CAST(u_ts AS TIMESTAMP)))
-                <> TRY_CAST(u_ts AS TIMESTAMP) AS ts_in_gap,
+        ts_is_naive AND ts_local IS NOT NULL AND isfinite(ts_local)
+            AND timezone($tz, timezone($tz, ts_local)) <> ts_local AS ts_in_gap,
         -- The UTC offset of an ISO 8601 time (DuckDB accepts +99:00 and moves the event 99 h).
-        CASE WHEN regexp_full_match(coalesce(u_ts, ''), '{_OFFSET_TS}')
+        CASE WHEN ts_is_offset
              THEN NULLIF(regexp_extract(u_ts, '[+-]\\d{{2}}(:?\\d{{2}})?$'), '') END AS ts_offset,
         CAST(substr(ts_offset, 2, 2) AS INTEGER) AS ts_offset_hh,
         coalesce(TRY_CAST(NULLIF(right(replace(ts_offset, ':', ''), -3), '') AS INTEGER), 0)
@@ -315,7 +339,7 @@ parsed AS (
              THEN TRY_CAST(v_credits AS DECIMAL(38, 9)) END AS p_credits,
         TRY_CAST(v_response_time_ms AS DOUBLE) AS p_response_time_ms,
         {_list_sql('v_indicator_ids')} AS p_indicator_ids
-    FROM src
+    FROM ts_cast
 ),
 checked AS (
     SELECT *,
@@ -394,7 +418,9 @@ checked AS (
 final AS (
     SELECT *,
         {_hash_sql(content)} AS p_hash,
-        {_hash_sql(as_given)} AS id_hash
+        -- Only a row without an event_id needs its derived one (a CASE evaluates its THEN
+        -- only on the rows that take it).
+        CASE WHEN v_event_id IS NULL THEN {_hash_sql(as_given)} END AS id_hash
     FROM checked
 )
 SELECT line AS rownum, line, reason,
@@ -444,11 +470,14 @@ _CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
 
 
 def _control_reasons() -> str:
-    """SQL ``WHEN`` branches rejecting a control character in any id field.
+    """SQL ``WHEN`` branch rejecting a control character in any id field.
 
     The values checked are those stored (after --product and --route filled them), the endpoint
     as logged too (its query string is not stored), and the indicator ids after parsing (a JSON
-    array may escape a NUL as \\u0000)."""
+    array may escape a NUL as \\u0000). One regular expression runs over all of them joined
+    (no separator, so the join holds a control character exactly when one of them does); only
+    on a hit (rare) does a nested ``CASE`` find the first field holding one, in the order
+    listed, to name it."""
     columns = [("endpoint", "own_endpoint")] + [
         (c, "array_to_string(p_indicator_ids, ' ')" if c == "indicator_ids" else f"v_{c}")
         for c in _ID_FIELDS]
@@ -458,7 +487,9 @@ def _control_reasons() -> str:
             f"WHEN regexp_matches({col}, '{_CONTROL}') THEN format('{name} contains a control "
             f"character (U+{{}}); ids must be printable text: fix the value at the source', "
             f"printf('%04X', unicode(regexp_extract({col}, '{_CONTROL}'))))")
-    return "\n            ".join(out)
+    joined = "concat(" + ", ".join(col for _, col in columns) + ")"
+    return (f"WHEN regexp_matches({joined}, '{_CONTROL}') THEN CASE\n                "
+            + "\n                ".join(out) + "\n            END")
 
 
 def _list_sql(col: str) -> str:
@@ -737,51 +768,240 @@ def _record_failure(main: MainDatabase, ingest_id: int, result: FileResult, mess
 def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
                 options: IngestOptions, progress: ProgressCallback | None, size: int) -> None:
     """Read, check and stage every record of the file into ``stage`` on ``con``: the staging
-    file's connection (the main database is not open meanwhile; see :func:`ingest_file`)."""
+    file's connection (the main database is not open meanwhile; see :func:`ingest_file`).
+
+    A CSV/TSV file that :meth:`CsvSource.fast_scan` vouches for is read by DuckDB's
+    ``read_csv`` in bulk (:func:`_stage_csv_bulk`); every other file, and any CSV the bulk
+    parser refuses, goes through the reader's chunks (for CSV: the exact splitter).
+    """
     con.execute(f"DROP TABLE IF EXISTS {stage}")
     # Typed columns are the events table's (one list in usagectl.store.db): they never drift.
     columns = ["rownum BIGINT", "line BIGINT", "reason VARCHAR", "raw VARCHAR",
                "repaired BOOLEAN"] + [f"{c} {db.EVENT_TYPES[c]}" for c in _STAGE_COLUMNS[5:]]
     con.execute(f"CREATE TABLE {stage} ({', '.join(columns)})")  # names from fixed lists
-    user_crs = parse_crs(options.crs)
-    crs = user_crs
-    sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
-    routes = parse_routes(options.routes)
-    captured = route_fields(routes)
+    stager = _ChunkStager(con, source, stage, options)
+    if isinstance(source, CsvSource) and _stage_csv_bulk(con, source, stage, options, stager):
+        if progress:
+            progress(size, size)
+        return
     for chunk in source.chunks():
-        if source.declared_crs and crs is None:
-            crs = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
-        elif source.declared_crs and user_crs is not None:
-            declared = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
-            if declared is not None and not declared.equals(user_crs, ignore_axis_order=True):
-                raise ValidationError(
-                    f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
-                    f"{crs_label(user_crs)}; drop --crs or fix the file's metadata")
-        geoms = chunk.column("c_geometry").to_pylist()
-        gb = process_geometries(geoms, crs)
-        chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
-        chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
-        chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
-        for name, column in route_columns(chunk.column("c_endpoint"), routes).items():
-            chunk = chunk.append_column(name, column)
-        key = chunk.schema
-        if key not in sql_cache:
-            raw_names = _raw_names(source)
-            sql_cache[key] = _stage_sql(stage, chunk.schema, source.extras,
-                                        "_attributes" in chunk.schema.names, raw_names,
-                                        captured)
-        sql, params = sql_cache[key]
-        con.register("chunk", chunk)
-        try:
-            con.execute(sql, {**params, "tz": options.tz, "owner": options.owner,
-                              "product": options.product})
-        finally:
-            con.unregister("chunk")
+        stager.stage(chunk)
         if progress:
             progress(source.bytes_consumed(), size)
     source.finish()
     if source.format in ("csv", "tsv"):
         _reconcile_lines(source)
+
+
+class _ChunkStager:
+    """Stages one Arrow chunk: geometries (shapely), --route columns, then one SQL statement."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, stage: str,
+                 options: IngestOptions) -> None:
+        self.con, self.source, self.table, self.options = con, source, stage, options
+        self.user_crs = parse_crs(options.crs)
+        self.crs = self.user_crs
+        self.sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
+        self.routes = parse_routes(options.routes)
+        self.captured = route_fields(self.routes)
+
+    def stage(self, chunk: pa.Table) -> None:
+        source, con, options = self.source, self.con, self.options
+        if source.declared_crs and self.crs is None:
+            self.crs = parse_crs(source.declared_crs,
+                                 f"{source.path}: the CRS the file declares,")
+        elif source.declared_crs and self.user_crs is not None:
+            declared = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
+            if declared is not None and not declared.equals(self.user_crs, ignore_axis_order=True):
+                raise ValidationError(
+                    f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
+                    f"{crs_label(self.user_crs)}; drop --crs or fix the file's metadata")
+        geoms = chunk.column("c_geometry").to_pylist()
+        gb = process_geometries(geoms, self.crs)
+        chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
+        chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
+        chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
+        for name, column in route_columns(chunk.column("c_endpoint"), self.routes).items():
+            chunk = chunk.append_column(name, column)
+        key = chunk.schema
+        if key not in self.sql_cache:
+            self.sql_cache[key] = _stage_sql(self.table, chunk.schema, source.extras,
+                                             "_attributes" in chunk.schema.names,
+                                             _raw_names(source), self.captured)
+        sql, params = self.sql_cache[key]
+        con.register("chunk", chunk)
+        try:
+            con.execute(sql, {**params, **_option_params(options)})
+        finally:
+            con.unregister("chunk")
+
+
+def _option_params(options: IngestOptions) -> dict[str, Any]:
+    return {"tz": options.tz, "owner": options.owner, "product": options.product}
+
+
+# ------------------------------------------------------------------------ CSV in bulk (DuckDB)
+
+_CSV_DELIMITERS = {",": ",", "\t": "\\t", ";": ";", "|": "|"}  # read_csv's spelling, fixed
+_CSV_COMPRESSION = {None: "none", "gzip": "gzip", "zstd": "zstd"}
+# read_csv's longest line (a longer one fails the bulk read: the exact splitter takes the file)
+# and the buffer it parses in parallel, one per thread.
+_CSV_MAX_LINE_BYTES = 4 * 1024 * 1024
+_CSV_BUFFER_BYTES = 16 * 1024 * 1024
+
+
+def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
+                    options: IngestOptions, stager: _ChunkStager) -> bool:
+    """Stage a CSV/TSV file read by DuckDB's ``read_csv`` in bulk; ``False`` (nothing staged)
+    when the file must go to the exact splitter instead.
+
+    1. :meth:`CsvSource.fast_scan` reads the raw bytes once: it parses the header, counts the
+       physical lines (the independent count) and vouches that every line after the header is
+       one record both parsers read alike.
+    2. ``read_csv`` with a fixed dialect (the header's delimiter, ``"`` quoting), every column
+       VARCHAR (nothing coerced, no sniffing), strict mode, no null padding, quoted empty
+       strings kept as text; a parse error sends the file to the exact splitter. Insertion
+       order is preserved for this statement (usagectl turns it off elsewhere), so row
+       ``rowid`` of what it writes is the ``rowid``-th record of the file.
+    3. When nothing needs Python (no geometry column, no ``--route``, no ``?``, ``#`` or ``://``
+       anywhere in the file), ONE set-based statement reads, checks, types and stages every
+       row (both cores). Otherwise the values land in a table beside the staging table
+       (``<stage>_csv``) and go through the chunk pipeline in 50,000-row slices.
+    4. Exactly one row per line after the header must have been read, otherwise the exact
+       splitter reads the file. With no blank line (step 1) this proves that no record spans
+       lines, so row ``rowid`` is line ``rowid + 2``.
+    5. Rejected rows get their raw line from the file (one more pass, only if there are any).
+    """
+    layout = source.fast_scan()
+    if layout is None:
+        source.stats = SourceStats()
+        return False
+    names = [f"h{i}" for i in range(len(layout.header))]  # generated identifiers
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    reader = (f"read_csv($path, delim = '{_CSV_DELIMITERS[layout.delimiter]}', quote = '\"', "
+              f"escape = '\"', header = false, skip = 1, columns = {columns}, "
+              "auto_detect = false, strict_mode = true, null_padding = false, "
+              "allow_quoted_nulls = false, "
+              f"compression = '{_CSV_COMPRESSION[source.compression]}', "
+              f"max_line_size = {int(_CSV_MAX_LINE_BYTES)}, "
+              f"buffer_size = {int(_CSV_BUFFER_BYTES)}, encoding = 'utf-8')")
+    index = {h: i for i, h in enumerate(layout.header)}
+    select = []
+    for c in CANONICAL:
+        src = layout.plan.canonical.get(c)
+        select.append(f"{names[index[src]]} AS c_{c}" if src else f"CAST(NULL AS VARCHAR) AS c_{c}")
+    select += [f"{names[index[e]]} AS x_{i}" for i, e in enumerate(layout.plan.extras)]
+    direct = not ("geometry" in layout.plan.canonical or stager.routes
+                  or (layout.url_like and "endpoint" in layout.plan.canonical))
+    raw_table = f"{stage}_csv"
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        if direct:
+            sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
+                                     False, [], [], relation=_bulk_relation(select, reader))
+            con.execute(sql, {**params, **_option_params(options), "path": str(source.path)})
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+        else:
+            con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+            con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
+                        {"path": str(source.path)})
+            counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
+    except duckdb.Error:
+        counted = -1
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
+    rows = int(counted)
+    try:
+        if rows != layout.lines - 1:
+            con.execute(f"DELETE FROM {stage}")
+            source.stats = SourceStats()
+            return False
+        if direct:
+            con.execute(f"UPDATE {stage} SET rownum = rowid + 2, line = rowid + 2")
+        else:
+            for lo in range(0, rows, CHUNK_ROWS):
+                chunk = con.sql(
+                    f"SELECT {', '.join(select)}, CAST(rowid + 2 AS BIGINT) AS _line, "
+                    f"CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason "
+                    f"FROM {raw_table} WHERE rowid >= $lo AND rowid < $hi ORDER BY rowid",
+                    params={"lo": lo, "hi": lo + CHUNK_ROWS}).to_arrow_table()
+                stager.stage(chunk)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+    st = source.stats
+    st.header_lines, st.records, st.physical_lines = 1, rows, layout.lines
+    st.blank_lines = st.continuation_lines = 0
+    source.independent_lines = layout.lines
+    _fill_raw(con, source, stage)
+    _reconcile_lines(source)
+    return True
+
+
+def _bulk_schema(n_extras: int) -> pa.Schema:
+    """The columns of :func:`_bulk_relation`, for :func:`_stage_sql`."""
+    fields = [pa.field(f"c_{c}", pa.string()) for c in CANONICAL]
+    fields += [pa.field(f"x_{i}", pa.string()) for i in range(n_extras)]
+    fields += [pa.field(n, t) for n, t in (
+        ("_line", pa.int64()), ("_raw", pa.string()), ("_pre_reason", pa.string()),
+        ("_geom", pa.binary()), ("_geom_reason", pa.string()), ("_repaired", pa.bool_()),
+        ("_r_endpoint", pa.string()), ("_r_raw", pa.string()), ("_r_route", pa.string()),
+        ("_r_reason", pa.string()))]
+    return pa.schema(fields)
+
+
+def _bulk_relation(select: list[str], reader: str) -> str:
+    """The chunk columns straight from ``read_csv`` (lines are numbered after staging)."""
+    return (f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
+            "CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason, "
+            "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
+            "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
+            "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
+            f"CAST(NULL AS VARCHAR) AS _r_reason FROM {reader}) AS chunk")
+
+
+_RAW_WINDOW = 1_000_000  # lines whose rejects are looked up at a time (bounds memory)
+
+
+def _fill_raw(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str) -> None:
+    """Give each rejected row of a bulk-read CSV its line as written (the reject's raw text),
+    exactly as the exact splitter keeps it. One pass over the file, only if anything was
+    rejected; the rejected line numbers are looked up a window of lines at a time."""
+    if not con.execute(f"SELECT count(*) FROM {stage} WHERE reason IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+        return
+    stream, _ = open_binary(source.path, source.compression)
+    want: set[int] = set()
+    hi = 0
+    found: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if not found:
+            return
+        table = pa.table({"line": pa.array([f[0] for f in found], pa.int64()),
+                          "raw": pa.array([f[1] for f in found], pa.string())})
+        con.register("raw_lines", table)
+        try:
+            con.execute(f"UPDATE {stage} SET raw = r.raw FROM raw_lines r "
+                        f"WHERE {stage}.line = r.line")
+        finally:
+            con.unregister("raw_lines")
+        found.clear()
+
+    try:
+        for n, b in enumerate(stream, start=1):
+            if n > hi:
+                flush()
+                lo, hi = n, n + _RAW_WINDOW - 1
+                want = {int(r[0]) for r in con.execute(
+                    f"SELECT line FROM {stage} WHERE reason IS NOT NULL "
+                    "AND line BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}).fetchall()}
+            if n in want:
+                found.append((n, _text(b)))
+        flush()
+    except (OSError, EOFError) as exc:
+        raise read_failure(source.path, exc) from None
+    finally:
+        stream.close()
 
 
 def _raw_names(source: Source) -> list[tuple[str, str]]:
@@ -801,7 +1021,9 @@ def _raw_names(source: Source) -> list[tuple[str, str]]:
 def _reconcile_lines(source: Source) -> None:
     """Every physical line is the header, a blank line, or part of exactly one record."""
     st = source.stats
-    independent = count_lines(source.path, source.compression)
+    independent = source.independent_lines
+    if independent is None:
+        independent = count_lines(source.path, source.compression)
     accounted = st.header_lines + st.blank_lines + st.records + st.continuation_lines
     if not (accounted == st.physical_lines == independent):
         raise InternalError(

@@ -660,8 +660,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
                 raise ValidationError(
                     f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
                     f"{crs_label(user_crs)}; drop --crs or fix the file's metadata")
-        geoms = chunk.column("c_geometry").to_pylist()
-        gb = process_geometries(geoms, crs)
+        gb = process_geometries(chunk.column("c_geometry"), crs)
         chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
         chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
         chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))

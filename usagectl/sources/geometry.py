@@ -10,6 +10,7 @@ a bowtie has area 0 until ``make_valid`` splits it, overlapping MultiPolygon par
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,8 +59,14 @@ def crs_label(crs: CRS) -> str:
     return f"{auth[0]}:{auth[1]}" if auth else crs.name
 
 
-@lru_cache(maxsize=16)
 def _transformer(src_wkt: str) -> Transformer:
+    # pyproj objects are not to be shared between threads, and ingest prepares chunks on a
+    # worker thread (usagectl.sources.prepare): one transformer per CRS and thread.
+    return _thread_transformer(src_wkt, threading.get_ident())
+
+
+@lru_cache(maxsize=16)
+def _thread_transformer(src_wkt: str, thread: int) -> Transformer:
     return Transformer.from_crs(CRS.from_wkt(src_wkt), WGS84, always_xy=True)
 
 

@@ -42,9 +42,10 @@ from usagectl.errors import (
     ValidationError,
 )
 from usagectl.sources.columns import CANONICAL
-from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, same_shape
+from usagectl.sources.geometry import parse_crs, same_shape
+from usagectl.sources.prepare import prepare_chunks, read_ahead
 from usagectl.sources.readers import FORMATS, Source, count_lines, is_supported, open_source
-from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
+from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_fields
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
 AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE",
@@ -646,26 +647,12 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
     columns = ["rownum BIGINT", "line BIGINT", "reason VARCHAR", "raw VARCHAR",
                "repaired BOOLEAN"] + [f"{c} {types[c]}" for c in _STAGE_COLUMNS[5:]]
     con.execute(f"CREATE TABLE {stage} ({', '.join(columns)})")  # names from fixed lists
-    user_crs = parse_crs(options.crs)
-    crs = user_crs
     sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
     routes = parse_routes(options.routes)
     captured = route_fields(routes)
-    for chunk in source.chunks():
-        if source.declared_crs and crs is None:
-            crs = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
-        elif source.declared_crs and user_crs is not None:
-            declared = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
-            if declared is not None and not declared.equals(user_crs, ignore_axis_order=True):
-                raise ValidationError(
-                    f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
-                    f"{crs_label(user_crs)}; drop --crs or fix the file's metadata")
-        gb = process_geometries(chunk.column("c_geometry"), crs)
-        chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
-        chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
-        chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
-        for name, column in route_columns(chunk.column("c_endpoint"), routes).items():
-            chunk = chunk.append_column(name, column)
+    # Reading and geometry (Python, shapely) run one chunk ahead of the staging SQL (DuckDB,
+    # which releases the GIL), so the two overlap on two cores.
+    for chunk in read_ahead(prepare_chunks(source, parse_crs(options.crs), routes)):
         key = chunk.schema
         if key not in sql_cache:
             raw_names = _raw_names(source)

@@ -548,16 +548,23 @@ def _file_has_lone_surrogate(path: Path, compression: str | None) -> bool:
     return False
 
 
+#: Distinct key sequences whose column plan a JSON reader remembers (records of one producer
+#: share a handful; the bound keeps memory flat on a file where every record differs).
+_MAX_KEY_PLANS = 4096
+
+
 class _RecordBatcher:
     """Collects dict records into canonical columns plus an attributes JSON column."""
 
     def __init__(self, source: Source) -> None:
         self.source = source
         self.resolver = RecordKeyResolver(source.mapping)
+        self._plans: dict[tuple[str, ...], tuple[dict[str, str], list[str], str | None]] = {}
         self.reset()
 
     def reset(self) -> None:
         self.cols: dict[str, list] = {c: [] for c in CANONICAL}
+        self._columns = [(c, self.cols[c]) for c in CANONICAL]
         self.attrs: list[str | None] = []
         self.lines: list[int] = []
         self.raw: list[str | None] = []
@@ -569,45 +576,62 @@ class _RecordBatcher:
     def add(self, line: int, record: dict | None, raw: str, reason: str | None = None) -> None:
         self.source.stats.records += 1
         self.lines.append(line)
-        row: dict[str, Any] = {}
-        prio: dict[str, tuple[int, str]] = {}
-        extras: dict[str, Any] = {}
+        plan = None
         if record is not None and reason is None:
-            fed: list[tuple[str, Any]] = []  # keys that feed at least one canonical column
-            for key, value in record.items():
-                targets = self.resolver.resolve(key)
-                if not targets:
-                    extras[key] = value
-                    continue
-                fed.append((key, value))
-                for canonical, p in targets:
-                    if canonical in prio:
-                        old_p, old_key = prio[canonical]
-                        if p == old_p:
-                            reason = (f"keys {old_key!r} and {key!r} both map to {canonical}; "
-                                      f"choose one with --map {canonical}={old_key}")
-                            break
-                        if p > old_p:
-                            continue
-                    prio[canonical] = (p, key)
-                    row[canonical] = (key, value)
-                if reason is not None:
-                    break
-            # A key that lost every canonical column it could feed is kept as an extra.
-            winners = {key for _, key in prio.values()}
-            for key, value in fed:
-                if key not in winners:
-                    extras[key] = value
-        for c in CANONICAL:
-            if reason is None and c in row:
-                self.source.stats.seen_canonical.add(c)
-                self.cols[c].append(_json_value(row[c][1]))
-            else:
-                self.cols[c].append(None)
-        self.attrs.append(json.dumps(extras, default=_json_default, ensure_ascii=False,
-                                     separators=(",", ":")) if extras and reason is None else None)
+            keys = tuple(record)
+            plan = self._plans.get(keys)
+            if plan is None:
+                plan = self._plan(keys)
+                if len(self._plans) < _MAX_KEY_PLANS:  # a file of ever-new keys stays flat
+                    self._plans[keys] = plan
+            reason = plan[2]
+        if reason is None and plan is not None:
+            fed, extras = plan[0], plan[1]
+            self.source.stats.seen_canonical.update(fed)
+            for c, col in self._columns:
+                key = fed.get(c)
+                col.append(None if key is None else _json_value(record[key]))  # type: ignore[index]
+            self.attrs.append(json.dumps({k: record[k] for k in extras},  # type: ignore[index]
+                                         default=_json_default, ensure_ascii=False,
+                                         separators=(",", ":")) if extras else None)
+        else:
+            for _, col in self._columns:
+                col.append(None)
+            self.attrs.append(None)
         self.pre.append(reason)
         self.raw.append(raw)
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[dict[str, str], list[str], str | None]:
+        """What a record with these keys (in this order) feeds: {canonical: key}, the keys kept
+        in attributes (in the order they are written), or the reason two keys collide.
+
+        Decided once per distinct key sequence: the outcome depends on the keys alone (their
+        names and order), never on the values.
+        """
+        row: dict[str, str] = {}
+        prio: dict[str, tuple[int, str]] = {}
+        extras: list[str] = []
+        fed: list[str] = []  # keys that feed at least one canonical column
+        for key in keys:
+            targets = self.resolver.resolve(key)
+            if not targets:
+                extras.append(key)
+                continue
+            fed.append(key)
+            for canonical, p in targets:
+                if canonical in prio:
+                    old_p, old_key = prio[canonical]
+                    if p == old_p:
+                        return {}, [], (f"keys {old_key!r} and {key!r} both map to {canonical}; "
+                                        f"choose one with --map {canonical}={old_key}")
+                    if p > old_p:
+                        continue
+                prio[canonical] = (p, key)
+                row[canonical] = key
+        # A key that lost every canonical column it could feed is kept as an extra.
+        winners = {key for _, key in prio.values()}
+        extras += [key for key in fed if key not in winners]
+        return row, extras, None
 
     def table(self) -> pa.Table:
         t = _table(self.cols, [], self.lines, self.raw, self.pre, self.attrs)

@@ -60,3 +60,39 @@ def test_plans_are_bounded_on_a_file_of_ever_new_keys() -> None:
         b.add(i, {"event_id": "e", f"k{i}": Decimal(1)}, "raw")
     assert len(b._plans) == _MAX_KEY_PLANS
     assert b.table().column("_attributes")[-1].as_py() == f'{{"k{_MAX_KEY_PLANS + 99}":1}}'
+
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), TEXT, st.integers(-10**20, 10**20),
+              st.decimals(allow_nan=False, allow_infinity=False, places=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(TEXT, inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(props=st.one_of(st.none(), st.dictionaries(st.sampled_from(["geometry", "id", "x", "é"]),
+                                                  JSONISH, max_size=3), JSONISH),
+       geometry=st.one_of(st.none(), JSONISH,
+                          st.fixed_dictionaries({"type": st.sampled_from(["Polygon", "Pölygon"]),
+                                                 "coordinates": JSONISH})),
+       extra=st.dictionaries(st.sampled_from(["id", "bbox", "ñame", "\x1f"]), JSONISH,
+                             max_size=2),
+       order=st.permutations(["type", "properties", "geometry", "extra"]))
+def test_feature_raw_text_is_the_whole_feature_dumped(props, geometry, extra, order) -> None:  # noqa: ANN001
+    """The reject listing's raw text of a Feature is exactly ``json.dumps`` of it, though the
+    geometry's text is reused from the record instead of dumped a second time."""
+    import json
+
+    from usagectl.sources.readers import _feature_raw, _feature_record_text, _json_default
+
+    members = {"type": "Feature", "properties": props, "geometry": geometry}
+    feature: dict = {}
+    for name in order:
+        if name == "extra":
+            feature.update({k: v for k, v in extra.items() if k not in feature})
+        else:
+            feature[name] = members[name]
+    _, text = _feature_record_text(feature)
+    assert _feature_raw(feature, text) == json.dumps(feature, default=_json_default,
+                                                     ensure_ascii=False)

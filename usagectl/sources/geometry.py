@@ -10,10 +10,13 @@ a bowtie has area 0 until ``make_valid`` splits it, overlapping MultiPolygon par
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import CRS, Transformer
 
@@ -28,10 +31,12 @@ WGS84 = CRS.from_epsg(4326)
 
 @dataclass
 class GeometryBatch:
-    """Result for one chunk: WKB (or None), a reject reason (or None), and a repaired flag."""
+    """Result for one chunk, aligned with its rows: WKB (or None), a reject reason (or None),
+    and a repaired flag. ``wkb`` and ``reason`` are numpy object arrays, which ``pa.array``
+    takes as they are."""
 
-    wkb: list[bytes | None]
-    reason: list[str | None]
+    wkb: np.ndarray
+    reason: np.ndarray
     repaired: np.ndarray
 
 
@@ -54,8 +59,14 @@ def crs_label(crs: CRS) -> str:
     return f"{auth[0]}:{auth[1]}" if auth else crs.name
 
 
-@lru_cache(maxsize=16)
 def _transformer(src_wkt: str) -> Transformer:
+    # pyproj objects are not to be shared between threads, and ingest prepares chunks on a
+    # worker thread (usagectl.sources.prepare): one transformer per CRS and thread.
+    return _thread_transformer(src_wkt, threading.get_ident())
+
+
+@lru_cache(maxsize=16)
+def _thread_transformer(src_wkt: str, thread: int) -> Transformer:
     return Transformer.from_crs(CRS.from_wkt(src_wkt), WGS84, always_xy=True)
 
 
@@ -70,8 +81,33 @@ def _widest_part(geom: shapely.Geometry) -> float:
     return float((b[:, 2] - b[:, 0]).max()) if len(b) else 0.0
 
 
-def _parse(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """Parse WKT, GeoJSON text, hex WKB or WKB bytes; returns (geoms, present mask)."""
+_UNPARSED = ("geometry could not be parsed as WKT, GeoJSON or WKB; "
+             "check the geometry column's encoding")
+_EMPTY = "geometry is empty; area products need a Polygon or MultiPolygon"
+_ANTIMERIDIAN = ("polygon spans more than 180° of longitude: an unsplit antimeridian "
+                 "crossing; split it at ±180° into a MultiPolygon (RFC 7946 §3.1.9)")
+_NO_AREA = ("polygon has no area (degenerate or collapsed after repair); "
+            "area products need a Polygon or MultiPolygon with area")
+
+GeometryValues = list | pa.Array | pa.ChunkedArray
+
+
+def _parse(values: GeometryValues) -> tuple[np.ndarray, np.ndarray]:
+    """Parse WKT, GeoJSON text, hex WKB or WKB bytes; returns (geoms, present mask).
+
+    A binary Arrow column (Parquet, GeoParquet) goes to ``shapely.from_wkb`` as one array with
+    no Python loop; text is sorted by kind value by value (its first character decides) and
+    each kind parsed as one array.
+    """
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            arr = values.to_numpy(zero_copy_only=False)
+            present = pc.fill_null(pc.binary_length(values), 0).to_numpy() > 0
+            geoms = np.full(len(arr), None, dtype=object)
+            if present.any():
+                geoms[present] = shapely.from_wkb(arr[present], on_invalid="ignore")
+            return geoms, present
+        values = values.to_pylist()
     n = len(values)
     geoms = np.full(n, None, dtype=object)
     present = np.zeros(n, dtype=bool)
@@ -111,90 +147,112 @@ def _parse(values: list) -> tuple[np.ndarray, np.ndarray]:
     return geoms, present
 
 
-def process_geometries(values: list, src_crs: CRS | None, crs_hint: str = "--crs") -> GeometryBatch:
-    """Turn raw geometry values into checked EPSG:4326 WKB, or reasons (SPEC §3.3)."""
+def _all_null(values: GeometryValues) -> bool:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.null_count == len(values)
+    return False
+
+
+def process_geometries(values: GeometryValues, src_crs: CRS | None,
+                       crs_hint: str = "--crs") -> GeometryBatch:
+    """Turn raw geometry values into checked EPSG:4326 WKB, or reasons (SPEC §3.3).
+
+    Every step is one shapely 2 call over the whole chunk (parse, reproject, bounds, type,
+    validity, repair of the invalid ones only, area, orientation, WKB); Python loops run only
+    over rejected rows (to word their reason), the rare rows wider than 180° (to look at their
+    parts) and GeometryCollections (to keep their polygonal parts). The order of the checks,
+    and so the reason a row gets, is that of the per-geometry code it replaced (kept in
+    tests/geometry_reference.py and compared by property tests).
+    """
     n = len(values)
-    reasons: list[str | None] = [None] * n
+    reasons = np.full(n, None, dtype=object)
     repaired = np.zeros(n, dtype=bool)
-    out: list[bytes | None] = [None] * n
-    if n == 0:
+    out = np.full(n, None, dtype=object)
+    if n == 0 or _all_null(values):
         return GeometryBatch(out, reasons, repaired)
     geoms, present = _parse(values)
-    for i in np.flatnonzero(present & (geoms == None)):  # noqa: E711 — numpy elementwise
-        reasons[i] = ("geometry could not be parsed as WKT, GeoJSON or WKB; "
-                      "check the geometry column's encoding")
-    ok = present & (geoms != None)  # noqa: E711
-    idx = np.flatnonzero(ok)
+    parsed = np.not_equal(geoms, None)
+    reasons[present & ~parsed] = _UNPARSED
+    idx = np.flatnonzero(present & parsed)
     if idx.size == 0:
         return GeometryBatch(out, reasons, repaired)
-    g = shapely.force_2d(geoms[idx])
+    g = geoms[idx]
+    if (shapely.has_z(g) | shapely.has_m(g)).any():
+        g = shapely.force_2d(g)
 
     if src_crs is not None and not _is_lonlat_wgs84(src_crs):
         tr = _transformer(src_crs.to_wkt())
         with np.errstate(all="ignore"):
             g = shapely.transform(g, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
+    # The checks in the order they apply; a row gets the first reason that fits.
+    why = np.full(idx.size, None, dtype=object)
+    open_ = np.ones(idx.size, dtype=bool)  # no reason yet
     empty = shapely.is_empty(g)
+    why[empty] = _EMPTY
+    open_ &= ~empty
     type_id = shapely.get_type_id(g)
+    nonareal = open_ & ~np.isin(type_id, (3, 6, 7))
+    for j in np.flatnonzero(nonareal):
+        why[j] = (f"geometry is a {_TYPE_NAMES.get(int(type_id[j]), 'non-areal geometry')}; "
+                  "area products need a Polygon or MultiPolygon")
+    open_ &= ~nonareal
     bounds = shapely.bounds(g)
-    for j, i in enumerate(idx):
-        if empty[j]:
-            reasons[i] = "geometry is empty; area products need a Polygon or MultiPolygon"
-            continue
-        tid = int(type_id[j])
-        if tid not in _POLYGONAL and tid != 7:
-            reasons[i] = (f"geometry is a {_TYPE_NAMES.get(tid, 'non-areal geometry')}; "
-                          "area products need a Polygon or MultiPolygon")
-            continue
-        xmin, ymin, xmax, ymax = bounds[j]
-        if not np.all(np.isfinite(bounds[j])):
-            reasons[i] = (f"geometry could not be reprojected from {crs_label(src_crs)} "
-                          "(coordinates outside that CRS's area of use); check --crs"
-                          if src_crs is not None else
-                          "geometry has non-finite coordinates (NaN or infinity)")
-        elif xmin < -180 or xmax > 180 or ymin < -90 or ymax > 90:
-            reasons[i] = (
-                f"coordinates look projected (x {xmin:.6g}..{xmax:.6g}, y {ymin:.6g}..{ymax:.6g} "
-                "are outside lon ±180 / lat ±90); pass --crs with the file's CRS, "
-                "e.g. --crs EPSG:28992"
-                if src_crs is None or _is_lonlat_wgs84(src_crs) else
-                f"coordinates reprojected from {crs_label(src_crs)} fall outside lon ±180 / "
-                "lat ±90; check --crs")
-        elif xmax - xmin > 180 and _widest_part(g[j]) > 180:
-            # A MultiPolygon already split at ±180° (RFC 7946 §3.1.9) spans 360° as a whole but
-            # each of its parts is narrow; only a single part that wide is an unsplit crossing.
-            reasons[i] = ("polygon spans more than 180° of longitude: an unsplit antimeridian "
-                          "crossing; split it at ±180° into a MultiPolygon (RFC 7946 §3.1.9)")
-    keep = np.array([reasons[i] is None for i in idx], dtype=bool)
-    idx, g = idx[keep], g[keep]
+    nonfinite = open_ & ~np.isfinite(bounds).all(axis=1)
+    nonfinite_reason = (f"geometry could not be reprojected from {crs_label(src_crs)} "
+                      "(coordinates outside that CRS's area of use); check --crs"
+                      if src_crs is not None else
+                      "geometry has non-finite coordinates (NaN or infinity)")
+    why[nonfinite] = nonfinite_reason
+    open_ &= ~nonfinite
+    xmin, ymin, xmax, ymax = bounds.T
+    with np.errstate(invalid="ignore"):
+        outside = open_ & ((xmin < -180) | (xmax > 180) | (ymin < -90) | (ymax > 90))
+        wide = open_ & ~outside & (xmax - xmin > 180)
+    for j in np.flatnonzero(outside):
+        why[j] = (
+            f"coordinates look projected (x {xmin[j]:.6g}..{xmax[j]:.6g}, y {ymin[j]:.6g}.."
+            f"{ymax[j]:.6g} are outside lon ±180 / lat ±90); pass --crs with the file's CRS, "
+            "e.g. --crs EPSG:28992"
+            if src_crs is None or _is_lonlat_wgs84(src_crs) else
+            f"coordinates reprojected from {crs_label(src_crs)} fall outside lon ±180 / "
+            "lat ±90; check --crs")
+    open_ &= ~outside
+    for j in np.flatnonzero(wide):
+        # A MultiPolygon already split at ±180° (RFC 7946 §3.1.9) spans 360° as a whole but
+        # each of its parts is narrow; only a single part that wide is an unsplit crossing.
+        if _widest_part(g[j]) > 180:
+            why[j] = _ANTIMERIDIAN
+            open_[j] = False
+    # GEOS envelopes skip NaN ordinates, so finite bounds do not prove finite coordinates: a
+    # NaN vertex that passed the checks above made make_valid raise and failed the whole file.
+    look = np.flatnonzero(open_)
+    coords, at = shapely.get_coordinates(g[look], return_index=True)
+    nan_rows = look[np.unique(at[~np.isfinite(coords).all(axis=1)])]
+    why[nan_rows] = nonfinite_reason
+    open_[nan_rows] = False
+    reasons[idx] = why
+    idx, g = idx[open_], g[open_]
     if idx.size == 0:
         return GeometryBatch(out, reasons, repaired)
 
-    valid = shapely.is_valid(g)
-    bad = ~valid
+    bad = ~shapely.is_valid(g)
     if bad.any():
         g[bad] = shapely.make_valid(g[bad])
     # GeometryCollections (given, or made by make_valid) keep only their polygonal parts.
-    tid = shapely.get_type_id(g)
-    gc = tid == 7
+    gc = shapely.get_type_id(g) == 7
     if gc.any():
         parts = []
         for geom in g[gc]:
             polys = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in _POLYGONAL]
             parts.append(shapely.union_all(polys) if polys else shapely.Polygon())
         g[gc] = np.array(parts, dtype=object)
-    area = shapely.area(g)
-    for j, i in enumerate(idx):
-        if area[j] <= 0 or shapely.is_empty(g[j]):
-            reasons[i] = ("polygon has no area (degenerate or collapsed after repair); "
-                          "area products need a Polygon or MultiPolygon with area")
-        else:
-            repaired[i] = bool(bad[j])
-    g = shapely.orient_polygons(g)
-    wkb = shapely.to_wkb(g, output_dimension=2)
-    for j, i in enumerate(idx):
-        if reasons[i] is None:
-            out[i] = wkb[j]
+    with np.errstate(invalid="ignore"):
+        no_area = (shapely.area(g) <= 0) | shapely.is_empty(g)
+    reasons[idx[no_area]] = _NO_AREA
+    ok = ~no_area
+    repaired[idx[ok]] = bad[ok]
+    out[idx[ok]] = shapely.to_wkb(shapely.orient_polygons(g[ok]), output_dimension=2)
     return GeometryBatch(out, reasons, repaired)
 
 

@@ -48,8 +48,8 @@ from usagectl.errors import (
     ValidationError,
 )
 from usagectl.sources.columns import CANONICAL
-from usagectl.store import db
-from usagectl.sources.geometry import crs_label, parse_crs, process_geometries, same_shape
+from usagectl.sources.geometry import parse_crs, same_shape
+from usagectl.sources.prepare import prepare_chunks, read_ahead
 from usagectl.sources.readers import (
     CHUNK_ROWS,
     FORMATS,
@@ -63,7 +63,8 @@ from usagectl.sources.readers import (
     open_source,
     read_failure,
 )
-from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
+from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_fields
+from usagectl.store import db
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
 AREA_PRODUCTS = ("FIELDS_BOUNDARY", "OPERATIONS_FILE",
@@ -784,8 +785,10 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
         if progress:
             progress(size, size)
         return
-    for chunk in source.chunks():
-        stager.stage(chunk)
+    # Reading and geometry (Python, shapely) run one chunk ahead of the staging SQL (DuckDB,
+    # which releases the GIL), so the two overlap on two cores.
+    for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes)):
+        stager.stage_prepared(chunk)
         if progress:
             progress(source.bytes_consumed(), size)
     source.finish()
@@ -800,29 +803,18 @@ class _ChunkStager:
                  options: IngestOptions) -> None:
         self.con, self.source, self.table, self.options = con, source, stage, options
         self.user_crs = parse_crs(options.crs)
-        self.crs = self.user_crs
         self.sql_cache: dict[pa.Schema, tuple[str, dict[str, Any]]] = {}
         self.routes = parse_routes(options.routes)
         self.captured = route_fields(self.routes)
 
     def stage(self, chunk: pa.Table) -> None:
+        """Prepare (geometry, routes) and stage one chunk read outside ``source.chunks()``."""
+        for ready in prepare_chunks(self.source, self.user_crs, self.routes, [chunk]):
+            self.stage_prepared(ready)
+
+    def stage_prepared(self, chunk: pa.Table) -> None:
+        """Stage a chunk that already has its geometry and route columns."""
         source, con, options = self.source, self.con, self.options
-        if source.declared_crs and self.crs is None:
-            self.crs = parse_crs(source.declared_crs,
-                                 f"{source.path}: the CRS the file declares,")
-        elif source.declared_crs and self.user_crs is not None:
-            declared = parse_crs(source.declared_crs, f"{source.path}: the CRS the file declares,")
-            if declared is not None and not declared.equals(self.user_crs, ignore_axis_order=True):
-                raise ValidationError(
-                    f"{source.path}: the file declares CRS {crs_label(declared)} but --crs says "
-                    f"{crs_label(self.user_crs)}; drop --crs or fix the file's metadata")
-        geoms = chunk.column("c_geometry").to_pylist()
-        gb = process_geometries(geoms, self.crs)
-        chunk = chunk.append_column("_geom", pa.array(gb.wkb, pa.binary()))
-        chunk = chunk.append_column("_geom_reason", pa.array(gb.reason, pa.string()))
-        chunk = chunk.append_column("_repaired", pa.array(gb.repaired, pa.bool_()))
-        for name, column in route_columns(chunk.column("c_endpoint"), self.routes).items():
-            chunk = chunk.append_column(name, column)
         key = chunk.schema
         if key not in self.sql_cache:
             self.sql_cache[key] = _stage_sql(self.table, chunk.schema, source.extras,

@@ -242,3 +242,22 @@ def test_a_nan_vertex_rejects_its_row_instead_of_failing_the_file(cli, tmp_path)
     out = run.json()["files"][0]
     assert (out["status"], out["accepted"], out["rejected"]) == ("ok", 1, 1), run.stdout
     assert reasons(cli)[3] == "geometry has non-finite coordinates (NaN or infinity)"
+
+
+def test_unparsable_geometries_print_no_warning_under_quiet(tmp_path):
+    """A bad WKT/WKB value is a reject, not a RuntimeWarning from numpy on stderr (-q is silent)."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "bad.csv"
+    src.write_text(
+        "event_id,timestamp,owner_id,user_id,product,geometry\n"
+        'e1,2026-01-01T00:00:00Z,o,u,FIELDS_BOUNDARY,"POLYGON((0 0, 1 0, 1 1, 0 0"\n'
+        "e2,2026-01-01T00:00:00Z,o,u,FIELDS_BOUNDARY,0103000000010000000400\n"
+        'e3,2026-01-01T00:00:00Z,o,u,FIELDS_BOUNDARY,"{""type"": ""Polygon""}"\n'
+        'e4,2026-01-01T00:00:00Z,o,u,FIELDS_BOUNDARY,"POLYGON((0 0, nan 0, 1 1, 0 0))"\n',
+        encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "usagectl", "--db", str(tmp_path / "u.duckdb"),
+                           "ingest", str(src), "-q"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

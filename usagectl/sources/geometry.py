@@ -95,6 +95,16 @@ GeometryValues = list | pa.Array | pa.ChunkedArray
 def _parse(values: GeometryValues) -> tuple[np.ndarray, np.ndarray]:
     """Parse WKT, GeoJSON text, hex WKB or WKB bytes; returns (geoms, present mask).
 
+    A NaN coordinate makes shapely's parsers raise numpy's "invalid value" warning; the row is
+    rejected later with a reason, so the warning is silenced (it would reach stderr under -q).
+    """
+    with np.errstate(invalid="ignore"):
+        return _parse_values(values)
+
+
+def _parse_values(values: GeometryValues) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_parse` without the numpy error state.
+
     A binary Arrow column (Parquet, GeoParquet) goes to ``shapely.from_wkb`` as one array with
     no Python loop; text is sorted by kind value by value (its first character decides) and
     each kind parsed as one array.

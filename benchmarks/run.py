@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, help="measured runs per side, after the warm-up; the "
                     "median is reported (default 3; --quick 1)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up runs per side (default 1)")
+    ap.add_argument("--ingest-runs", type=int, help="measured runs of the CSV, JSON Lines and "
+                    "Parquet ingests and the re-ingest (default: --runs); each takes minutes at "
+                    "10M rows")
+    ap.add_argument("--ingest-warmup", type=int, help="warm-up runs of those ingests (default: "
+                    "--warmup)")
     ap.add_argument("--export-runs", type=int, default=1,
                     help="measured runs of each log export, without a warm-up (default 1: the "
                     "target there is peak memory, and a 10M-event log export takes minutes)")
@@ -267,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                          geojson_polygons=args.geojson_polygons, runs=args.runs,
                          warmup=args.warmup, startup_runs=args.startup_runs,
                          timeout=args.timeout, cap_mib=args.mem_cap, workdir=work,
-                         reports_from=args.reports_db, export_runs=args.export_runs, log=log)
+                         reports_from=args.reports_db, export_runs=args.export_runs,
+                         ingest_runs=args.ingest_runs, ingest_warmup=args.ingest_warmup, log=log)
     done: list = []
     problems: list[str] = []
     extra_md: list[str] = []
@@ -353,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     options = (f"--rows {args.rows} --polygons {args.polygons} --geojson-polygons "
                f"{args.geojson_polygons} --runs {args.runs} --warmup {args.warmup} "
                f"--startup-runs {args.startup_runs} --export-runs {args.export_runs} "
-               f"--only {','.join(sections)}"
+               + (f"--ingest-runs {args.ingest_runs} " if args.ingest_runs is not None else "")
+               + (f"--ingest-warmup {args.ingest_warmup} " if args.ingest_warmup is not None
+                  else "")
+               + f"--only {','.join(sections)}"
                + (" --area-sizes " + " ".join(map(str, args.area_sizes))
                   + f" --area-timeout {args.area_timeout:g}" if "area" in sections else ""))
     report = "\n".join([

@@ -133,6 +133,16 @@ class Options:
     workdir: Path
     reports_from: str = "ingest"  # ingest (the CSV benchmark's database) or insert
     export_runs: int = 1  # the export's target is memory; each run at 10M takes minutes
+    # Runs and warm-ups of the 10M-row CSV, JSON Lines and Parquet ingests and the re-ingest
+    # (default: --runs and --warmup); each of those takes minutes at 10M rows.
+    ingest_runs: int | None = None
+    ingest_warmup: int | None = None
+
+    @property
+    def ingest(self) -> tuple[int, int]:
+        """(runs, warm-up) of each file ingest."""
+        return (self.runs if self.ingest_runs is None else self.ingest_runs,
+                self.warmup if self.ingest_warmup is None else self.ingest_warmup)
     log: Callable[[str], None] = print
 
 
@@ -193,7 +203,7 @@ def ingest_section(o: Options, files: dict[str, Path]) -> tuple[Section, Path | 
         c = compare(f"ingest {NAMES[fmt]} ({file.stat().st_size / 2**20:,.0f} MiB)",
                     _ingest_cmd(ours_db, file),
                     [PY, "-c", PEER_INGEST, readers[fmt], str(file), str(peer_db)],
-                    runs=o.runs, warmup=o.warmup, timeout=o.timeout, cap_mib=o.cap_mib,
+                    runs=o.ingest[0], warmup=o.ingest[1], timeout=o.timeout, cap_mib=o.cap_mib,
                     ours_what=f"`usagectl ingest {file.name}` into a fresh database",
                     peer_what=f"`CREATE TABLE ev AS SELECT * FROM {readers[fmt]}(f)`",
                     target=INGEST_TARGET, before=fresh, log=o.log)
@@ -210,7 +220,7 @@ def ingest_section(o: Options, files: dict[str, Path]) -> tuple[Section, Path | 
         c = compare("re-ingest the CSV (all duplicates)", _ingest_cmd(kept, files["csv"]),
                     [PY, "-c", PEER_INGEST, "read_csv", str(files["csv"]),
                      str(o.workdir / "peer_again.duckdb")],
-                    runs=o.runs, warmup=o.warmup, timeout=o.timeout, cap_mib=o.cap_mib,
+                    runs=o.ingest[0], warmup=o.ingest[1], timeout=o.timeout, cap_mib=o.cap_mib,
                     ours_what="the same `usagectl ingest` into the database the CSV ingest wrote",
                     peer_what="the same `CREATE TABLE … read_csv(f)` into a fresh file",
                     target=INGEST_TARGET,

@@ -158,6 +158,14 @@ _LAUNCHER = (
 _MAXRSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 
 
+
+def measured_command(cmd: list[str], rusage_path: str) -> list[str]:
+    """``cmd`` wrapped so that its resource usage (peak RSS) is written to ``rusage_path``:
+    GNU time when installed, else a small Python launcher that reports the same field."""
+    if os.access(TIME_BIN, os.X_OK):
+        return [TIME_BIN, "-v", "-o", rusage_path, *cmd]
+    return [sys.executable, "-c", _LAUNCHER, rusage_path, *cmd]
+
 def run_timed(cmd: list[str], *, timeout: float, env: dict | None = None,
               parse_json: bool = True) -> Timed:
     """Run ``cmd`` in its own process group; measure it; kill the group at the timeout.
@@ -170,10 +178,7 @@ def run_timed(cmd: list[str], *, timeout: float, env: dict | None = None,
     res = Timed(cmd=cmd, timeout=timeout)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile(prefix="usagectl-rusage-", suffix=".txt") as ru:
-        if os.access(TIME_BIN, os.X_OK):
-            full = [TIME_BIN, "-v", "-o", ru.name, *cmd]
-        else:
-            full = [sys.executable, "-c", _LAUNCHER, ru.name, *cmd]
+        full = measured_command(cmd, ru.name)
         t0 = time.monotonic()
         proc = subprocess.Popen(full, stdout=out, stderr=err, env=env, start_new_session=True)
         sampler = _Sampler(proc.pid)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from area_scale import _LAUNCHER, _MAXRSS, TIME_BIN, _rss_kib, _tree
+from area_scale import _MAXRSS, _rss_kib, _tree, measured_command
 
 # ------------------------------------------------------------------------------ pure helpers
 
@@ -152,10 +151,7 @@ def measure(cmd: Sequence[str], *, timeout: float, cap_mib: float | None = None,
     run = Run()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile(prefix="usagectl-rusage-", suffix=".txt") as ru:
-        if os.access(TIME_BIN, os.X_OK):
-            full = [TIME_BIN, "-v", "-o", ru.name, *cmd]
-        else:
-            full = [sys.executable, "-c", _LAUNCHER, ru.name, *cmd]
+        full = measured_command(cmd, ru.name)
         t0 = time.monotonic()
         proc = subprocess.Popen(full, stdout=out, stderr=err, cwd=cwd, start_new_session=True)
         watch = _Watch(proc.pid, int(cap_mib * 1024) if cap_mib else None)

@@ -8,7 +8,9 @@ How every row is accounted for:
    records it cannot split into values are yielded too, with a reason. Each chunk's geometries
    are parsed, reprojected and repaired with shapely; then one SQL statement types and checks
    every value and appends the chunk to a staging table in the ingest's own staging file beside
-   the database (so memory stays flat, and the database is not held meanwhile).
+   the database (so memory stays flat, and the database is not held meanwhile). CSV/TSV
+   and plain Parquet files usually skip the chunks: one statement reads, checks and stages
+   the whole file in DuckDB (``_stage_csv_bulk``, ``_stage_parquet_bulk``).
 3. One transaction, with the staging file attached read-only, classifies each valid row against
    the stored events and the earlier rows of the same file — *accepted*, *duplicate* (same
    ``(owner_id, event_id)``, same content) or *conflict* (same key, different content:

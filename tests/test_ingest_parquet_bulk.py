@@ -106,6 +106,8 @@ HAND = pa.table({
     "blob": pa.array([b"\x00\xff", None] * 5),
     "at": pa.array([dt.time(1, 2, 3), None] * 5, pa.time64("us")),
     "nothing": pa.nulls(10),
+    "price": pa.array([Decimal("12.50"), None] * 5, pa.decimal128(9, 2)),
+    "ratio": pa.array([0.1, None] * 5, pa.float32()),
 })
 
 

@@ -138,6 +138,14 @@ def test_options_map_owner_product_and_tz_stage_alike(tmp_path: Path) -> None:
     assert _stage_both(f, tmp_path, options) == (True, 2)
 
 
+def test_a_hive_style_folder_adds_no_column(tmp_path: Path) -> None:
+    """``…/year=2026/f.parquet``: read_parquet would add a ``year`` column by default."""
+    folder = tmp_path / "year=2026" / "owner_id=zeta"
+    folder.mkdir(parents=True)
+    f = _write(folder / "e.parquet", HAND)
+    assert _stage_both(f, tmp_path) == (True, 10)
+
+
 def test_an_empty_file_stages_alike(tmp_path: Path) -> None:
     f = _write(tmp_path / "z.parquet", HAND.slice(0, 0))
     assert _stage_both(f, tmp_path) == (True, 0)

@@ -1020,6 +1020,7 @@ class ParquetSource(Source):
         except (OSError, pa.ArrowException) as exc:
             raise ValidationError(f"{path}: not a readable Parquet file ({exc})") from None
         schema = self._pf.schema_arrow
+        self.schema: pa.Schema = schema  # the Arrow types the chunks carry
         names = list(schema.names)
         geo = (schema.metadata or {}).get(b"geo")
         geo_column = None
@@ -1072,6 +1073,11 @@ class ParquetSource(Source):
             self.stats.records += n
             self._consumed = int(size * row / max(self.expected_rows, 1))
             yield pa.table(arrays)
+
+    def column_batches(self, name: str) -> Iterator[pa.Array]:
+        """One source column, chunk by chunk, typed as :meth:`chunks` types it."""
+        for rb in self._pf.iter_batches(batch_size=CHUNK_ROWS, columns=[name]):
+            yield rb.column(0)
 
     def bytes_consumed(self) -> int:
         return getattr(self, "_consumed", 0)

@@ -8,7 +8,9 @@ How every row is accounted for:
    records it cannot split into values are yielded too, with a reason. Each chunk's geometries
    are parsed, reprojected and repaired with shapely; then one SQL statement types and checks
    every value and appends the chunk to a staging table in the ingest's own staging file beside
-   the database (so memory stays flat, and the database is not held meanwhile).
+   the database (so memory stays flat, and the database is not held meanwhile). CSV/TSV
+   and plain Parquet files usually skip the chunks: one statement reads, checks and stages
+   the whole file in DuckDB (``_stage_csv_bulk``, ``_stage_parquet_bulk``).
 3. One transaction, with the staging file attached read-only, classifies each valid row against
    the stored events and the earlier rows of the same file — *accepted*, *duplicate* (same
    ``(owner_id, event_id)``, same content) or *conflict* (same key, different content:
@@ -54,6 +56,7 @@ from usagectl.sources.readers import (
     CHUNK_ROWS,
     FORMATS,
     CsvSource,
+    ParquetSource,
     Source,
     SourceStats,
     _text,
@@ -63,7 +66,7 @@ from usagectl.sources.readers import (
     open_source,
     read_failure,
 )
-from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_fields
+from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 from usagectl.store import db
 
 # Products whose successful `process` events are meaningless without a geometry (SPEC §2).
@@ -766,22 +769,32 @@ def _record_failure(main: MainDatabase, ingest_id: int, result: FileResult, mess
                         "command that writes will list this ingest as failed)")
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
-                options: IngestOptions, progress: ProgressCallback | None, size: int) -> None:
-    """Read, check and stage every record of the file into ``stage`` on ``con``: the staging
-    file's connection (the main database is not open meanwhile; see :func:`ingest_file`).
-
-    A CSV/TSV file that :meth:`CsvSource.fast_scan` vouches for is read by DuckDB's
-    ``read_csv`` in bulk (:func:`_stage_csv_bulk`); every other file, and any CSV the bulk
-    parser refuses, goes through the reader's chunks (for CSV: the exact splitter).
-    """
+def _create_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """(Re)create the empty staging table ``stage``."""
     con.execute(f"DROP TABLE IF EXISTS {stage}")
     # Typed columns are the events table's (one list in usagectl.store.db): they never drift.
     columns = ["rownum BIGINT", "line BIGINT", "reason VARCHAR", "raw VARCHAR",
                "repaired BOOLEAN"] + [f"{c} {db.EVENT_TYPES[c]}" for c in _STAGE_COLUMNS[5:]]
     con.execute(f"CREATE TABLE {stage} ({', '.join(columns)})")  # names from fixed lists
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
+                options: IngestOptions, progress: ProgressCallback | None, size: int,
+                bulk: bool = True) -> None:
+    """Read, check and stage every record of the file into ``stage`` on ``con``: the staging
+    file's connection (the main database is not open meanwhile; see :func:`ingest_file`).
+
+    A CSV/TSV file that :meth:`CsvSource.fast_scan` vouches for is read by DuckDB's
+    ``read_csv`` in bulk (:func:`_stage_csv_bulk`), a plain Parquet file by ``read_parquet``
+    (:func:`_stage_parquet_bulk`); every other file, any file a bulk path refuses, and every
+    file when ``bulk`` is false, goes through the reader's chunks (for CSV: the exact splitter).
+    """
+    _create_stage(con, stage)
     stager = _ChunkStager(con, source, stage, options)
-    if isinstance(source, CsvSource) and _stage_csv_bulk(con, source, stage, options, stager):
+    if bulk and ((isinstance(source, CsvSource)
+                  and _stage_csv_bulk(con, source, stage, options, stager))
+                 or (isinstance(source, ParquetSource)
+                     and _stage_parquet_bulk(con, source, stage, options, stager))):
         if progress:
             progress(size, size)
         return
@@ -930,10 +943,12 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     return True
 
 
-def _bulk_schema(n_extras: int) -> pa.Schema:
-    """The columns of :func:`_bulk_relation`, for :func:`_stage_sql`."""
-    fields = [pa.field(f"c_{c}", pa.string()) for c in CANONICAL]
-    fields += [pa.field(f"x_{i}", pa.string()) for i in range(n_extras)]
+def _bulk_schema(n_extras: int, types: dict[str, pa.DataType] | None = None) -> pa.Schema:
+    """The columns of :func:`_bulk_relation`, for :func:`_stage_sql`: text unless ``types``
+    gives a ``c_``/``x_`` column's Arrow type."""
+    types = types or {}
+    fields = [pa.field(f"c_{c}", types.get(f"c_{c}", pa.string())) for c in CANONICAL]
+    fields += [pa.field(f"x_{i}", types.get(f"x_{i}", pa.string())) for i in range(n_extras)]
     fields += [pa.field(n, t) for n, t in (
         ("_line", pa.int64()), ("_raw", pa.string()), ("_pre_reason", pa.string()),
         ("_geom", pa.binary()), ("_geom_reason", pa.string()), ("_repaired", pa.bool_()),
@@ -942,14 +957,128 @@ def _bulk_schema(n_extras: int) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _bulk_relation(select: list[str], reader: str) -> str:
-    """The chunk columns straight from ``read_csv`` (lines are numbered after staging)."""
-    return (f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
+def _bulk_relation(select: list[str], reader: str, line: str = "NULL") -> str:
+    """The chunk columns straight from a bulk reader; ``line`` is the SQL of ``_line`` (for
+    CSV, NULL: lines are numbered after staging)."""
+    return (f"(SELECT {', '.join(select)}, CAST({line} AS BIGINT) AS _line, "
             "CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason, "
             "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
             "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
             "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
             f"CAST(NULL AS VARCHAR) AS _r_reason FROM {reader}) AS chunk")
+
+
+# -------------------------------------------------------------------- Parquet in bulk (DuckDB)
+
+_GLOB_CHARS = frozenset("*?[]{}")  # read_parquet would take such a path as a pattern
+
+
+def _parquet_bulk_type(t: pa.DataType) -> bool:
+    """Arrow types the Parquet bulk path is proven on (tests/test_ingest_parquet_bulk.py
+    stages generated files of each both ways); any other column sends the file to the chunks."""
+    if pa.types.is_dictionary(t):
+        return pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _parquet_bulk_type(t.value_type)
+    if pa.types.is_struct(t):
+        return t.num_fields > 0 and all(_parquet_bulk_type(t.field(i).type)
+                                        for i in range(t.num_fields))
+    if pa.types.is_map(t):
+        return _parquet_bulk_type(t.key_type) and _parquet_bulk_type(t.item_type)
+    return (pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t)
+            or pa.types.is_float32(t) or pa.types.is_float64(t) or pa.types.is_decimal128(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_date32(t) or pa.types.is_timestamp(t) or pa.types.is_time64(t))
+
+
+def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, stage: str,
+                        options: IngestOptions, stager: _ChunkStager) -> bool:
+    """Stage a plain Parquet file read by DuckDB's ``read_parquet`` in ONE statement; ``False``
+    (nothing staged) when the file must go through the reader's chunks instead.
+
+    The statement is :func:`_stage_sql` itself, over a relation with the chunk columns the
+    reader would build: each file column selected by position (the file's names never enter
+    the SQL), absent columns as typed NULLs, ``_line`` = ``file_row_number + 1`` (the chunks'
+    1-based row number), and the SQL built from the same Arrow schema the chunks carry. So
+    every value, reason, raw text, line and hash equals the chunk path's, as long as DuckDB
+    sees each column with the same type both ways; that is checked first, column by column,
+    and anything else falls back (whole file):
+
+    - a geometry column or a CRS in the file (GeoParquet), or ``--route``;
+    - an endpoint with a URL in it (``?``, ``#``, ``://``: the chunks reduce it to its path
+      in Python); checked by the same function the chunks use, over that column only;
+    - a column whose Arrow type is not among :func:`_parquet_bulk_type`, or that
+      ``read_parquet`` types differently from the Arrow chunk (``timestamp[ms]``, durations,
+      fixed-size lists), names DuckDB sees otherwise (two names differing only in case, a
+      column called ``file_row_number``), a path with glob characters;
+    - any DuckDB error, or a row count other than the footer's.
+    """
+    plan, schema = source.plan, source.schema
+    if "geometry" in plan.canonical or source.declared_crs is not None or stager.routes:
+        return False
+    path = os.path.abspath(source.path)
+    if _GLOB_CHARS & set(path):
+        return False
+    names = list(schema.names)
+    used = list(dict.fromkeys([*plan.canonical.values(), *plan.extras]))
+    if len(set(names)) != len(names) or not all(
+            _parquet_bulk_type(schema.field(n).type) for n in used):
+        return False
+    endpoint = plan.canonical.get("endpoint")
+    if endpoint is not None:
+        for column in source.column_batches(endpoint):
+            if any(a.null_count != len(a) for a in route_columns(column, []).values()):
+                return False
+    position = {n: i for i, n in enumerate(names)}
+    args = ("$path, file_row_number = true, hive_partitioning = false, "
+            "binary_as_string = false")
+    try:
+        probe = con.sql(f"SELECT * FROM read_parquet({args}) LIMIT 0", params={"path": path})
+        if probe.columns != [*names, "file_row_number"]:
+            return False
+        chunk_types = pa.schema([pa.field(f"p{position[n]}", schema.field(n).type)
+                                 for n in used]).empty_table()
+        con.register("parquet_bulk_types", chunk_types)
+        try:
+            arrow_types = con.sql("SELECT * FROM parquet_bulk_types").types
+        finally:
+            con.unregister("parquet_bulk_types")
+        if any(str(probe.types[position[n]]) != str(t) for n, t in zip(used, arrow_types)):
+            return False
+    except (duckdb.Error, pa.ArrowException):
+        return False
+    aliases = [f"p{i}" for i in range(len(names))] + ["rn"]  # generated identifiers
+    reader = f"read_parquet({args}) AS pq({', '.join(aliases)})"
+    select, types = [], {}
+    for c in CANONICAL:
+        src = plan.canonical.get(c)
+        if src is None:
+            select.append(f"CAST(NULL AS VARCHAR) AS c_{c}")
+        else:
+            select.append(f"p{position[src]} AS c_{c}")
+            types[f"c_{c}"] = schema.field(src).type
+    for i, e in enumerate(plan.extras):
+        select.append(f"p{position[e]} AS x_{i}")
+        types[f"x_{i}"] = schema.field(e).type
+    sql, params = _stage_sql(stage, _bulk_schema(len(plan.extras), types), source.extras, False,
+                             _raw_names(source), [], relation=_bulk_relation(select, reader, "rn + 1"))
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    # Rows land in file order, as the chunks append them (the staging tables are equal row for
+    # row, rowid included).
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(sql, {**params, **_option_params(options), "path": path})
+        counted = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
+    except duckdb.Error:
+        counted = -1
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
+    if counted != source.expected_rows:
+        con.execute(f"DELETE FROM {stage}")
+        return False
+    source.stats.records = counted
+    source.finish()
+    return True
 
 
 _RAW_WINDOW = 1_000_000  # lines whose rejects are looked up at a time (bounds memory)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import usagectl.store.ingest as ingest_mod
@@ -115,43 +115,51 @@ def test_line_numbers_hold_when_duckdb_reads_the_file_in_parallel(tmp_path, monk
     assert _compare(tmp_path, monkeypatch, _lines(rows))
 
 
+B = b'"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o","user_id":"u","product":"p"'
+
+# case: (file, whether the bulk path can take it)
 HOSTILE = {
-    "keys in another order": b'{"ts":"2026-01-01T00:00:00Z","event_id":"a","owner_id":"o",'
-                             b'"user_id":"u","product":"p"}\n'
-                             b'{"event_id":"b","ts":"2026-01-01T00:00:00Z","owner_id":"o",'
-                             b'"user_id":"u","product":"p","extra":1.50,"flag":true,"n":null}\n',
-    "missing keys and nulls": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n'
-                              b'{"event_id":null,"ts":"2026-01-01T00:00:00Z","owner_id":"o",'
-                              b'"user_id":"","product":"p"}\n',
-    "numbers in every form": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o",'
-                             b'"input_tokens":1E3,"credits":-0}\n',
-    "big integers": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o",'
-                    b'"input_tokens":123456789012345678901234,"x":18446744073709551616}\n',
-    "nested": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o","meta":{"a":[1,2.50]}}\n',
-    "duplicate keys": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o","owner_id":"p"}\n',
-    "trailing comma": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o",}\n',
-    "nan": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o","credits":NaN}\n',
-    "blank line": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n\n',
-    "not an object": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n[1]\n',
-    "two objects on a line": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"} {}\n',
-    "escapes": b'{"event_id":"a\\u0000b","ts":"2026-01-01T00:00:00Z","owner_id":"o\\/p"}\n',
-    "crlf": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\r\n',
-    "bom": b'\xef\xbb\xbf{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n',
-    "invalid utf-8": b'{"event_id":"a\xff","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n',
-    "no final newline": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"\xc3\xa9"}',
-    "a key sequence after the sample": b"".join(
-        b'{"event_id":"a%d","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n' % i
-        for i in range(1_001)) + b'{"owner_id":"o","event_id":"z","ts":"2026-01-01T00:00:00Z"}\n',
-    "colliding keys": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","timestamp":"2026-01-02T00:00:00Z",'
-                      b'"owner_id":"o"}\n',
-    "small and large decimals": b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o",'
-                                b'"credits":0.00001,"x":0.00001,"y":12345678901234567.5}\n',
+    "keys in another order": (b'{"ts":"2026-01-01T00:00:00Z","event_id":"a","owner_id":"o",'
+                              b'"user_id":"u","product":"p"}\n'
+                              b'{"event_id":"b","ts":"2026-01-01T00:00:00Z","owner_id":"o",'
+                              b'"user_id":"u","product":"p","extra":1.50,"flag":true,"n":null}\n',
+                              True),
+    "missing keys and nulls": (b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n'
+                               b'{"event_id":null,"ts":"2026-01-01T00:00:00Z","owner_id":"o",'
+                               b'"user_id":"","product":"p"}\n', True),
+    "a decimal where an integer goes": (b'{' + B + b',"input_tokens":12.50,"credits":-0.0}\n',
+                                        True),
+    "numbers in every form": (b'{' + B + b',"input_tokens":1E3,"credits":-0}\n', False),
+    "big integers": (b'{' + B + b',"input_tokens":123456789012345678901234}\n', True),
+    "a big integer attribute": (b'{' + B + b',"x":18446744073709551616}\n', False),
+    "nested": (b'{' + B + b',"meta":{"a":[1,2.50]}}\n', False),
+    "duplicate keys": (b'{' + B + b',"owner_id":"p"}\n', False),
+    "trailing comma": (b'{' + B + b',}\n', False),
+    "nan": (b'{' + B + b',"credits":NaN}\n', False),
+    "blank line": (b'{' + B + b'}\n\n', False),
+    "not an object": (b'{' + B + b'}\n[1]\n', False),
+    "two objects on a line": (b'{' + B + b'} {}\n', False),
+    "escapes": (b'{' + B + b',"note":"a\\u0000b\\/"}\n', False),
+    "crlf": (b'{' + B + b'}\r\n', False),
+    "bom": (b'\xef\xbb\xbf{' + B + b'}\n', False),
+    "invalid utf-8": (b'{' + B + b',"note":"\xff"}\n', False),
+    "no final newline": (b'{' + B + b',"note":"\xc3\xa9 \\"\\\\ \\t"}', True),
+    "a key sequence after the sample": (b"".join(
+        b'{"event_id":"a%d","ts":"2026-01-01T00:00:00Z","owner_id":"o","user_id":"u",'
+        b'"product":"p"}\n' % i for i in range(1_001)) + b'{"product":"p",' + B[:-14] + b'}\n',
+        False),
+    "colliding keys": (b'{' + B + b',"timestamp":"2026-01-02T00:00:00Z"}\n', True),
+    "small and large decimals": (b'{' + B + b',"credits":0.00001,"x":0.00001}\n'
+                                 b'{' + B + b',"y":12345678901234567.5}\n', False),
+    "decimals both serialisers write alike": (b'{' + B + b',"x":0.0001,"y":42.5730,"z":-0.0}\n',
+                                              True),
 }
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_jsonl_gives_the_python_readers_result(tmp_path, monkeypatch, case) -> None:
-    _compare(tmp_path, monkeypatch, HOSTILE[case])
+    content, bulk = HOSTILE[case]
+    assert _compare(tmp_path, monkeypatch, content) == bulk
 
 
 def test_gzip_is_read_in_bulk(tmp_path, monkeypatch) -> None:
@@ -170,15 +178,26 @@ _KEY = st.sampled_from(["event_id", "ts", "owner_id", "user_id", "product", "inp
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=8)
 _NUMBER = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?",
                         fullmatch=True)
-_SCALAR = st.one_of(_TEXT.map(json.dumps), _NUMBER, st.sampled_from(["true", "false", "null"]),
+_SCALAR = st.one_of(_TEXT.map(lambda t: json.dumps(t, ensure_ascii=False)), _TEXT.map(json.dumps),
+                    _NUMBER, st.from_regex(r"-?(0|[1-9][0-9]{0,3})\.[0-9]{1,4}", fullmatch=True), st.sampled_from(["true", "false", "null"]),
                     st.just('"2026-01-01T00:00:00Z"'), st.just('"acme"'))
 _VALUE = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=3).map(lambda v: "[" + ",".join(v) + "]"))
 
 
+_GOOD = {"event_id": st.sampled_from(['"e1"', '"e2"', '"e3"']),
+         "ts": st.sampled_from(['"2026-01-01T00:00:00Z"', '"2026-01-02T10:00:00+02:00"']),
+         "user_id": st.sampled_from(['"u1"', '"ü"', "7"]),
+         "product": st.sampled_from(['"chat"', '"Chat "'])}
+
+
 @st.composite
 def _line(draw: st.DrawFn) -> str:
-    keys = draw(st.lists(_KEY, min_size=1, max_size=7, unique=True))
-    return "{" + ",".join(f'"{k}":{draw(_VALUE)}' for k in keys) + "}"
+    """A record with the required keys (mostly good values) and others, in any order."""
+    keys = draw(st.lists(_KEY, max_size=5, unique=True))
+    keys = draw(st.permutations(list(dict.fromkeys([*_GOOD, *keys]))))
+    values = {k: draw(st.one_of(_GOOD[k], _VALUE) if k in _GOOD and draw(st.booleans())
+                      else _GOOD.get(k, _VALUE)) for k in keys}
+    return "{" + ",".join(f'"{k}":{v}' for k, v in values.items()) + "}"
 
 
 @settings(max_examples=60, deadline=None,
@@ -187,5 +206,6 @@ def _line(draw: st.DrawFn) -> str:
 def test_generated_hostile_jsonl_matches_the_python_reader(tmp_path_factory, monkeypatch,
                                                           lines) -> None:
     tmp = tmp_path_factory.mktemp("j")
-    _compare(tmp, monkeypatch, ("\n".join(lines) + "\n").encode(),
-             options=IngestOptions(owner="acme"))
+    bulk = _compare(tmp, monkeypatch, ("\n".join(lines) + "\n").encode(),
+                    options=IngestOptions(owner="acme"))
+    event("bulk" if bulk else "python reader")

@@ -1044,7 +1044,7 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
         "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
         "CAST(NULL AS VARCHAR) AS _r_reason "
         "FROM (SELECT CAST(json AS VARCHAR) AS line, "
-        "list_position($seqs, array_to_string(json_keys(json), chr(1))) AS seq, "
+        "coalesce(list_position($seqs, array_to_string(json_keys(json), chr(1))), 0) AS seq, "
         f"json_extract(json, $paths) AS vals FROM {reader})) AS chunk")
     fields = [pa.field(f"c_{c}", pa.string()) for c in CANONICAL]
     fields += [pa.field(n, t) for n, t in (

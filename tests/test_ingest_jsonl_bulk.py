@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import duckdb
@@ -127,7 +128,7 @@ HOSTILE = {
     "missing keys and nulls": (b'{"event_id":"a","ts":"2026-01-01T00:00:00Z","owner_id":"o"}\n'
                                b'{"event_id":null,"ts":"2026-01-01T00:00:00Z","owner_id":"o",'
                                b'"user_id":"","product":"p"}\n', True),
-    "a decimal where an integer goes": (b'{' + B + b',"input_tokens":12.50,"credits":-0.0}\n',
+    "a decimal where an integer goes": (b'{' + B + b',"input_tokens":12.50,"credits":-0.0,"status":-0}\n',
                                         True),
     "numbers in every form": (b'{' + B + b',"input_tokens":1E3,"credits":-0}\n', False),
     "big integers": (b'{' + B + b',"input_tokens":123456789012345678901234}\n', True),
@@ -143,7 +144,7 @@ HOSTILE = {
     "crlf": (b'{' + B + b'}\r\n', False),
     "bom": (b'\xef\xbb\xbf{' + B + b'}\n', False),
     "invalid utf-8": (b'{' + B + b',"note":"\xff"}\n', False),
-    "no final newline": (b'{' + B + b',"note":"\xc3\xa9 \\"\\\\ \\t"}', True),
+    "no final newline": (b'{' + B + b',"note":"\xc3\xa9 \x7f \xe2\x80\xa8 \\"\\\\ \\t"}', True),
     "a key sequence after the sample": (b"".join(
         b'{"event_id":"a%d","ts":"2026-01-01T00:00:00Z","owner_id":"o","user_id":"u",'
         b'"product":"p"}\n' % i for i in range(1_001)) + b'{"product":"p",' + B[:-14] + b'}\n',
@@ -151,7 +152,9 @@ HOSTILE = {
     "colliding keys": (b'{' + B + b',"timestamp":"2026-01-02T00:00:00Z"}\n', True),
     "small and large decimals": (b'{' + B + b',"credits":0.00001,"x":0.00001}\n'
                                  b'{' + B + b',"y":12345678901234567.5}\n', False),
-    "decimals both serialisers write alike": (b'{' + B + b',"x":0.0001,"y":42.5730,"z":-0.0}\n',
+    "decimals both serialisers write alike": (b'{' + B + b',"x":0.0001,"y":42.5730,"z":-0.0,'
+                                              b'"w":-9223372036854775808,'
+                                              b'"v":18446744073709551615,"u":1.5}\n',
                                               True),
 }
 
@@ -160,6 +163,18 @@ HOSTILE = {
 def test_hostile_jsonl_gives_the_python_readers_result(tmp_path, monkeypatch, case) -> None:
     content, bulk = HOSTILE[case]
     assert _compare(tmp_path, monkeypatch, content) == bulk
+
+
+def test_the_benchmark_generators_file_is_read_in_bulk(tmp_path, monkeypatch) -> None:
+    """The file ``make bench`` ingests (DuckDB's own JSON writer: decimals like 42.5730, quotes
+    and commas in text) takes the bulk path with the Python reader's result."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import events_gen
+    finally:
+        sys.path.pop(0)
+    path = events_gen.write(600, tmp_path / "ev", formats=("jsonl",))["jsonl"]
+    assert _compare(tmp_path, monkeypatch, path.read_bytes())
 
 
 def test_gzip_is_read_in_bulk(tmp_path, monkeypatch) -> None:

@@ -145,10 +145,15 @@ HOSTILE = {
     "bom": (b'\xef\xbb\xbf{' + B + b'}\n', False),
     "invalid utf-8": (b'{' + B + b',"note":"\xff"}\n', False),
     "no final newline": (b'{' + B + b',"note":"\xc3\xa9 \x7f \xe2\x80\xa8 \\"\\\\ \\t"}', True),
-    "a key sequence after the sample": (b"".join(
+    "a key sequence first seen late": (b"".join(
         b'{"event_id":"a%d","ts":"2026-01-01T00:00:00Z","owner_id":"o","user_id":"u",'
         b'"product":"p"}\n' % i for i in range(1_001)) + b'{"product":"p",' + B[:-14] + b'}\n',
-        False),
+        True),
+    "duplicate keys late": (b"".join(b'{' + B.replace(b'"a"', b'"a%d"' % i) + b'}\n'
+                                     for i in range(1_001)) + b'{' + B + b',"ts":"x"}\n', False),
+    "many key sequences": (b"".join(b'{' + B + b',"k%d":1}\n' % i for i in range(65)), False),
+    "an empty object": (b'{' + B + b'}\n{}\n', True),
+    "a key that is not plain": (b'{' + B + b',"a b":1}\n', False),
     "colliding keys": (b'{' + B + b',"timestamp":"2026-01-02T00:00:00Z"}\n', True),
     "small and large decimals": (b'{' + B + b',"credits":0.00001,"x":0.00001}\n'
                                  b'{' + B + b',"y":12345678901234567.5}\n', False),

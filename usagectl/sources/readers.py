@@ -864,15 +864,11 @@ class JsonLinesSource(Source):
         no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing comma, Python does
         not); valid UTF-8. False alarms (such text inside a string) only cost speed.
 
-        The key sequences of the first :data:`_SAMPLE_LINES` records (Python's parse) are the
-        ones the bulk statement knows; a later record with another sequence (or duplicate
-        keys) makes the statement fail, and the file goes to :meth:`chunks` whole. Key names
-        must be plain (letters, digits, ``_ . -``) so that the raw text of a number can be
-        found in the line by its key. Counts physical lines by newline bytes (the independent
-        count). Returns ``None`` when the file must go to :meth:`chunks`.
+        Counts physical lines by newline bytes (the independent count). Which keys the records
+        hold is asked of DuckDB afterwards (:func:`usagectl.store.ingest._stage_jsonl_bulk`).
+        Returns ``None`` when the file must go to :meth:`chunks`.
         """
         stream, self._counter = open_binary(self.path, self.compression)
-        sequences: list[tuple[str, ...]] = []
         lines, tail, flags = 0, b"", set()
         try:
             while block := stream.read(1 << 22):
@@ -884,12 +880,11 @@ class JsonLinesSource(Source):
                     continue
                 whole, tail = tail + block[:cut + 1], block[cut + 1:]
                 n = _vouch_jsonl(whole, flags)
-                if n is None or not _sample_keys(whole, lines, sequences):
+                if n is None:
                     return None
                 lines += n
             if tail:
-                if _vouch_jsonl(tail + b"\n", flags) is None \
-                        or not _sample_keys(tail, lines, sequences):
+                if _vouch_jsonl(tail + b"\n", flags) is None:
                     return None
                 lines += 1
         except (OSError, EOFError) as exc:
@@ -898,13 +893,9 @@ class JsonLinesSource(Source):
             stream.close()
         if not lines:
             return None
-        return JsonlLayout(lines=lines, sequences=sequences, url_like="url" in flags)
+        return JsonlLayout(lines=lines, url_like="url" in flags)
 
 
-#: Records whose key sequences a JSON Lines bulk read learns up front (see ``fast_scan``).
-_SAMPLE_LINES = 1_000
-_MAX_SEQUENCES = 64
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 _TRAILING_COMMA = re.compile(rb",[ \t]*[}\]]")
 
 
@@ -913,7 +904,6 @@ class JsonlLayout:
     """What :meth:`JsonLinesSource.fast_scan` found: a file DuckDB's JSON reader may stage."""
 
     lines: int  # physical lines = records (no blank line)
-    sequences: list[tuple[str, ...]]  # the key sequences of the sampled records
     url_like: bool = True
 
 
@@ -938,29 +928,6 @@ def _vouch_jsonl(block: bytes, flags: set[str]) -> int | None:
     if b"?" in block or b"#" in block or b"://" in block:
         flags.add("url")
     return len(nl)
-
-
-def _sample_keys(block: bytes, done: int, sequences: list[tuple[str, ...]]) -> bool:
-    """Add the key sequences of the block's records while fewer than ``_SAMPLE_LINES`` lines
-    were sampled (``done`` lines before this block); ``False`` when the file cannot go in bulk
-    (a line Python does not read as an object, a key that is not plain, too many sequences)."""
-    if done >= _SAMPLE_LINES:
-        return True
-    for line in block.split(b"\n")[:_SAMPLE_LINES - done]:
-        if not line:
-            continue
-        try:
-            obj = json.loads(line, parse_float=Decimal)
-        except ValueError:
-            return False
-        if not isinstance(obj, dict) or not obj:
-            return False
-        keys = tuple(obj)
-        if keys not in sequences:
-            if len(sequences) >= _MAX_SEQUENCES or not all(_PLAIN_KEY.fullmatch(k) for k in keys):
-                return False
-            sequences.append(keys)
-    return True
 
 
 def _feature_record(feature: dict) -> dict:

@@ -939,6 +939,10 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
 
 _JSON_COMPRESSION = {None: "none", "gzip": "gzip", "zstd": "zstd"}
 _JSON_MAX_OBJECT_BYTES = 16 * 1024 * 1024
+# Distinct key sequences (each its own column plan, a branch of every CASE) a bulk read takes;
+# a file with more goes to the Python reader. Key names must be plain to be found in a line.
+_JSON_MAX_SEQUENCES = 64
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 # JSON types whose text json_extract_string gives exactly as Python's reader does.
 _JSON_SAME_TEXT = ("VARCHAR", "BOOLEAN", "BIGINT", "UBIGINT")
 # A number's text as written, found in the line by its (plain) key; exponent forms are not
@@ -952,15 +956,16 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     statement; ``False`` (nothing staged) when the file must go to :meth:`JsonLinesSource.chunks`.
 
     1. :meth:`JsonLinesSource.fast_scan` vouches for the bytes (one object per line, nothing
-       the two JSON parsers read differently), counts the lines and learns the key sequences
-       of the first records; each sequence gets the column plan Python's reader would give it.
+       the two JSON parsers read differently) and counts the lines. A first, cheap DuckDB
+       pass lists the distinct key sequences (at most ``_JSON_MAX_SEQUENCES``, plain key
+       names, no key twice: Python keeps a duplicate key's last value, DuckDB its first);
+       each gets the column plan Python's reader would give it.
     2. Each line comes as its raw JSON text; the values of all known keys are extracted in one
        parse per line (``json_extract`` with a list of paths), never type-inferred: strings,
        booleans and integers (any size) are the text Python's reader gives. A decimal number
        is taken as written from the line (``42.5730`` stays ``42.5730``) by a pattern on its
        key, which must occur once in the line. Anything else the statement cannot reproduce
-       exactly (a record whose key sequence was not sampled, duplicate keys, an exponent or
-       NaN, a nested value, a decimal attribute outside the range both serialisers write the
+       exactly (an exponent or NaN, a nested value, a decimal attribute outside the range both serialisers write the
        same) raises an error inside the statement, and the whole file goes to Python instead.
     3. Exactly one row per line must have been read; insertion order is kept for the
        statement, so row ``rowid`` is line ``rowid + 1``. Rejects get their raw line from the
@@ -975,17 +980,31 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     if layout is None:
         source.stats = SourceStats()
         return False
+    reader = (f"read_ndjson_objects($path, compression = "
+              f"'{_JSON_COMPRESSION[source.compression]}', "
+              f"maximum_object_size = {int(_JSON_MAX_OBJECT_BYTES)})")
+    try:
+        found = con.execute(f"SELECT DISTINCT json_keys(json) FROM {reader} "
+                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}", {"path": str(source.path)}).fetchall()
+    except duckdb.Error:
+        found = []
+    sequences = sorted(tuple(row[0]) for row in found)
+    if not sequences or len(sequences) > _JSON_MAX_SEQUENCES \
+            or any(len(set(seq)) != len(seq) for seq in sequences) \
+            or not all(_PLAIN_KEY.fullmatch(k) for seq in sequences for k in seq):
+        source.stats = SourceStats()
+        return False
     planner = _RecordBatcher(source)
-    plans = [planner._plan(keys) for keys in layout.sequences]
+    plans = [planner._plan(keys) for keys in sequences]
     fed_all = {c for fed, _, reason in plans if reason is None for c in fed}
     if "geometry" in fed_all or (layout.url_like and "endpoint" in fed_all):
         source.stats = SourceStats()
         return False
-    keys = sorted({k for seq in layout.sequences for k in seq})
+    keys = sorted({k for seq in sequences for k in seq})
     slot = {k: i + 1 for i, k in enumerate(keys)}  # 1-based list positions
     params: dict[str, Any] = {
         "path": str(source.path),
-        "seqs": ["\x01".join(seq) for seq in layout.sequences],
+        "seqs": ["\x01".join(seq) for seq in sequences],
         "paths": ["$." + k if k.replace("_", "a").isalnum() else f'$."{k}"' for k in keys],
     }
 
@@ -1031,9 +1050,6 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     select.append(f"CASE seq {' '.join(attrs)} END AS _attributes" if attrs
                   else "CAST(NULL AS VARCHAR) AS _attributes")
     reason_sql = f"CASE seq {' '.join(reasons)} END" if reasons else "CAST(NULL AS VARCHAR)"
-    reader = (f"read_ndjson_objects($path, compression = "
-              f"'{_JSON_COMPRESSION[source.compression]}', "
-              f"maximum_object_size = {int(_JSON_MAX_OBJECT_BYTES)})")
     relation = (
         f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
         "CAST(NULL AS VARCHAR) AS _raw, "

@@ -1062,14 +1062,8 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
         "FROM (SELECT CAST(json AS VARCHAR) AS line, "
         "coalesce(list_position($seqs, array_to_string(json_keys(json), chr(1))), 0) AS seq, "
         f"json_extract(json, $paths) AS vals FROM {reader})) AS chunk")
-    fields = [pa.field(f"c_{c}", pa.string()) for c in CANONICAL]
-    fields += [pa.field(n, t) for n, t in (
-        ("_attributes", pa.string()),
-        ("_line", pa.int64()), ("_raw", pa.string()), ("_pre_reason", pa.string()),
-        ("_geom", pa.binary()), ("_geom_reason", pa.string()), ("_repaired", pa.bool_()),
-        ("_r_endpoint", pa.string()), ("_r_raw", pa.string()), ("_r_route", pa.string()),
-        ("_r_reason", pa.string()))]
-    sql, stage_params = _stage_sql(stage, pa.schema(fields), [], True, [], [], relation=relation)
+    schema = _bulk_schema(0).append(pa.field("_attributes", pa.string()))
+    sql, stage_params = _stage_sql(stage, schema, [], True, [], [], relation=relation)
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
     con.execute("SET preserve_insertion_order = true")
     try:

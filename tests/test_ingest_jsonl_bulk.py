@@ -134,6 +134,13 @@ HOSTILE = {
     "big integers": (b'{' + B + b',"input_tokens":123456789012345678901234}\n', True),
     "a big integer attribute": (b'{' + B + b',"x":18446744073709551616}\n', False),
     "nested": (b'{' + B + b',"meta":{"a":[1,2.50]}}\n', False),
+    "lists of integers and plain text": (b'{' + B + b',"indicator_ids":[964, 897,-3],'
+                                         b'"tags":["a b","c"],"e":[]}\n'
+                                         b'{' + B + b',"indicator_ids":["1","2"],"big":'
+                                         b'[123456789012345678901234]}\n', True),
+    "a list with a decimal": (b'{' + B + b',"indicator_ids":[1,2.0]}\n', False),
+    "a list with -0": (b'{' + B + b',"indicator_ids":[-0]}\n', True),  # both write 0
+    "a list with text to escape": (b'{' + B + b',"tags":["\xc3\xa9"]}\n', False),
     "duplicate keys": (b'{' + B + b',"owner_id":"p"}\n', False),
     "trailing comma": (b'{' + B + b',}\n', False),
     "nan": (b'{' + B + b',"credits":NaN}\n', False),

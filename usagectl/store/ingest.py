@@ -948,6 +948,10 @@ _JSON_SAME_TEXT = ("VARCHAR", "BOOLEAN", "BIGINT", "UBIGINT")
 # A number's text as written, found in the line by its (plain) key; exponent forms are not
 # matched (Python writes 1e3 as 1000), so they fail the statement (see _stage_jsonl_bulk).
 _PLAIN_NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?)"
+# A list DuckDB and Python's json.dumps write alike: integers and printable ASCII
+# strings without a quote or backslash (e.g. indicator_ids as a JSON array).
+_ITEM = r'(0|-?[1-9][0-9]*|"[ !#-\[\]-~]*")'
+_PLAIN_LIST = rf"\[({_ITEM}(,{_ITEM})*)?\]"
 
 
 def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, stage: str,
@@ -966,7 +970,8 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
        is taken as written from the line (``42.5730`` stays ``42.5730``) by a pattern on its
        key, which must occur once in the line. Anything else the statement cannot reproduce
        exactly (an exponent or NaN, a nested value, a decimal attribute outside the range both serialisers write the
-       same) raises an error inside the statement, and the whole file goes to Python instead.
+       same, a nested value other than a list of integers and plain ASCII strings) raises an
+       error inside the statement, and the whole file goes to Python instead.
     3. Exactly one row per line must have been read; insertion order is kept for the
        statement, so row ``rowid`` is line ``rowid + 1``. Rejects get their raw line from the
        file afterwards (:func:`_fill_raw`).
@@ -1005,6 +1010,7 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     params: dict[str, Any] = {
         "path": str(source.path),
         "seqs": ["\x01".join(seq) for seq in sequences],
+        "plain_list": _PLAIN_LIST,
         "paths": ["$." + k if k.replace("_", "a").isalnum() else f'$."{k}"' for k in keys],
     }
 
@@ -1018,16 +1024,19 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
         number = (f"CASE WHEN len(regexp_extract_all(line, $kp{i})) = 1 "
                   f"THEN NULLIF(regexp_extract(line, $vp{i}, 1), '') END")
         fail = "error('jsonl bulk: value not reproducible')"
+        plain_list = f"{t} = 'ARRAY' AND regexp_full_match(CAST({v} AS VARCHAR), $plain_list)"
         if not extra:
             return (f"CASE WHEN {t} = 'NULL' THEN NULL "
                     f"WHEN {t} IN {_JSON_SAME_TEXT} THEN NULLIF(json_extract_string({v}, '$'), '') "
-                    f"WHEN {t} = 'DOUBLE' THEN coalesce({number}, {fail}) ELSE {fail} END")
+                    f"WHEN {t} = 'DOUBLE' THEN coalesce({number}, {fail}) "
+                    f"WHEN {plain_list} THEN CAST({v} AS VARCHAR) ELSE {fail} END")
         # Python writes an attribute's decimal as a float (repr); DuckDB writes the same
         # digits in plain notation, which repr uses between 1e-4 and 1e16.
         return (f"CASE WHEN {t} IN ('NULL', {', '.join(map(repr, _JSON_SAME_TEXT))}) THEN {v} "
                 f"WHEN {t} = 'DOUBLE' AND contains(coalesce({number}, ''), '.') "
                 f"AND (abs(CAST({v} AS DOUBLE)) = 0 OR abs(CAST({v} AS DOUBLE)) "
-                f"BETWEEN 1e-4 AND 9.999999999999999e15) THEN {v} ELSE {fail} END")
+                f"BETWEEN 1e-4 AND 9.999999999999999e15) THEN {v} "
+                f"WHEN {plain_list} THEN {v} ELSE {fail} END")
 
     canon: dict[str, list[str]] = {c: [] for c in CANONICAL}
     attrs, reasons = [], []

@@ -969,9 +969,9 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
        booleans and integers (any size) are the text Python's reader gives. A decimal number
        is taken as written from the line (``42.5730`` stays ``42.5730``) by a pattern on its
        key, which must occur once in the line. Anything else the statement cannot reproduce
-       exactly (an exponent or NaN, a nested value, a decimal attribute outside the range both serialisers write the
-       same, a nested value other than a list of integers and plain ASCII strings) raises an
-       error inside the statement, and the whole file goes to Python instead.
+       exactly (an exponent or NaN, a decimal attribute outside the range both serialisers
+       write alike, a nested value other than a list of integers and plain ASCII strings)
+       raises an error inside the statement, and the whole file goes to Python instead.
     3. Exactly one row per line must have been read; insertion order is kept for the
        statement, so row ``rowid`` is line ``rowid + 1``. Rejects get their raw line from the
        file afterwards (:func:`_fill_raw`).
@@ -1062,7 +1062,7 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     relation = (
         f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
         "CAST(NULL AS VARCHAR) AS _raw, "
-        f"CASE WHEN seq = 0 THEN error('jsonl bulk: a key sequence not sampled') "
+        f"CASE WHEN seq = 0 THEN error('jsonl bulk: a key sequence not listed') "
         f"ELSE {reason_sql} END AS _pre_reason, "
         "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
         "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
@@ -1124,8 +1124,8 @@ _RAW_WINDOW = 1_000_000  # lines whose rejects are looked up at a time (bounds m
 
 
 def _fill_raw(con: duckdb.DuckDBPyConnection, source: Source, stage: str) -> None:
-    """Give each rejected row of a bulk-read CSV its line as written (the reject's raw text),
-    exactly as the exact splitter keeps it. One pass over the file, only if anything was
+    """Give each rejected row of a bulk-read CSV or JSON Lines file its line as written (the
+    reject's raw text), exactly as the exact splitter or the JSON Lines reader keeps it. One pass over the file, only if anything was
     rejected; the rejected line numbers are looked up a window of lines at a time."""
     if not con.execute(f"SELECT count(*) FROM {stage} WHERE reason IS NOT NULL").fetchone()[0]:  # type: ignore[index]
         return

@@ -1094,6 +1094,7 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     st.seen_canonical = set(fed_all)
     source.independent_lines = layout.lines
     _fill_raw(con, source, stage)
+    _reconcile_lines(source)
     source.finish()
     return True
 

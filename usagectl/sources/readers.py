@@ -852,6 +852,83 @@ class JsonLinesSource(Source):
     def finish(self) -> None:
         _check_required_seen(self)
 
+    def fast_scan(self) -> JsonlLayout | None:
+        """One pass over the raw bytes: may DuckDB's JSON reader stage this file in bulk?
+
+        Yes only when every line is one ``{...}`` object that DuckDB and :meth:`chunks` read
+        alike as far as bytes can tell: no blank line; each line starts with ``{`` and ends
+        with ``}`` (no white space around, no CR); no control byte (a raw one is invalid JSON
+        for Python, and a key or value cannot hold one without a ``\\u`` escape); no ``\\u``
+        escape at all (lone surrogates, NUL and escaped key names stay with Python); no ``\\/``
+        escape; no ``"Feature"`` (a GeoJSON feature per line is flattened by :meth:`chunks`);
+        no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing comma, Python does
+        not); valid UTF-8. False alarms (such text inside a string) only cost speed.
+
+        Counts physical lines by newline bytes (the independent count). Which keys the records
+        hold is asked of DuckDB afterwards (:func:`usagectl.store.ingest._stage_jsonl_bulk`).
+        Returns ``None`` when the file must go to :meth:`chunks`.
+        """
+        stream, self._counter = open_binary(self.path, self.compression)
+        lines, tail, flags = 0, b"", set()
+        try:
+            while block := stream.read(1 << 22):
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    tail += block
+                    if len(tail) > MAX_RECORD_BYTES:
+                        return None
+                    continue
+                whole, tail = tail + block[:cut + 1], block[cut + 1:]
+                n = _vouch_jsonl(whole, flags)
+                if n is None:
+                    return None
+                lines += n
+            if tail:
+                if _vouch_jsonl(tail + b"\n", flags) is None:
+                    return None
+                lines += 1
+        except (OSError, EOFError) as exc:
+            raise read_failure(self.path, exc) from None
+        finally:
+            stream.close()
+        if not lines:
+            return None
+        return JsonlLayout(lines=lines, url_like="url" in flags)
+
+
+_TRAILING_COMMA = re.compile(rb",[ \t]*[}\]]")
+
+
+@dataclass
+class JsonlLayout:
+    """What :meth:`JsonLinesSource.fast_scan` found: a file DuckDB's JSON reader may stage."""
+
+    lines: int  # physical lines = records (no blank line)
+    url_like: bool = True
+
+
+def _vouch_jsonl(block: bytes, flags: set[str]) -> int | None:
+    """Whether whole lines ``block`` (ending in a newline) pass :meth:`JsonLinesSource.fast_scan`:
+    their number, or ``None``."""
+    arr = np.frombuffer(block, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if ((arr < 32) & (arr != 10)).any():
+        return None
+    if b"\\u" in block or b"\\/" in block or b'"Feature"' in block \
+            or _TRAILING_COMMA.search(block):
+        return None
+    if arr[0] != 123 or (arr[nl[:-1] + 1] != 123).any() or (nl == 0).any() \
+            or (arr[nl - 1] != 125).any():
+        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if b"?" in block or b"#" in block or b"://" in block:
+        flags.add("url")
+    return len(nl)
+
 
 def _feature_record(feature: dict) -> dict:
     """A GeoJSON Feature as a flat record: properties, then geometry and the feature id."""

@@ -28,6 +28,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -56,9 +57,11 @@ from usagectl.sources.readers import (
     CHUNK_ROWS,
     FORMATS,
     CsvSource,
+    JsonLinesSource,
     ParquetSource,
     Source,
     SourceStats,
+    _RecordBatcher,
     _text,
     count_lines,
     is_supported,
@@ -794,7 +797,9 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str,
     if bulk and ((isinstance(source, CsvSource)
                   and _stage_csv_bulk(con, source, stage, options, stager))
                  or (isinstance(source, ParquetSource)
-                     and _stage_parquet_bulk(con, source, stage, options, stager))):
+                     and _stage_parquet_bulk(con, source, stage, options, stager))
+                 or (isinstance(source, JsonLinesSource)
+                     and _stage_jsonl_bulk(con, source, stage, options, stager))):
         if progress:
             progress(size, size)
         return
@@ -943,6 +948,170 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     return True
 
 
+# ---------------------------------------------------------------- JSON Lines in bulk (DuckDB)
+
+_JSON_COMPRESSION = {None: "none", "gzip": "gzip", "zstd": "zstd"}
+_JSON_MAX_OBJECT_BYTES = 16 * 1024 * 1024
+# Distinct key sequences (each its own column plan, a branch of every CASE) a bulk read takes;
+# a file with more goes to the Python reader. Key names must be plain to be found in a line.
+_JSON_MAX_SEQUENCES = 64
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
+# JSON types whose text json_extract_string gives exactly as Python's reader does.
+_JSON_SAME_TEXT = ("VARCHAR", "BOOLEAN", "BIGINT", "UBIGINT")
+# A number's text as written, found in the line by its (plain) key; exponent forms are not
+# matched (Python writes 1e3 as 1000), so they fail the statement (see _stage_jsonl_bulk).
+_PLAIN_NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?)"
+# A list DuckDB and Python's json.dumps write alike: integers and printable ASCII
+# strings without a quote or backslash (e.g. indicator_ids as a JSON array).
+_ITEM = r'(0|-?[1-9][0-9]*|"[ !#-\[\]-~]*")'
+_PLAIN_LIST = rf"\[({_ITEM}(,{_ITEM})*)?\]"
+
+
+def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, stage: str,
+                      options: IngestOptions, stager: _ChunkStager) -> bool:
+    """Stage a JSON Lines file read by DuckDB's ``read_ndjson_objects`` in ONE set-based
+    statement; ``False`` (nothing staged) when the file must go to :meth:`JsonLinesSource.chunks`.
+
+    1. :meth:`JsonLinesSource.fast_scan` vouches for the bytes (one object per line, nothing
+       the two JSON parsers read differently) and counts the lines. A first, cheap DuckDB
+       pass lists the distinct key sequences (at most ``_JSON_MAX_SEQUENCES``, plain key
+       names, no key twice: Python keeps a duplicate key's last value, DuckDB its first);
+       each gets the column plan Python's reader would give it.
+    2. Each line comes as its raw JSON text; the values of all known keys are extracted in one
+       parse per line (``json_extract`` with a list of paths), never type-inferred: strings,
+       booleans and integers (any size) are the text Python's reader gives. A decimal number
+       is taken as written from the line (``42.5730`` stays ``42.5730``) by a pattern on its
+       key, which must occur once in the line. Anything else the statement cannot reproduce
+       exactly (an exponent or NaN, a decimal attribute outside the range both serialisers
+       write alike, a nested value other than a list of integers and plain ASCII strings)
+       raises an error inside the statement, and the whole file goes to Python instead.
+    3. Exactly one row per line must have been read; insertion order is kept for the
+       statement, so row ``rowid`` is line ``rowid + 1``. Rejects get their raw line from the
+       file afterwards (:func:`_fill_raw`).
+
+    Geometry, ``--route`` and URL-like endpoints need Python per chunk: such files take the
+    chunk pipeline as before.
+    """
+    if stager.routes:
+        return False
+    layout = source.fast_scan()
+    if layout is None:
+        source.stats = SourceStats()
+        return False
+    reader = (f"read_ndjson_objects($path, compression = "
+              f"'{_JSON_COMPRESSION[source.compression]}', "
+              f"maximum_object_size = {int(_JSON_MAX_OBJECT_BYTES)})")
+    try:
+        found = con.execute(f"SELECT DISTINCT json_keys(json) FROM {reader} "
+                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}", {"path": str(source.path)}).fetchall()
+    except duckdb.Error:
+        found = []
+    sequences = sorted(tuple(row[0]) for row in found)
+    if not sequences or len(sequences) > _JSON_MAX_SEQUENCES \
+            or any(len(set(seq)) != len(seq) for seq in sequences) \
+            or not all(_PLAIN_KEY.fullmatch(k) for seq in sequences for k in seq):
+        source.stats = SourceStats()
+        return False
+    planner = _RecordBatcher(source)
+    plans = [planner._plan(keys) for keys in sequences]
+    fed_all = {c for fed, _, reason in plans if reason is None for c in fed}
+    if "geometry" in fed_all or (layout.url_like and "endpoint" in fed_all):
+        source.stats = SourceStats()
+        return False
+    keys = sorted({k for seq in sequences for k in seq})
+    slot = {k: i + 1 for i, k in enumerate(keys)}  # 1-based list positions
+    params: dict[str, Any] = {
+        "path": str(source.path),
+        "seqs": ["\x01".join(seq) for seq in sequences],
+        "plain_list": _PLAIN_LIST,
+        "paths": ["$." + k if k.replace("_", "a").isalnum() else f'$."{k}"' for k in keys],
+    }
+
+    def value(k: str, extra: bool) -> str:
+        """SQL for the text of key ``k``'s value (canonical), or its JSON (``extra``)."""
+        i = slot[k]
+        pat = "[{,][ \t]*\"" + re.escape(k) + "\"[ \t]*:"
+        params[f"kp{i}"] = pat
+        params[f"vp{i}"] = pat + "[ \t]*" + _PLAIN_NUMBER + "[ \t]*[,}]"
+        v, t = f"vals[{i}]", f"json_type(vals[{i}])"
+        number = (f"CASE WHEN len(regexp_extract_all(line, $kp{i})) = 1 "
+                  f"THEN NULLIF(regexp_extract(line, $vp{i}, 1), '') END")
+        fail = "error('jsonl bulk: value not reproducible')"
+        plain_list = f"{t} = 'ARRAY' AND regexp_full_match(CAST({v} AS VARCHAR), $plain_list)"
+        if not extra:
+            return (f"CASE WHEN {t} = 'NULL' THEN NULL "
+                    f"WHEN {t} IN {_JSON_SAME_TEXT} THEN NULLIF(json_extract_string({v}, '$'), '') "
+                    f"WHEN {t} = 'DOUBLE' THEN coalesce({number}, {fail}) "
+                    f"WHEN {plain_list} THEN CAST({v} AS VARCHAR) ELSE {fail} END")
+        # Python writes an attribute's decimal as a float (repr); DuckDB writes the same
+        # digits in plain notation, which repr uses between 1e-4 and 1e16.
+        return (f"CASE WHEN {t} IN ('NULL', {', '.join(map(repr, _JSON_SAME_TEXT))}) THEN {v} "
+                f"WHEN {t} = 'DOUBLE' AND contains(coalesce({number}, ''), '.') "
+                f"AND (abs(CAST({v} AS DOUBLE)) = 0 OR abs(CAST({v} AS DOUBLE)) "
+                f"BETWEEN 1e-4 AND 9.999999999999999e15) THEN {v} "
+                f"WHEN {plain_list} THEN {v} ELSE {fail} END")
+
+    canon: dict[str, list[str]] = {c: [] for c in CANONICAL}
+    attrs, reasons = [], []
+    for n, (fed, extras, reason) in enumerate(plans):
+        when = f"WHEN {n + 1} THEN "
+        if reason is not None:
+            params[f"reason{n}"] = reason
+            reasons.append(when + f"$reason{n}")
+            continue
+        for c, k in fed.items():
+            canon[c].append(when + value(k, False))
+        if extras:
+            pairs = []
+            for j, k in enumerate(extras):
+                params[f"an{n}_{j}"] = k
+                pairs.append(f"$an{n}_{j}, {value(k, True)}")
+            attrs.append(when + f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)")
+    select = [f"CASE seq {' '.join(w)} END AS c_{c}" if w else f"CAST(NULL AS VARCHAR) AS c_{c}"
+              for c, w in canon.items()]
+    select.append(f"CASE seq {' '.join(attrs)} END AS _attributes" if attrs
+                  else "CAST(NULL AS VARCHAR) AS _attributes")
+    reason_sql = f"CASE seq {' '.join(reasons)} END" if reasons else "CAST(NULL AS VARCHAR)"
+    relation = (
+        f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
+        "CAST(NULL AS VARCHAR) AS _raw, "
+        f"CASE WHEN seq = 0 THEN error('jsonl bulk: a key sequence not listed') "
+        f"ELSE {reason_sql} END AS _pre_reason, "
+        "CAST(NULL AS BLOB) AS _geom, CAST(NULL AS VARCHAR) AS _geom_reason, "
+        "CAST(NULL AS BOOLEAN) AS _repaired, CAST(NULL AS VARCHAR) AS _r_endpoint, "
+        "CAST(NULL AS VARCHAR) AS _r_raw, CAST(NULL AS VARCHAR) AS _r_route, "
+        "CAST(NULL AS VARCHAR) AS _r_reason "
+        "FROM (SELECT CAST(json AS VARCHAR) AS line, "
+        "coalesce(list_position($seqs, array_to_string(json_keys(json), chr(1))), 0) AS seq, "
+        f"json_extract(json, $paths) AS vals FROM {reader})) AS chunk")
+    schema = _bulk_schema(0).append(pa.field("_attributes", pa.string()))
+    sql, stage_params = _stage_sql(stage, schema, [], True, [], [], relation=relation)
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(sql, {**stage_params, **params, **_option_params(options)})
+        counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+    except duckdb.Error:
+        counted = -1
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
+    rows = int(counted)
+    if rows != layout.lines:
+        con.execute(f"DELETE FROM {stage}")
+        source.stats = SourceStats()
+        return False
+    con.execute(f"UPDATE {stage} SET rownum = rowid + 1, line = rowid + 1")
+    st = source.stats
+    st.records, st.physical_lines = rows, layout.lines
+    st.blank_lines = st.header_lines = st.continuation_lines = 0
+    st.seen_canonical = set(fed_all)
+    source.independent_lines = layout.lines
+    _fill_raw(con, source, stage)
+    _reconcile_lines(source)
+    source.finish()
+    return True
+
+
 def _bulk_schema(n_extras: int, types: dict[str, pa.DataType] | None = None) -> pa.Schema:
     """The columns of :func:`_bulk_relation`, for :func:`_stage_sql`: text unless ``types``
     gives a ``c_``/``x_`` column's Arrow type."""
@@ -1084,9 +1253,9 @@ def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, s
 _RAW_WINDOW = 1_000_000  # lines whose rejects are looked up at a time (bounds memory)
 
 
-def _fill_raw(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str) -> None:
-    """Give each rejected row of a bulk-read CSV its line as written (the reject's raw text),
-    exactly as the exact splitter keeps it. One pass over the file, only if anything was
+def _fill_raw(con: duckdb.DuckDBPyConnection, source: Source, stage: str) -> None:
+    """Give each rejected row of a bulk-read CSV or JSON Lines file its line as written (the
+    reject's raw text), exactly as the exact splitter or the JSON Lines reader keeps it. One pass over the file, only if anything was
     rejected; the rejected line numbers are looked up a window of lines at a time."""
     if not con.execute(f"SELECT count(*) FROM {stage} WHERE reason IS NOT NULL").fetchone()[0]:  # type: ignore[index]
         return

@@ -144,18 +144,78 @@ def _measured(c) -> str:  # type: ignore[no-untyped-def]
 
 
 def target_summary(sections: list) -> str:  # type: ignore[type-arg]
-    comps = [c for s in sections for c in s.comparisons]
-    met = [c for c in comps if c.verdict == "met"]
-    missed = [c for c in comps if c.verdict == "missed"]
-    unknown = [c for c in comps if c.verdict == "–" and c.target.kind != "none"]
+    return summary_from_tables("\n\n".join(harness.comparison_table(s.comparisons)
+                                           for s in sections if s.comparisons))
+
+
+_TABLE_HEAD = "| work | usagectl s | peer s | ratio | target | result |"
+
+
+def summary_from_tables(markdown: str) -> str:
+    """Targets met, missed and not measured, read from every comparison table in ``markdown``
+    (so that sections kept by ``--update`` count as well as the ones just measured)."""
+    met, missed, unknown = [], [], []
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith(_TABLE_HEAD):
+            in_table = True
+            continue
+        if not in_table or line.startswith("| ---"):
+            continue
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        work, _ours, _peer, ratio_text, target, result, ours_rss = (
+            c.strip() for c in line.strip("|").split(" | ")[:7])
+        measured = f"peak RSS {ours_rss} MiB" if target.startswith("peak RSS") else ratio_text
+        if result == "met":
+            met.append(work)
+        elif result == "**missed**":
+            missed.append(f"{work} ({measured}, target {target})")
+        elif target != "–":
+            unknown.append(work)
     parts = [f"Targets met: {len(met)} of {len(met) + len(missed) + len(unknown)}."]
     if missed:
-        parts.append("Missed: " + "; ".join(f"{c.work} ({_measured(c)}, target "
-                                            f"{c.target.describe()})" for c in missed) + ".")
+        parts.append("Missed: " + "; ".join(missed) + ".")
     if unknown:
-        parts.append("Not measured (a side failed): "
-                     + "; ".join(c.work for c in unknown) + ".")
+        parts.append("Not measured (a side failed): " + "; ".join(unknown) + ".")
     return " ".join(parts)
+
+
+#: How each section's heading starts, to find it again in an earlier report (``--update``).
+SECTION_HEADINGS = {"ingest": "## Ingest: ", "geo": "## Ingest of polygons",
+                    "reports": "## Reports: ", "export": "## Log export: ",
+                    "startup": "## Start-up", "area": "## Unique-area report: scaling curve",
+                    "area-detail": "## Unique area at scale"}
+_KEPT = "_Kept from an earlier run"
+
+
+def merge_sections(old: str, new: dict[str, str]) -> dict[str, str]:
+    """``--update``: the sections just measured (``new``, key → Markdown) and those of the
+    earlier report ``old`` that this run did not measure, in the report's fixed order. A kept
+    section gets a line naming the run that measured it (once: kept again, it keeps it)."""
+    blocks: list[str] = []
+    for line in old.splitlines(keepends=True):
+        if line.startswith("## ") or not blocks:
+            blocks.append("")
+        blocks[-1] += line
+    date = run = "?"
+    for line in old.splitlines():
+        if line.startswith("- Date: "):
+            date = line[len("- Date: "):]
+        elif line.startswith("- This run: "):
+            run = line[len("- This run: "):]
+    kept: dict[str, str] = {}
+    for block in blocks:
+        key = next((k for k, h in SECTION_HEADINGS.items() if block.startswith(h)), None)
+        if key is None or key in new:
+            continue
+        if _KEPT not in block:
+            head, _, rest = block.partition("\n")
+            block = (f"{head}\n\n{_KEPT} ({date}, {run}): the latest run did not measure "
+                     f"this section._\n{rest}")
+        kept[key] = block
+    return {k: new.get(k) or kept[k] for k in SECTION_HEADINGS if k in new or k in kept}
 
 
 def section_markdown(sec) -> str:  # type: ignore[no-untyped-def]
@@ -224,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the generated files and databases go (default: temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--plan", action="store_true", help="print the plan and its estimate, stop")
+    ap.add_argument("--update", action="store_true",
+                    help="replace only the sections this run measures in --output; keep the "
+                         "others, each labelled with the run that measured it")
     args = ap.parse_args(argv)
     try:
         sections = parse_sections(args.only, ",".join(filter(None, [
@@ -276,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                          ingest_runs=args.ingest_runs, ingest_warmup=args.ingest_warmup, log=log)
     done: list = []
     problems: list[str] = []
-    extra_md: list[str] = []
+    extra_md: dict[str, str] = {}
 
     def attempt(name: str, fn):  # type: ignore[no-untyped-def]
         import traceback
@@ -341,13 +404,13 @@ def main(argv: list[str] | None = None) -> int:
 
             md = attempt("area", curve)
             if md:
-                extra_md.append(md)
+                extra_md["area"] = md
         if "area-detail" in sections:
             res = attempt("area-detail", lambda: area_scale.run_benchmark(
                 args.area_detail_sizes, timeout=args.timeout, workdir=work,
                 spatial_venv=args.spatial_venv, keep=args.keep, log=log))
             if res:
-                extra_md.append(area_scale.markdown_section(res))
+                extra_md["area-detail"] = area_scale.markdown_section(res)
     finally:
         if args.keep:
             log(f"kept {work}")
@@ -365,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
                + f"--only {','.join(sections)}"
                + (" --area-sizes " + " ".join(map(str, args.area_sizes))
                   + f" --area-timeout {args.area_timeout:g}" if "area" in sections else ""))
+    measured = {s.key: section_markdown(s) for s in done} | extra_md
+    if args.update and args.output.exists():
+        blocks = merge_sections(args.output.read_text(encoding="utf-8"), measured)
+    else:
+        blocks = {k: measured[k] for k in SECTION_HEADINGS if k in measured}
     report = "\n".join([
         "# Benchmarks",
         "",
@@ -387,11 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Summary",
         "",
-        target_summary(done),
+        summary_from_tables("\n".join(blocks.values())),
         "",
         *([f"Sections that failed: {'; '.join(problems)}", ""] if problems else []),
-        *[section_markdown(s) for s in done],
-        *extra_md,
+        *blocks.values(),
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")

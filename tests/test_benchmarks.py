@@ -220,3 +220,42 @@ def _contract(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(events_gen.CONTRACT, encoding="utf-8")
     return path
+
+
+def _old_report() -> str:
+    return "\n".join([
+        "# Benchmarks", "", "Intro.", "", "## Machine", "", "- Date: 2026-11-30 15:10 UTC",
+        "- This run: `benchmarks/run.py --rows 10 --only ingest,startup`", "",
+        "## Summary", "", "Targets met: 0 of 2.", "",
+        "## Ingest: 10 token events", "", "Old ingest.", "",
+        "| work | usagectl s | peer s | ratio | target | result | usagectl peak RSS MiB | "
+        "peer peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |",
+        "| ingest CSV | 4.00 | 1.00 | 4.00× | ≤ 2× | **missed** | 300 | 100 |", "",
+        "## Start-up", "", "Old start-up.", "",
+        "| work | usagectl s | peer s | ratio | target | result | usagectl peak RSS MiB | "
+        "peer peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |",
+        "| --version | 0.300 | 0.100 | +0.200 s | ≤ +0.15 s | **missed** | 50 | 10 |", "",
+        "## Unique-area report: scaling curve", "", "Old curve.", ""])
+
+
+def test_update_keeps_the_sections_not_run_and_labels_them():
+    new = {"startup": "## Start-up\n\nNew start-up.\n"}
+    blocks = bench_run.merge_sections(_old_report(), new)
+    assert list(blocks) == ["ingest", "startup", "area"]
+    assert blocks["startup"] == new["startup"]
+    assert "Old ingest." in blocks["ingest"] and "Old curve." in blocks["area"]
+    label = ("_Kept from an earlier run (2026-11-30 15:10 UTC, `benchmarks/run.py --rows 10 "
+             "--only ingest,startup`): the latest run did not measure this section._")
+    assert blocks["ingest"].splitlines()[2] == label
+    # Kept twice: the label names the run that measured it, not the one that kept it.
+    again = bench_run.merge_sections("## Machine\n\n- Date: later\n- This run: `x`\n\n"
+                                     + blocks["ingest"], {})
+    assert again["ingest"].count("_Kept from") == 1 and label in again["ingest"]
+
+
+def test_the_summary_counts_every_table_of_the_merged_report():
+    text = bench_run.summary_from_tables(_old_report())
+    assert text == ("Targets met: 0 of 2. Missed: ingest CSV (4.00×, target ≤ 2×); --version "
+                    "(+0.200 s, target ≤ +0.15 s).")

@@ -1137,6 +1137,7 @@ class ParquetSource(Source):
         for rb in self._pf.iter_batches(batch_size=CHUNK_ROWS, columns=source_cols):
             t = pa.Table.from_batches([rb])
             n = t.num_rows
+            t, bad_text = _without_invalid_text(t)
             arrays: dict[str, Any] = {}
             for c in CANONICAL:
                 src = plan.canonical.get(c)
@@ -1145,7 +1146,8 @@ class ParquetSource(Source):
                 arrays[f"x_{i}"] = t.column(e)
             arrays["_line"] = pa.array(range(row + 1, row + n + 1), pa.int64())
             arrays["_raw"] = pa.nulls(n, pa.string())
-            arrays["_pre_reason"] = pa.nulls(n, pa.string())
+            arrays["_pre_reason"] = (pa.array([bad_text.get(i) for i in range(n)], pa.string())
+                                     if bad_text else pa.nulls(n, pa.string()))
             row += n
             self.stats.records += n
             self._consumed = int(size * row / max(self.expected_rows, 1))
@@ -1163,6 +1165,46 @@ class ParquetSource(Source):
         if self.stats.records != self.expected_rows:
             raise ValidationError(f"{self.path}: read {self.stats.records} rows but the Parquet "
                                   f"footer declares {self.expected_rows}; the file is damaged")
+
+
+def _without_invalid_text(t: pa.Table) -> tuple[pa.Table, dict[int, str]]:
+    """A Parquet chunk whose text (at any depth) is valid UTF-8, and the reject reason of each
+    row that was not, by row index.
+
+    Parquet's string type promises UTF-8 but a writer can put any bytes there, and DuckDB's
+    Arrow scan fails with a FATAL error on them (the database it scans into is invalidated).
+    Arrow's full validation finds such a column; only then is each of its rows decoded, the bad
+    rows get a reason naming the column and their value is set to NULL (the row is a reject)."""
+    import pyarrow.compute as pc
+
+    reasons: dict[int, str] = {}
+    for name in t.column_names:
+        col = t.column(name)
+        try:
+            col.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        arr = col.combine_chunks()
+        bad = [False] * len(arr)
+        for i in range(len(arr)):
+            try:
+                arr[i].as_py()  # decodes every string of the row, at any depth
+            except (UnicodeDecodeError, pa.ArrowInvalid):
+                bad[i] = True
+                detail = ""
+                if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+                    raw = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type)
+                                   else pa.binary())[i].as_py()
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        detail = f" (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+                reasons.setdefault(i, f"column {name!r} holds text that is not valid UTF-8"
+                                      f"{detail}; re-export the file with UTF-8 text")
+        cleaned = pc.if_else(pa.array(bad), pa.scalar(None, arr.type), arr)
+        t = t.set_column(t.column_names.index(name), name, cleaned)
+    return t, reasons
 
 
 def open_source(path: Path, mapping: dict[str, str], owner_given: bool,

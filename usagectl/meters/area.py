@@ -4,10 +4,11 @@ Area is additive over disjoint pieces of space, so the plane is cut into square 
 each geometry is assigned to the tile holding it (the few that cross a tile edge are clipped into
 every tile they touch); every union, difference and intersection is done within one tile; and the
 areas are summed (``math.fsum``, after each batch has put its pieces in a canonical order: the
-figures are the same bits whatever the order of rows, tiles or batches). Tiles are grouped in
-batches, the unit of work of a process pool (both cores today, a distributed engine's partition
-later); a tile's result depends only on the geometries in it, which is what lets
-``usagectl.store.area_cache`` keep results per tile.
+figures are the same bits whatever the order of rows, tiles or blocks). A tile's result depends
+only on the geometries in it, which is what lets ``usagectl.meters.area_cache`` keep results per
+tile, and what makes the engine three steps over plain data: ``plan`` (rows → picklable blocks of
+whole tiles), ``run_block`` (the pure kernel, on any executor: in process, the local process
+pool, Spark's workers) and ``gather``/``combine`` (fixed-order sums and the cut corrections).
 
 Areas are ellipsoidal: pyproj's WGS84 geodesic polygon area of the lon/lat result, after
 orienting rings (Geod is signed and winding-sensitive), so a total is the SPEC's reference formula

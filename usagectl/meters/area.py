@@ -4,10 +4,11 @@ Area is additive over disjoint pieces of space, so the plane is cut into square 
 each geometry is assigned to the tile holding it (the few that cross a tile edge are clipped into
 every tile they touch); every union, difference and intersection is done within one tile; and the
 areas are summed (``math.fsum``, after each batch has put its pieces in a canonical order: the
-figures are the same bits whatever the order of rows, tiles or batches). Tiles are grouped in
-batches, the unit of work of a process pool (both cores today, a distributed engine's partition
-later); a tile's result depends only on the geometries in it, which is what lets
-``usagectl.store.area_cache`` keep results per tile.
+figures are the same bits whatever the order of rows, tiles or blocks). A tile's result depends
+only on the geometries in it, which is what lets ``usagectl.meters.area_cache`` keep results per
+tile, and what makes the engine three steps over plain data: ``plan`` (rows → picklable blocks of
+whole tiles), ``run_block`` (the pure kernel, on any executor: in process, the local process
+pool, Spark's workers) and ``gather``/``combine`` (fixed-order sums and the cut corrections).
 
 Areas are ellipsoidal: pyproj's WGS84 geodesic polygon area of the lon/lat result, after
 orienting rings (Geod is signed and winding-sensitive), so a total is the SPEC's reference formula
@@ -16,14 +17,17 @@ applied to the union itself. See docs/area.md for the method and its measured er
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import multiprocessing.context
 import os
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -176,7 +180,10 @@ class AreaResult:
                 "daily_users": {u: [[d, v] for d, v in ds.items()]
                                 for u, ds in self.daily_users.items()},
                 "pieces": self.pieces,
-                "cuts": self.cuts.to_json()}
+                "cuts": self.cuts.to_json(),
+                # Only when asked for (the per-tile store never holds regions: same bytes).
+                **({"regions": [[shapely.to_wkb(g, hex=True), list(u)] for g, u in self.regions]}
+                   if self.regions else {})}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AreaResult:
@@ -185,6 +192,7 @@ class AreaResult:
                    pairs={(a, b): v for a, b, v in data["pairs"]},
                    daily_owner={d: v for d, v in data["daily_owner"]},
                    daily_users={u: {d: v for d, v in ds} for u, ds in data["daily_users"].items()},
+                   regions=[(shapely.from_wkb(g), tuple(u)) for g, u in data.get("regions", ())],
                    tiles=1, pieces=data["pieces"],
                    cuts=area_cuts.Cuts.from_json(data["cuts"]))
 
@@ -294,8 +302,10 @@ def tile_spans(geoms: np.ndarray, tile_deg: float = TILE_DEG) -> tuple[np.ndarra
     return keys, origin[rep]
 
 
-@dataclass
-class _Options:
+@dataclass(frozen=True)
+class Options:
+    """What the kernel computes for each tile (``options`` builds it from the public flags)."""
+
     tile_deg: float = TILE_DEG
     overlap: bool = False
     pairs: bool = False
@@ -399,9 +409,9 @@ class _Measures:
 
 
 def _work_batch(pieces: np.ndarray, users: np.ndarray, days: np.ndarray | None,
-                tiles: np.ndarray, clipped: np.ndarray, opts: _Options) -> list[AreaResult]:
+                tiles: np.ndarray, clipped: np.ndarray, opts: Options) -> list[AreaResult]:
     """All area figures of a batch of tiles (pieces sorted by tile; ``tiles`` 0..n-1)."""
-    n_tiles = int(tiles[-1]) + 1 if len(tiles) else 0
+    n_tiles = int(tiles.max()) + 1 if len(tiles) else 0
     results = [AreaResult(tiles=1) for _ in range(n_tiles)]
     m = _Measures()
     names, uinv = np.unique(users, return_inverse=True)
@@ -457,7 +467,7 @@ def _canonical_order(pieces: np.ndarray, uinv: np.ndarray, days: np.ndarray | No
 
 
 def _unions(m: _Measures, results: list[AreaResult], pieces: np.ndarray, uinv: np.ndarray,
-            names: np.ndarray, tiles: np.ndarray, opts: _Options) -> None:
+            names: np.ndarray, tiles: np.ndarray, opts: Options) -> None:
     """Each tile's user unions and owner union (and on request overlap figures and regions)."""
     order = np.lexsort((uinv, tiles))
     t_sorted, u_sorted = tiles[order], uinv[order]
@@ -537,7 +547,7 @@ def _assign(res: AreaResult, label: tuple, a: float) -> None:
 
 
 def _overlap(m: _Measures, unions: np.ndarray, union_tile: np.ndarray, union_user: np.ndarray,
-             names: np.ndarray, opts: _Options) -> None:
+             names: np.ndarray, opts: Options) -> None:
     """Exclusive areas and pairs, from the parts of the users' unions in each tile.
 
     The parts of one user's union are disjoint, so a part's exclusive area is the part minus
@@ -653,7 +663,7 @@ def _solid(geoms: np.ndarray) -> np.ndarray:
 
 
 def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray,
-           days: np.ndarray, tiles: np.ndarray, opts: _Options) -> None:
+           days: np.ndarray, tiles: np.ndarray, opts: Options) -> None:
     """Newly covered area per day, at owner and user level (SPEC §5.1 daily consumption).
 
     Pieces are taken in time order; each adds what of it no earlier piece of its tile covered:
@@ -716,35 +726,157 @@ def _daily(m: _Measures, pieces: np.ndarray, uinv: np.ndarray, names: np.ndarray
         m.add_many(geoms, grp // len(uk), user_labels("ud"), grp % len(uk))
 
 
-def _batches(tile_of_piece: np.ndarray, n_batches: int) -> list[tuple[int, int]]:
-    """Piece ranges of about equal size that never split a tile (pieces sorted by tile)."""
-    heads, _ = _runs(tile_of_piece)
-    if len(heads) == 0:
-        return []
-    per = max(1, math.ceil(len(tile_of_piece) / n_batches))
-    cuts = [0]
-    for h in heads[1:]:
-        if h - cuts[-1] >= per:
-            cuts.append(int(h))
-    cuts.append(len(tile_of_piece))
-    return list(zip(cuts[:-1], cuts[1:]))
+# ---------------------------------------------------------------------------------------------
+# The execution seam: plan → run_block (on any executor) → gather + combine (docs/area.md,
+# "Execution: plan, run, combine"). The local engine and a distributed one call the same three.
+# ---------------------------------------------------------------------------------------------
 
 
-def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
-                  daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
-                  workers: int | None = None, only: Iterable[tuple[int, int]] | None = None,
-                  daily_since: int | None = None, base: bool = True
-                  ) -> dict[tuple[int, int], AreaResult]:
-    """Each tile's figures (m², before cut corrections), for every tile or those in ``only``.
+@dataclass(eq=False)
+class Block:
+    """A unit of work: every piece of some whole tiles, with what the kernel needs of each row.
 
-    A tile's figures depend only on the pieces in it; ``combine`` adds tiles up.
+    Only plain data: NumPy arrays, strings, an ``Options`` dataclass. Pickled (a process pool, a
+    Spark task), the geometries travel as WKB (``__getstate__``), which keeps every coordinate's
+    bits; ``columns``/``from_columns`` give the same block as flat columns, one row per piece
+    (what Spark's ``applyInPandas`` hands a worker), in any row order.
     """
-    opts = _Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
-                    daily_owner=daily is True or daily == "owner",
-                    daily_users=daily is True or daily == "users", daily_since=daily_since,
-                    base=base, regions=regions)
+
+    keys: np.ndarray  # (n_tiles, 2) int64: the block's tiles, ascending
+    tile: np.ndarray  # int64 per piece: index into ``keys``
+    pieces: np.ndarray  # shapely geometry per piece (lon/lat), WKB when pickled
+    users: np.ndarray  # user id per piece (object array of str)
+    days: np.ndarray | None  # int64 local day per piece, or None without daily figures
+    clipped: np.ndarray  # bool per piece: a tile clip made it (its cut records are kept)
+    options: Options
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["pieces"] = shapely.to_wkb(self.pieces)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["pieces"] = shapely.from_wkb(state["pieces"])
+        self.__dict__.update(state)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """One row per piece: ``tx, ty`` (tile key), ``wkb``, ``user``, ``day`` (absent without
+        daily figures), ``clipped``."""
+        cols = {"tx": self.keys[self.tile, 0], "ty": self.keys[self.tile, 1],
+                "wkb": shapely.to_wkb(self.pieces), "user": self.users, "clipped": self.clipped}
+        if self.days is not None:
+            cols["day"] = self.days
+        return cols
+
+    @classmethod
+    def from_columns(cls, cols: Mapping[str, Any], options: Options) -> Block:
+        """The block of ``columns`` rows (any order, any sequence type: arrays, lists, Series)."""
+        tx = np.asarray(cols["tx"], dtype=np.int64)
+        ty = np.asarray(cols["ty"], dtype=np.int64)
+        order = np.lexsort((ty, tx))
+        key = np.column_stack([tx[order], ty[order]])
+        new_tile = np.r_[True, np.any(key[1:] != key[:-1], axis=1)][:len(key)]
+        days = cols.get("day")
+        return cls(keys=key[new_tile], tile=np.cumsum(new_tile).astype(np.int64) - 1,
+                   pieces=shapely.from_wkb(np.asarray(cols["wkb"], dtype=object)[order]),
+                   users=np.asarray(cols["user"], dtype=object)[order],
+                   days=None if days is None else np.asarray(days, dtype=np.int64)[order],
+                   clipped=np.asarray(cols["clipped"], dtype=bool)[order], options=options)
+
+
+@dataclass(eq=False)
+class BlockResult:
+    """What ``run_block`` returns: each of the block's tiles with its figures (before cuts).
+
+    Picklable (regions travel as WKB); ``rows``/``from_rows`` give one JSON text per tile for an
+    engine that moves rows, not objects (floats round-trip exactly through ``json``).
+    """
+
+    keys: np.ndarray  # (n_tiles, 2) int64
+    results: list[AreaResult]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self.keys,
+                "results": [replace(r, regions=[(shapely.to_wkb(g), u) for g, u in r.regions])
+                            if r.regions else r for r in self.results]}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for r in state["results"]:
+            r.regions = [(shapely.from_wkb(g), u) for g, u in r.regions]
+        self.__dict__.update(state)
+
+    def rows(self) -> list[tuple[int, int, str]]:
+        """``(tx, ty, json)`` per tile (``AreaResult.to_json``, regions included)."""
+        return [(int(x), int(y), json.dumps(r.to_json(), separators=(",", ":")))
+                for (x, y), r in zip(self.keys.tolist(), self.results)]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[int, int, str]]) -> BlockResult:
+        rows = list(rows)
+        keys = np.asarray([(x, y) for x, y, _ in rows], dtype=np.int64).reshape(-1, 2)
+        return cls(keys, [AreaResult.from_json(json.loads(text)) for _, _, text in rows])
+
+
+@dataclass(eq=False)
+class Plan:
+    """The blocks of one computation and what combining them needs (pure, picklable data)."""
+
+    options: Options
+    blocks: list[Block]
+    keys: np.ndarray  # (n_tiles, 2) every tile of every block, ascending
+    pieces: int
+    #: Input vertices lying on a tile line, with their user (``names[user]``), for the cut
+    #: records of ``gather``; None when no piece was clipped.
+    line_xy: np.ndarray | None = None
+    line_user: np.ndarray | None = None
+    line_names: np.ndarray | None = None
+
+
+#: ``executor(run_block, blocks)`` → the block results, in any order (``map`` is one: in
+#: process). The local pool (``pool_executor``) and a Spark engine are others.
+Executor = Callable[[Callable[[Block], BlockResult], Sequence[Block]], Iterable[BlockResult]]
+
+#: The executor and block size the engine uses when a call names none (``executing``).
+_EXECUTION: ContextVar[tuple[Executor | None, int | None]] = ContextVar(
+    "usagectl_area_execution", default=(None, None))
+
+
+@contextmanager
+def executing(executor: Executor | None, block_pieces: int | None = None) -> Iterator[None]:
+    """Run every area computation inside the ``with`` on ``executor`` (blocks of about
+    ``block_pieces`` pieces), without passing it through every caller (a report, the cache)."""
+    token = _EXECUTION.set((executor, block_pieces))
+    try:
+        yield
+    finally:
+        _EXECUTION.reset(token)
+
+
+def options(*, overlap: bool = False, pairs: bool = False, daily: bool | str = False,
+            regions: bool = False, tile_deg: float = TILE_DEG, daily_since: int | None = None,
+            base: bool = True) -> Options:
+    """The kernel's options from the public flags (``daily``: True, ``"owner"`` or ``"users"``)."""
+    return Options(tile_deg=tile_deg, overlap=overlap or pairs or regions, pairs=pairs,
+                   daily_owner=daily is True or daily == "owner",
+                   daily_users=daily is True or daily == "users", daily_since=daily_since,
+                   base=base, regions=regions)
+
+
+def plan(data: AreaInput, opts: Options, *, only: Iterable[tuple[int, int]] | None = None,
+         block_pieces: int | None = None, workers: int | None = None) -> Plan:
+    """Cut the rows into tile pieces and group whole tiles into blocks of about equal size.
+
+    Blocks hold about ``block_pieces`` pieces each (never splitting a tile); by default the
+    local engine's choice: ``8 × workers`` blocks when the pool pays (``PARALLEL_MIN_PIECES``),
+    else one per 50,000 pieces. ``only``: just these tiles. How tiles are grouped changes no
+    figure: a tile's figures depend on its own pieces only (``run_block``).
+    """
+    tile_deg = opts.tile_deg
     if len(data.geoms) == 0:
-        return {}
+        return Plan(opts, [], np.empty((0, 2), dtype=np.int64), 0)
     keys, pieces, source, clipped = _tile_pieces(data.geoms, tile_deg)
     if only is not None:
         wanted = np.asarray(sorted(set(only)), dtype=np.int64).reshape(-1, 2)
@@ -758,52 +890,126 @@ def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False
         days = days[order]
     heads, _ = _runs(keys[:, 0] * (1 << 32) + keys[:, 1])
     tile_of_piece = np.repeat(np.arange(len(heads)), np.diff(np.r_[heads, len(keys)]))
-    tile_keys = [(int(x), int(y)) for x, y in keys[heads]]
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    parallel = workers > 1 and len(pieces) >= PARALLEL_MIN_PIECES
-    ranges = _batches(tile_of_piece, workers * 8 if parallel else max(1, len(pieces) // 50_000))
-    out: dict[tuple[int, int], AreaResult] = {}
-
-    def collect(start: int, part: list[AreaResult]) -> None:
-        first = int(tile_of_piece[start])
-        for k, res in enumerate(part):
-            out[tile_keys[first + k]] = res
-
-    def args(s: int, e: int) -> tuple:
-        t = tile_of_piece[s:e] - tile_of_piece[s]
-        return (users[s:e], None if days is None else days[s:e], t, clipped[s:e], opts)
-
-    if parallel:
-        def receive(s: int, fut: Future) -> None:
-            part = fut.result()
-            for res in part:
-                res.regions = [(shapely.from_wkb(g), u) for g, u in res.regions]
-            collect(s, part)
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-            # A few batches in flight per worker: the WKB sent and the results not yet collected
-            # stay a small multiple of one batch, not the whole input.
-            pending: deque[tuple[int, Future]] = deque()
-            for s, e in ranges:
-                pending.append((s, pool.submit(_work_batch_wkb, shapely.to_wkb(pieces[s:e]),
-                                               *args(s, e))))
-                if len(pending) > 2 * workers:
-                    receive(*pending.popleft())
-            while pending:
-                receive(*pending.popleft())
-    else:
-        for s, e in ranges:
-            collect(s, _work_batch(pieces[s:e], *args(s, e)))
-    cut = [res for res in out.values() if len(res.cuts)]
-    if cut:
+    tile_keys = keys[heads]
+    if block_pieces is None:
+        workers = workers if workers is not None else (os.cpu_count() or 1)
+        n_blocks = (workers * 8 if _parallel(workers, len(pieces))
+                    else max(1, len(pieces) // 50_000))
+        block_pieces = max(1, math.ceil(len(pieces) / n_blocks))
+    blocks = []
+    for s, e in _block_ranges(heads, len(pieces), max(1, block_pieces)):
+        first, last = int(tile_of_piece[s]), int(tile_of_piece[e - 1])
+        blocks.append(Block(keys=tile_keys[first:last + 1], tile=tile_of_piece[s:e] - first,
+                            pieces=pieces[s:e], users=users[s:e],
+                            days=None if days is None else days[s:e], clipped=clipped[s:e],
+                            options=opts))
+    out = Plan(opts, blocks, tile_keys, len(pieces))
+    if clipped.any():
         coords, which = shapely.get_coordinates(data.geoms, return_index=True)
         on = area_cuts.on_line(coords[:, 0], tile_deg) | area_cuts.on_line(coords[:, 1], tile_deg)
         if on.any():
-            names, code = np.unique(np.asarray(data.users, dtype=object)[which[on]],
-                                    return_inverse=True)
-            for res in cut:
-                res.cuts = _without_input_vertices(res.cuts, coords[on], code, names)
+            out.line_names, out.line_user = np.unique(
+                np.asarray(data.users, dtype=object)[which[on]], return_inverse=True)
+            out.line_xy = coords[on]
     return out
+
+
+def _parallel(workers: int, pieces: int) -> bool:
+    return workers > 1 and pieces >= PARALLEL_MIN_PIECES
+
+
+def _block_ranges(heads: np.ndarray, n: int, per: int) -> list[tuple[int, int]]:
+    """Piece ranges of about ``per`` pieces that never split a tile (``heads``: tile starts)."""
+    if len(heads) == 0:
+        return []
+    cuts = [0]
+    for h in heads[1:]:
+        if h - cuts[-1] >= per:
+            cuts.append(int(h))
+    cuts.append(n)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def run_block(block: Block) -> BlockResult:
+    """All area figures of each tile of ``block`` (m², before cut corrections): the pure kernel.
+
+    Depends on nothing but the block: no globals, no I/O, no order of rows (they are sorted
+    canonically first), and a tile's figures do not depend on the other tiles in the block. So
+    any executor may run it anywhere — in process, in the local pool, in a Spark worker.
+    """
+    if len(block) == 0:
+        return BlockResult(np.empty((0, 2), dtype=np.int64), [])
+    results = _work_batch(block.pieces, block.users, block.days, block.tile, block.clipped,
+                          block.options)
+    return BlockResult(block.keys, results)
+
+
+def gather(p: Plan, results: Iterable[BlockResult]) -> dict[tuple[int, int], AreaResult]:
+    """Block results keyed by tile, in the plan's tile order, cut records checked per tile.
+
+    Blocks may come back in any order; every planned tile must come back exactly once (a lost or
+    repeated block would change a total silently). A cut record whose vertex is a vertex of the
+    figure's own input geometries is dropped (``_without_input_vertices``).
+    """
+    got: dict[tuple[int, int], AreaResult] = {}
+    for br in results:
+        for (x, y), res in zip(br.keys.tolist(), br.results):
+            if (x, y) in got:
+                raise ValueError(f"area: tile ({x}, {y}) came back twice from the executor")
+            got[(x, y)] = res
+    planned = [(int(x), int(y)) for x, y in p.keys]
+    if len(got) != len(planned) or any(k not in got for k in planned):
+        missing = [k for k in planned if k not in got]
+        raise ValueError(f"area: the executor returned {len(got)} of {len(planned)} tiles "
+                         f"(missing e.g. {missing[:3]})")
+    out = {k: got[k] for k in planned}
+    if p.line_xy is not None:
+        for res in out.values():
+            if len(res.cuts):
+                res.cuts = _without_input_vertices(res.cuts, p.line_xy, p.line_user, p.line_names)
+    return out
+
+
+def pool_executor(workers: int) -> Executor:
+    """The local process pool: blocks run in ``workers`` processes, results as they are taken.
+
+    A few blocks in flight per worker: the WKB sent and the results not yet taken stay a small
+    multiple of one block, not the whole input.
+    """
+    def execute(fn: Callable[[Block], BlockResult], blocks: Sequence[Block]
+                ) -> Iterator[BlockResult]:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            pending: deque[Future] = deque()
+            for block in blocks:
+                pending.append(pool.submit(fn, block))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    return execute
+
+
+def compute_tiles(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
+                  daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
+                  workers: int | None = None, only: Iterable[tuple[int, int]] | None = None,
+                  daily_since: int | None = None, base: bool = True,
+                  executor: Executor | None = None, block_pieces: int | None = None
+                  ) -> dict[tuple[int, int], AreaResult]:
+    """Each tile's figures (m², before cut corrections), for every tile or those in ``only``.
+
+    ``plan`` → ``run_block`` on ``executor`` → ``gather``. Without an executor: the one set by
+    ``executing``, else the local pool when it pays, else in process. ``combine`` adds tiles up.
+    """
+    opts = options(overlap=overlap, pairs=pairs, daily=daily, regions=regions, tile_deg=tile_deg,
+                   daily_since=daily_since, base=base)
+    chosen, chosen_block = _EXECUTION.get()
+    executor = executor or chosen
+    block_pieces = block_pieces or (chosen_block if executor is chosen else None)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    p = plan(data, opts, only=only, block_pieces=block_pieces, workers=workers)
+    if executor is None:
+        executor = pool_executor(workers) if _parallel(workers, p.pieces) else map
+    return gather(p, executor(run_block, p.blocks))
 
 
 def _without_input_vertices(cuts: area_cuts.Cuts, xy: np.ndarray, user: np.ndarray,
@@ -850,13 +1056,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     return ctx
-
-
-def _work_batch_wkb(wkb: np.ndarray, *args: Any) -> list[AreaResult]:
-    results = _work_batch(shapely.from_wkb(wkb), *args)
-    for res in results:
-        res.regions = [(shapely.to_wkb(g), u) for g, u in res.regions]
-    return results
 
 
 def combine(tiles: Mapping[tuple[int, int], AreaResult], *, overlap: bool = False,
@@ -911,7 +1110,7 @@ def rows_touching(data: AreaInput, keys: np.ndarray, rows: np.ndarray,
 
 
 def recent_news(data: AreaInput, since: int, level: str, *, tile_deg: float = TILE_DEG,
-                workers: int | None = None) -> AreaResult:
+                workers: int | None = None, executor: Executor | None = None) -> AreaResult:
     """Daily new area (m²) of the days from ``since`` on, at one level ("owner" or "users").
 
     What a trend needs, at a cost proportional to the recent rows: only tiles that a recent
@@ -926,20 +1125,23 @@ def recent_news(data: AreaInput, since: int, level: str, *, tile_deg: float = TI
     only = {(int(x), int(y)) for x, y in keys[np.isin(rows, recent)]}
     tiles = compute_tiles(rows_touching(data, keys, rows, only), daily=level, daily_since=since,
                           base=False, tile_deg=tile_deg,
-                          workers=workers, only=only)
+                          workers=workers, only=only, executor=executor)
     return combine(tiles)
 
 
 def compute(data: AreaInput, *, overlap: bool = False, pairs: bool = False,
             daily: bool | str = False, regions: bool = False, tile_deg: float = TILE_DEG,
-            workers: int | None = None) -> AreaResult:
+            workers: int | None = None, executor: Executor | None = None,
+            block_pieces: int | None = None) -> AreaResult:
     """Owner and user areas (m²); on request exclusive areas, pairs, regions, daily new area.
 
     ``daily`` is True (owner and users), ``"owner"`` or ``"users"``: a report that only needs
-    the billed level's series does not pay for the other.
+    the billed level's series does not pay for the other. ``executor``: where the blocks run
+    (``compute_tiles``); the figures are the same bits on every executor.
     """
     tiles = compute_tiles(data, overlap=overlap, pairs=pairs, daily=daily, regions=regions,
-                          tile_deg=tile_deg, workers=workers)
+                          tile_deg=tile_deg, workers=workers, executor=executor,
+                          block_pieces=block_pieces)
     return combine(tiles, overlap=overlap or pairs or regions, regions=regions)
 
 

@@ -42,10 +42,10 @@ def export(
         "--overwrite", help="With --events: replace the dataset an earlier export wrote there.")] = False,
     db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
-    """Write one CSV per contract × view, plus manifest.json with SHA-256s (for cron); or, with
-    --events DIR, the events table as a Parquet dataset.
+    """Write one CSV per contract × view and manifest.json (cron), or --events DIR as Parquet.
 
-    The dataset holds every stored event of the owner (deletes and failed calls included: the
+    With --out-dir: one CSV per contract × view, plus manifest.json with SHA-256s. With
+    --events DIR: the events table as a Parquet dataset that a cluster can read. The dataset holds every stored event of the owner (deletes and failed calls included: the
     reports apply their policies when they read) with the events table's columns and types; it
     is written to a temp folder beside DIR and renamed, so DIR is never half written. A
     non-empty DIR is refused unless --overwrite (docs/dataset.md).

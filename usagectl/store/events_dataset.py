@@ -211,19 +211,28 @@ COPY (
       ON k.owner_id = e.owner_id
     WHERE {where}
 ) TO ? (FORMAT parquet, PARTITION_BY (owner_key, month), KV_METADATA {{geo: ?}})"""
-    with _settings(con, WRITE_SETTINGS):
+    with _settings(con, _write_settings()):
         row = con.execute(sql, [ids, len(ids), *params, str(tmp), geo]).fetchone()
     return int(row[0]) if row else 0
 
 
-#: DuckDB keeps each thread's rows of a partitioned COPY until it holds this many (524,288 by
-#: default): that held up to the memory limit (914 MiB peak RSS at 1M events). Flushing every
-#: 10,000 rows kept the peak at ~330 MiB (docs/dataset.md "Memory").
-WRITE_SETTINGS = {"partitioned_write_flush_threshold": 10_000}
+#: DuckDB keeps each thread's rows of a partitioned COPY until it holds 524,288 of them: that
+#: held the export in memory up to the memory limit (914 MiB peak RSS at 1M events). Flushing
+#: every 10,000 rows, and a memory limit of 256 MB for the statement (the buffer pool otherwise
+#: keeps the scanned table up to the 1 GB limit: 1.1 GiB at 10M events), kept the peak near
+#: 300 MiB from 1M to 10M events and with 2,400 partitions (docs/dataset.md "Memory").
+FLUSH_ROWS = 10_000
+EXPORT_MEMORY_LIMIT = "256MB"
+
+
+def _write_settings() -> dict[str, str | int]:
+    """The settings of the export's COPY; USAGECTL_MEMORY_LIMIT, when set, is the limit."""
+    return {"partitioned_write_flush_threshold": FLUSH_ROWS,
+            "memory_limit": os.environ.get("USAGECTL_MEMORY_LIMIT") or EXPORT_MEMORY_LIMIT}
 
 
 @contextmanager
-def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, int]) -> Iterator[None]:
+def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str | int]) -> Iterator[None]:
     """DuckDB settings (names from a fixed dict) for one statement, restored after."""
     before = {k: con.execute("SELECT current_setting(?)", [k]).fetchone()[0]  # type: ignore[index]
               for k in values}

@@ -297,3 +297,29 @@ def test_reader_refuses_a_dataset_of_another_schema(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="not an events dataset"):
             read_events_dataset(con, out)
     assert os.listdir(out) == ["x.parquet"]
+
+
+def test_a_live_exports_temp_folder_is_left_alone(cli, generated: str, tmp_path: Path) -> None:
+    """Only temp folders whose lock nobody holds are stale; a running export's stays."""
+    import fcntl
+
+    live = tmp_path / ".events.export-live"
+    live.mkdir()
+    (live / "part.parquet").write_bytes(b"being written")
+    dead = tmp_path / ".events.export-dead"
+    dead.mkdir()
+    write(tmp_path / ".events.export-dead.lock", "")
+    with open(tmp_path / ".events.export-live.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert cli("export", "--events", tmp_path / "events", "--quiet").exit_code == 0
+        assert (live / "part.parquet").read_bytes() == b"being written"
+    assert not dead.exists() and not (tmp_path / ".events.export-dead.lock").exists()
+
+
+def test_reader_refuses_a_newer_layout(cli, generated: str, tmp_path: Path) -> None:
+    out = tmp_path / "events"
+    assert cli("export", "--events", out, "--quiet").exit_code == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "version": 99}))
+    with duckdb.connect() as con, pytest.raises(ValidationError, match="upgrade usagectl"):
+        read_events_dataset(con, out)

@@ -323,3 +323,22 @@ def test_reader_refuses_a_newer_layout(cli, generated: str, tmp_path: Path) -> N
     (out / MANIFEST).write_text(json.dumps({**manifest, "version": 99}))
     with duckdb.connect() as con, pytest.raises(ValidationError, match="upgrade usagectl"):
         read_events_dataset(con, out)
+
+
+def test_a_dataset_written_meanwhile_is_not_replaced_without_overwrite(cli, generated: str,
+                                                                        tmp_path: Path) -> None:
+    """Two exports to one new DIR: the one that finishes second fails instead of replacing the
+    first's dataset (the last step, run here on its own, sees DIR filled since the check)."""
+    from usagectl.errors import IOFailure
+    from usagectl.store.events_dataset import _replace
+
+    first = tmp_path / "events"
+    assert cli("export", "--events", first, "--quiet").exit_code == 0
+    before = sorted(p.relative_to(first) for p in first.rglob("*"))
+    second = tmp_path / ".events.export-second"
+    assert cli("export", "--events", second / "x", "--owner", "plain", "--quiet").exit_code == 0
+    with pytest.raises(IOFailure, match="--overwrite"):
+        _replace(second / "x", first, overwrite=False)
+    assert sorted(p.relative_to(first) for p in first.rglob("*")) == before
+    _replace(second / "x", first, overwrite=True)
+    assert read_back(first)[0][0][0] == "plain"

@@ -184,7 +184,7 @@ def export_events(con: duckdb.DuckDBPyConnection, target: str | os.PathLike[str]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
         _fsync_tree(tmp)
-        _replace(tmp, folder)
+        _replace(tmp, folder, overwrite)
     return {**manifest, "path": str(folder)}
 
 
@@ -373,18 +373,21 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _replace(tmp: Path, folder: Path) -> None:
-    """Rename ``tmp`` to ``folder``; a dataset already there is moved aside, then removed."""
+def _replace(tmp: Path, folder: Path, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``folder``; with ``overwrite``, a dataset already there is moved aside,
+    then removed. Without it, a folder that another run filled meanwhile is not replaced."""
     old = None
     try:
-        if folder.is_dir() and any(folder.iterdir()):
+        if overwrite and (folder / MANIFEST).is_file():
             old = folder.parent / f"{_temp_prefix(folder)}old-{uuid.uuid4().hex[:12]}"
             os.rename(folder, old)
         os.rename(tmp, folder)  # over an empty folder, or into the free name
     except OSError as exc:
         if old is not None and not folder.exists():
             os.rename(old, folder)  # put the previous dataset back
-        raise IOFailure(f"cannot rename the finished dataset to {folder}: {exc.strerror}",
+        hint = (" (another export wrote it meanwhile; pass --overwrite to replace it)"
+                if folder.is_dir() and not overwrite else "")
+        raise IOFailure(f"cannot rename the finished dataset to {folder}: {exc.strerror}{hint}",
                         {"path": str(folder)}) from None
     fd = os.open(folder.parent, os.O_RDONLY)
     try:

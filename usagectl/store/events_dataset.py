@@ -155,6 +155,12 @@ def export_events(con: duckdb.DuckDBPyConnection, target: str | os.PathLike[str]
     folder (a non-empty one is replaced with ``overwrite`` when an export wrote it).
     """
     folder = _check_target(target, overwrite)
+    with _settings(con, _write_settings()):
+        return _export(con, folder, owner, overwrite)
+
+
+def _export(con: duckdb.DuckDBPyConnection, folder: Path, owner: str | None, overwrite: bool
+            ) -> dict[str, Any]:
     where, params = _owner_filter(owner)
     owners = [(o, int(n)) for o, n in con.execute(
         f"SELECT owner_id, count(*) FROM events WHERE {where} GROUP BY owner_id ORDER BY owner_id",
@@ -211,16 +217,15 @@ COPY (
       ON k.owner_id = e.owner_id
     WHERE {where}
 ) TO ? (FORMAT parquet, PARTITION_BY (owner_key, month), KV_METADATA {{geo: ?}})"""
-    with _settings(con, _write_settings()):
-        row = con.execute(sql, [ids, len(ids), *params, str(tmp), geo]).fetchone()
+    row = con.execute(sql, [ids, len(ids), *params, str(tmp), geo]).fetchone()
     return int(row[0]) if row else 0
 
 
 #: DuckDB keeps each thread's rows of a partitioned COPY until it holds 524,288 of them: that
 #: held the export in memory up to the memory limit (914 MiB peak RSS at 1M events). Flushing
-#: every 10,000 rows, and a memory limit of 256 MB for the statement (the buffer pool otherwise
-#: keeps the scanned table up to the 1 GB limit: 1.1 GiB at 10M events), kept the peak near
-#: 300 MiB from 1M to 10M events and with 2,400 partitions (docs/dataset.md "Memory").
+#: every 10,000 rows, and a memory limit of 256 MB for the export's queries (the buffer pool
+#: otherwise keeps the scanned table up to the 1 GB limit: 1.1 GiB at 10M events), keep the peak
+#: flat (docs/dataset.md "Memory").
 FLUSH_ROWS = 10_000
 EXPORT_MEMORY_LIMIT = "256MB"
 

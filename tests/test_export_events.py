@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import write
+from tests.test_cli_export import mount_point  # noqa: F401 — a fixture
 from usagectl.errors import ValidationError
 from usagectl.store.db import EVENT_COLUMNS
 from usagectl.store.events_dataset import (MANIFEST, decode_partition_value,
@@ -342,3 +343,25 @@ def test_a_dataset_written_meanwhile_is_not_replaced_without_overwrite(cli, gene
     assert sorted(p.relative_to(first) for p in first.rglob("*")) == before
     _replace(second / "x", first, overwrite=True)
     assert read_back(first)[0][0][0] == "plain"
+
+
+def test_a_full_disk_mid_write_leaves_nothing(sample, tmp_path: Path,
+                                              mount_point) -> None:  # noqa: F811
+    full = mount_point("-t", "tmpfs", "-o", "size=120k", "tmpfs", target=tmp_path / "full")
+    r = sample("export", "--events", full / "events", "--format", "json")
+    assert r.exit_code == 1, r.stdout
+    error = json.loads(r.stdout)["error"]
+    assert error["code"] == "io_error" and "No space left" in error["message"], error
+    assert os.listdir(full) == []  # no DIR, no temp folder, no lock file
+
+
+def test_a_read_only_parent_is_an_io_error_and_leaves_nothing(sample, tmp_path: Path,
+                                                              mount_point) -> None:  # noqa: F811
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount_point("--bind", "-o", "ro", str(ro), target=ro)
+    r = sample("export", "--events", ro / "events", "--format", "json")
+    assert r.exit_code == 1
+    error = json.loads(r.stdout)["error"]
+    assert error["code"] == "io_error" and "Read-only file system" in error["message"], error
+    assert os.listdir(ro) == []

@@ -187,9 +187,13 @@ def _export(con: duckdb.DuckDBPyConnection, folder: Path, owner: str | None, ove
             "owners": [{"owner_id": o, "folder": folders[o], "rows": n, "months": months[o]}
                        for o, n in owners],
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
-        _fsync_tree(tmp)
+        try:
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+            _fsync_tree(tmp)
+        except OSError as exc:
+            raise IOFailure(f"cannot write the dataset beside {folder}: {exc.strerror}",
+                            {"path": str(folder)}) from None
         _replace(tmp, folder, overwrite)
     return {**manifest, "path": str(folder)}
 
@@ -203,8 +207,12 @@ def _write_files(con: duckdb.DuckDBPyConnection, tmp: Path, owners: list[tuple[s
     """
     if not owners:
         # Readers infer the schema from a file: a dataset without events still has one.
-        con.execute(f"COPY (SELECT {_SELECT} FROM events WHERE false) TO ? "
-                    "(FORMAT parquet, KV_METADATA {geo: ?})", [str(tmp / EMPTY_FILE), geo])
+        try:
+            con.execute(f"COPY (SELECT {_SELECT} FROM events WHERE false) TO ? "
+                        "(FORMAT parquet, KV_METADATA {geo: ?})", [str(tmp / EMPTY_FILE), geo])
+        except duckdb.IOException as exc:
+            raise IOFailure(f"cannot write the dataset beside {tmp.parent}: {_first_line(exc)}",
+                            {"path": str(tmp.parent)}) from None
         return 0
     ids = [o for o, _ in owners]
     where, params = _owner_filter(owner, "e")
@@ -217,8 +225,16 @@ COPY (
       ON k.owner_id = e.owner_id
     WHERE {where}
 ) TO ? (FORMAT parquet, PARTITION_BY (owner_key, month), KV_METADATA {{geo: ?}})"""
-    row = con.execute(sql, [ids, len(ids), *params, str(tmp), geo]).fetchone()
+    try:
+        row = con.execute(sql, [ids, len(ids), *params, str(tmp), geo]).fetchone()
+    except duckdb.IOException as exc:  # a full disk, a file system error mid-write
+        raise IOFailure(f"cannot write the dataset beside {tmp.parent}: {_first_line(exc)}",
+                        {"path": str(tmp.parent)}) from None
     return int(row[0]) if row else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:400]
 
 
 #: DuckDB keeps each thread's rows of a partitioned COPY until it holds 524,288 of them: that

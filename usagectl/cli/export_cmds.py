@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 @app.command()
 @handle_errors
 def export(
-    out_dir: Annotated[str, typer.Option("--out-dir", help="Folder for the CSV files and manifest.json.",
-                                         show_default=False)],
+    out_dir: Annotated[str | None, typer.Option(
+        "--out-dir", help="Folder for the CSV files and manifest.json.", show_default=False)] = None,
     contract: Annotated[str | None, typer.Option("--contract", "-c", help="One contract.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every contract with a current period.")] = False,
     views_opt: Annotated[str, typer.Option("--views", help="Comma-separated views.")] = ",".join(EXPORT_VIEWS),
@@ -31,9 +31,24 @@ def export(
     as_of: AsOfOption = None,
     wait: Annotated[float, typer.Option(
         help="Seconds to wait while another export writes into the same folder.")] = 300,
+    events: Annotated[str | None, typer.Option(
+        "--events", help="Instead of CSVs: write the events table to this new or empty folder as "
+        "a Parquet dataset (owner=…/month=YYYY-MM/…, WKB geometry with GeoParquet metadata) that "
+        "Spark and other engines read.", show_default=False)] = None,
+    owner: Annotated[str | None, typer.Option(
+        "--owner", help="With --events: only this owner's events (default: every owner).",
+        show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="With --events: replace the dataset an earlier export wrote there.")] = False,
     db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
-    """Write one CSV per contract × view, plus manifest.json with SHA-256s (for cron).
+    """Write one CSV per contract × view and manifest.json (cron), or --events DIR as Parquet.
+
+    With --out-dir: one CSV per contract × view, plus manifest.json with SHA-256s. With
+    --events DIR: the events table as a Parquet dataset that a cluster can read. The dataset holds every stored event of the owner (deletes and failed calls included: the
+    reports apply their policies when they read) with the events table's columns and types; it
+    is written to a temp folder beside DIR and renamed, so DIR is never half written. A
+    non-empty DIR is refused unless --overwrite (docs/dataset.md).
 
     Files are named CONTRACT.VIEW.csv, with the contract id made safe for a file name; each is
     written atomically (temp file, fsync, rename), so a killed run leaves the previous files
@@ -41,7 +56,11 @@ def export(
     waits (--wait), so manifest.json always matches the files. Exit 1 if any file failed.
 
     Example: usagectl export --all --out-dir /srv/usage/$(date +%F) --quiet
+
+    Example: usagectl export --events /data/usage-events --owner acme-farms
     """
+    if events is not None:
+        return _export_events(events, owner, overwrite, out_dir, contract, all_, db, fmt, quiet)
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
     from usagectl.contracts import period_containing
     from usagectl.reports import notes
@@ -55,6 +74,11 @@ def export(
     if unknown or not chosen:
         raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",
                          {"option": "--views", "valid": list(EXPORT_VIEWS)})
+    if out_dir is None:
+        raise UsageError("give --out-dir DIR (CSV files) or --events DIR (a Parquet dataset)",
+                         {"options": ["--out-dir", "--events"]})
+    if owner is not None or overwrite:
+        raise UsageError("--owner and --overwrite go with --events", {"options": ["--events"]})
     if bool(contract) == bool(all_):
         raise UsageError("give either --contract ID or --all", {"options": ["--contract", "--all"]})
     if not 0 <= wait <= 86_400:
@@ -69,6 +93,24 @@ def export(
     emit(env, "export", manifest, fmt, out_dir=out_dir)
     print_notes(env, exported_notes)
     return int(ExitCode.ERROR) if manifest["failures"] else 0
+
+
+def _export_events(events: str, owner: str | None, overwrite: bool, out_dir: str | None,
+                   contract: str | None, all_: bool, db: str | None, fmt: str | None,
+                   quiet: bool) -> int:
+    """``export --events DIR``: the events table as a Parquet dataset."""
+    from usagectl.store.db import session
+    from usagectl.store.events_dataset import export_events
+
+    db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
+    if out_dir is not None or contract or all_:
+        raise UsageError("--events writes the events of every owner (or --owner ID): it takes "
+                         "no --out-dir, --contract or --all",
+                         {"options": ["--events", "--owner", "--overwrite"]})
+    with session(db, read_only=True) as con:
+        doc = export_events(con, events, owner, overwrite=overwrite)
+    emit(env, "export-events", doc, fmt)
+    return 0
 
 
 def _windows(contracts: list, period: str | None, now) -> list[Window]:  # type: ignore[no-untyped-def]

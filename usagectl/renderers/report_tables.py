@@ -383,10 +383,23 @@ def export_table(env: Env, doc: dict[str, Any], out_dir: str = "") -> None:
         env.err.print(f"[red]failed[/] {safe(f['contract'])} {safe(f['view'] or '')}: {safe(f['error'])}")
 
 
+def export_events_table(env: Env, doc: dict[str, Any]) -> None:
+    t = Table(title=f"Events dataset {safe(doc['path'])}: {doc['rows']:,} events",
+              title_justify="left")
+    for col in ("owner", "folder", "events", "months"):
+        t.add_column(col, justify="right" if col == "events" else "left")
+    for o in doc["owners"]:
+        months = o["months"]
+        span = f"{months[0]} … {months[-1]} ({len(months)})" if len(months) > 1 else "".join(months)
+        t.add_row(safe(o["owner_id"]), safe(o["folder"]), f"{o['rows']:,}", span)
+    env.out.print(t)
+
+
 #: The table renderer of each document kind.
 TABLES: dict[str, Callable[..., None]] = {
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,
     "alerts": alerts_table, "export": export_table,
+    "export-events": export_events_table,
 }

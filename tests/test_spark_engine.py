@@ -202,13 +202,23 @@ def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("spark-generated")
     db = folder / "usage.duckdb"
+    import pyarrow as pa
+
+    columns = ("owner_id", "event_id", "ts", "user_id", "org_id", "product", "action",
+               "succeeded", "error_code", "endpoint", "operation", "dataset_id", "indicator_ids",
+               "input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms",
+               "content_hash", "ingest_id", "ingested_at")
+    types = {"ts": pa.timestamp("us", "UTC"), "ingested_at": pa.timestamp("us", "UTC"),
+             "succeeded": pa.bool_(), "indicator_ids": pa.list_(pa.string()),
+             "input_tokens": pa.int64(), "output_tokens": pa.int64(),
+             "thinking_tokens": pa.int64(), "credits": pa.decimal128(38, 9),
+             "response_time_ms": pa.float64(), "ingest_id": pa.int64()}
+    rows = _generated_events(3000, seed=12)
+    table = pa.table({c: pa.array([r[k] for r in rows], types.get(c, pa.string()))
+                      for k, c in enumerate(columns)})
     con = connect(db)
-    con.executemany(
-        "INSERT INTO events (owner_id, event_id, ts, user_id, org_id, product, action, "
-        "succeeded, error_code, endpoint, operation, dataset_id, indicator_ids, input_tokens, "
-        "output_tokens, thinking_tokens, credits, response_time_ms, content_hash, ingest_id, "
-        "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        _generated_events(3000, seed=12))
+    con.register("generated", table)  # one INSERT of the whole table (row by row is slow)
+    con.execute(f"INSERT INTO events ({', '.join(columns)}) SELECT * FROM generated")
     con.close()
     toml = folder / "contracts.toml"
     toml.write_text(GENERATED.format(id="gen-berlin", tz="Europe/Berlin")

@@ -5,6 +5,7 @@ The session is made by :func:`spark_session` (docs/spark.md "Settings"):
 * the master is ``--spark-master URL`` (default ``local[*]``), or, when no master is given and
   ``SPARK_REMOTE`` is set, that Spark Connect server (``sc://host:port``);
 * a local master runs offline: driver host and bind address 127.0.0.1 (``SPARK_LOCAL_IP`` too),
+  its driver log at errors only (``log4j2-quiet.properties``: stdout carries the report),
   no UI, few shuffle partitions, the Python workers on this interpreter (``PYSPARK_PYTHON``);
 * the session time zone is UTC, so timestamps keep their instant and local days are computed
   in the contract's zone explicitly.
@@ -144,7 +145,10 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         if is_local(target):  # offline: nothing listens beyond this machine
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            quiet = Path(__file__).with_name("log4j2-quiet.properties")
             builder = (builder.config("spark.driver.host", "127.0.0.1")
+                       .config("spark.driver.extraJavaOptions",
+                               f"-Dlog4j2.configurationFile={quiet.as_uri()}")
                        .config("spark.driver.bindAddress", "127.0.0.1")
                        .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS)))
         builder = (builder.config("spark.ui.enabled", "false")

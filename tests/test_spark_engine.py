@@ -32,6 +32,7 @@ AS_OF = "2026-11-20T12:00:00Z"
 SAMPLE_CONTRACTS = ("acme-farms-2026", "lca-licence-2026", "terra-pro-monthly",
                     "docuscan-team-monthly")
 SPARK_VIEWS = ("consolidated", "users", "daily")
+ENGINE_VALUES = ("local", "spark")
 
 
 def _java_present() -> bool:
@@ -89,6 +90,8 @@ def test_sample_reports_are_identical(spark, sample_db: Path, contract: str) -> 
 
 
 def test_sample_with_user_and_ingest_cut_off(spark, sample_db: Path) -> None:  # noqa: ANN001
+    assert_same_json(sample_db, "--contract", "docuscan-team-monthly", "--as-of", AS_OF,
+                     "--period", "0")  # a period without events: an empty Parquet file
     assert_same_json(sample_db, "--contract", "docuscan-team-monthly", "--as-of", AS_OF,
                      "--user", "usr_anna")
     assert_same_json(sample_db, "--contract", "terra-pro-monthly", "--as-of", AS_OF,
@@ -259,6 +262,36 @@ def test_generated_sums_are_exact(spark, generated_db: Path) -> None:  # noqa: A
     assert credits > 10**17 and credits != credits.to_integral_value()
     assert len(credits.as_tuple().digits) > 17
     assert blocks["tokens"]["owner_total"] > 2**63
+
+
+def test_a_sum_too_large_is_the_same_validation_error(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    # Events stored before ingest bounded credits: their Σ (1.8e29) does not fit DECIMAL(38, 9).
+    # Both engines refuse it with the validation error naming the meter (exit 1), not a bug.
+    from usagectl.store.db import connect
+
+    db = tmp_path / "usage.duckdb"
+    con = connect(db)
+    con.execute("INSERT INTO events (owner_id, event_id, ts, user_id, action, succeeded, credits, "
+                "content_hash, ingest_id, ingested_at) SELECT 'big', 'b' || i, "
+                "TIMESTAMPTZ '2026-11-10 12:00:00+00', 'u', 'process', true, "
+                "9000000000000000000000000000.5, 'h' || i, 1, TIMESTAMPTZ '2026-11-10 12:00:00+00' "
+                "FROM range(20) t(i)")
+    con.close()
+    toml = tmp_path / "c.toml"
+    toml.write_text('[[contract]]\nid = "big"\nowner = "big"\nstart = 2026-01-01\n'
+                    'cycle = "monthly"\n\n  [[contract.meter]]\n  name = "money"\n'
+                    '  aggregate = "sum"\n  fields = ["credits"]\n')
+    assert _invoke(db, "contracts", "load", toml).exit_code == 0
+    errors = []
+    for engine in ENGINE_VALUES:
+        out = _invoke(db, "report", "--contract", "big", "--as-of", AS_OF, "--format", "json",
+                      "--engine", engine)
+        assert out.exit_code == 1, out.stdout
+        assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
+        error = json.loads(out.stdout)["error"]
+        errors.append((error["code"], error["message"].split(" database (")[0]))
+    assert errors[0] == errors[1]
+    assert errors[0][0] == "validation_error" and "meter 'money'" in errors[0][1]
 
 
 # ------------------------------------------------------------------------ clear failures

@@ -5,7 +5,8 @@ The session is made by :func:`spark_session` (docs/spark.md "Settings"):
 * the master is ``--spark-master URL`` (default ``local[*]``), or, when no master is given and
   ``SPARK_REMOTE`` is set, that Spark Connect server (``sc://host:port``);
 * a local master runs offline: driver host and bind address 127.0.0.1 (``SPARK_LOCAL_IP`` too),
-  its driver log at errors only (``log4j2-quiet.properties``: stdout carries the report),
+  its driver log at fatal errors only (``log4j2-quiet.properties``; usagectl reports
+  errors itself, in one line),
   no UI, few shuffle partitions, the Python workers on this interpreter (``PYSPARK_PYTHON``);
 * the session time zone is UTC, so timestamps keep their instant and local days are computed
   in the contract's zone explicitly.
@@ -113,6 +114,16 @@ def check_reachable(url: str) -> None:
                            {"master": url, "reason": "; ".join(reasons)})
 
 
+def _quiet_python_log() -> None:
+    """pyspark logs a failed query's context (JSON, with a traceback) on stderr before raising
+    it; usagectl reports the error itself, in one line."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    PySparkLogger.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
@@ -160,8 +171,9 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         raise SparkUnavailable(f"cannot start Spark on {target}: {_first_line(exc)}",
                                {"master": target, "reason": _first_line(exc)}) from None
     try:
-        if not remote:
-            session.sparkContext.setLogLevel("ERROR")
+        if not remote:  # pyspark sets WARN once started
+            session.sparkContext.setLogLevel("FATAL" if is_local(target) else "ERROR")
+        _quiet_python_log()
         yield session
     finally:
         session.stop()

@@ -44,6 +44,7 @@ import duckdb
 
 from usagectl.contracts import Meter
 from usagectl.contracts.model import DISTINCT_FIELDS, REQUIRABLE_FIELDS, TOKEN_FIELDS
+from usagectl.errors import ValidationError
 from usagectl.meters import exact_arithmetic
 from usagectl.meters.scalar import ScalarMeterValue
 from usagectl.meters.scan import ScalarScan, is_scalar
@@ -118,6 +119,25 @@ def _exact(value: Any, places: int = 0) -> Decimal:
         raise TypeError(f"a meter query returned a binary float ({value!r}); sums must be exact")
     out = Decimal(value or 0)
     return out.scaleb(-places) if places else out
+
+
+def _overflow() -> type[Exception]:
+    """The exception Spark (ANSI mode, its default) raises when an exact sum overflows."""
+    from pyspark.errors import ArithmeticException
+
+    return ArithmeticException
+
+
+def _too_large(meter: Meter, exc: Exception) -> ValidationError:
+    """The local engine's error for a sum beyond DECIMAL(38, 9) (:func:`select.fetch`)."""
+    fields = ", ".join(meter.fields) or meter.field or meter.aggregate
+    return ValidationError(
+        f"meter {meter.name!r}: the sum of {fields} is too large to compute exactly "
+        "(more than 29 integer digits): the database holds events stored before usagectl "
+        "bounded these values at ingest (credits up to 18 integer digits, response_time_ms "
+        "up to 1e12 ms). Correct those events at the source and ingest them into a new "
+        f"database ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]})",
+        {"meter": meter.name, "fields": list(meter.fields)})
 
 
 class SparkScalars:
@@ -198,12 +218,19 @@ class SparkScalars:
         out = ScalarScan(values={m.name: ScalarMeterValue() for m in scalar})
         if not scalar:
             return out
-        self._main(scalar, window, out, by_user=by_user, extras=extras, counted=counted)
-        for m in scalar:
-            if m.aggregate == "distinct":
-                self._distinct(m, window, out.values[m.name], days)
-        if days is not None:
-            self._flow_days([m for m in scalar if m.aggregate != "distinct"], window, out, days)
+        try:
+            self._main(scalar, window, out, by_user=by_user, extras=extras, counted=counted)
+            for m in scalar:
+                if m.aggregate == "distinct":
+                    self._distinct(m, window, out.values[m.name], days)
+            if days is not None:
+                self._flow_days([m for m in scalar if m.aggregate != "distinct"], window, out,
+                                days)
+        except _overflow():
+            for m in scalar:  # raises the ValidationError that names the meter
+                if m.aggregate == "sum":
+                    self.meter(m, window)
+            raise
         return out
 
     def _main(self, meters: tuple[Meter, ...], window: Window, out: ScalarScan, *,
@@ -414,8 +441,12 @@ class SparkScalars:
         out = ScalarMeterValue()
         users: dict[str, Decimal] = {}
         owner_days: dict[date, Decimal] = {}
+        try:
+            rows = counted.groupBy(*keys).agg(*aggs).collect()
+        except _overflow() as exc:
+            raise _too_large(meter, exc) from None
         with exact_arithmetic():
-            for r in counted.groupBy(*keys).agg(*aggs).collect():
+            for r in rows:
                 n = int(r["n"])
                 value = (Decimal(n) if meter.aggregate == "count" else
                          sum((_exact(r[f"s{k}"], p) for k, p in enumerate(places)), Decimal(0)))

@@ -65,9 +65,11 @@ class LocalScalars:
 
 @contextlib.contextmanager
 def open_engine(engine: str, con: duckdb.DuckDBPyConnection, window: Window,
-                spark_master: str | None = None) -> Iterator[ScalarEngine]:
-    """The scalar engine a report runs on: ``local``, or ``spark`` over the window's events
-    exported from ``con`` (:func:`usagectl.engines.spark_scalars.spark_scalars`)."""
+                spark_master: str | None = None, events: str | None = None
+                ) -> Iterator[ScalarEngine]:
+    """The scalar engine a report runs on: ``local``, or ``spark`` over ``events`` (a Parquet
+    path or URI) or else the window's events exported from ``con``
+    (:func:`usagectl.engines.spark_scalars.spark_scalars`)."""
     if engine == "local":
         yield LocalScalars(con)
         return
@@ -75,5 +77,5 @@ def open_engine(engine: str, con: duckdb.DuckDBPyConnection, window: Window,
         raise ValueError(f"unknown engine {engine!r}")
     from usagectl.engines.spark_scalars import spark_scalars
 
-    with spark_scalars(con, window, spark_master) as scalars:
+    with spark_scalars(con, window, spark_master, events) as scalars:
         yield scalars

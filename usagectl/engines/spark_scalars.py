@@ -528,14 +528,18 @@ def export_window_events(con: duckdb.DuckDBPyConnection, window: Window, folder:
 
 
 @contextlib.contextmanager
-def spark_scalars(con: duckdb.DuckDBPyConnection, window: Window,
-                  master: str | None = None) -> Iterator[SparkScalars]:
+def spark_scalars(con: duckdb.DuckDBPyConnection, window: Window, master: str | None = None,
+                  events: str | None = None) -> Iterator[SparkScalars]:
     """The Spark engine for one report: a session (:func:`usagectl.engines.spark.spark_session`)
-    over the window's events, exported from ``con`` to a temporary Parquet folder that is
+    over ``events`` (a Parquet path or URI Spark reads, with the events table's columns), or
+    else over the window's events exported from ``con`` to a temporary Parquet folder that is
     removed afterwards."""
     from usagectl.engines.spark import spark_session
 
-    with spark_session(master) as spark, tempfile.TemporaryDirectory(
-            prefix="usagectl-spark-") as tmp:
-        path = export_window_events(con, window, Path(tmp))
-        yield SparkScalars(spark, spark.read.parquet(str(path)))
+    with spark_session(master) as spark:
+        if events is not None:
+            yield SparkScalars(spark, spark.read.parquet(events))
+            return
+        with tempfile.TemporaryDirectory(prefix="usagectl-spark-") as tmp:
+            path = export_window_events(con, window, Path(tmp))
+            yield SparkScalars(spark, spark.read.parquet(str(path)))

@@ -106,6 +106,22 @@ def test_sample_csv_format(spark, sample_db: Path) -> None:  # noqa: ANN001
         assert other.exit_code == 0 and other.stdout == local.stdout, fmt
 
 
+def test_events_from_a_given_parquet_path(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # The library reads events from a Parquet path instead of exporting them (what a cluster
+    # run gives with a dataset on shared storage): the same consolidated document.
+    from usagectl.engines import open_engine
+    from usagectl.engines.spark_scalars import export_window_events
+    from usagectl.reports.views import consolidated
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import session
+
+    with session(sample_db, read_only=True) as con:
+        window = open_window(con, "lca-licence-2026", None, AS_OF)
+        path = export_window_events(con, window, tmp_path)
+        with open_engine("spark", con, window, events=str(path)) as scalars:
+            assert consolidated(con, window, scalars=scalars) == consolidated(con, window)
+
+
 # ------------------------------------------------------------------------ a generated owner
 
 GENERATED = """

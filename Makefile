@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv install install-test docs clean browser spreadsheet
+.PHONY: demo test bench venv install install-test docs clean browser spreadsheet java
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
+# The test extra brings the spark extra too: tests/test_spark_engine.py runs a real local Spark.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,spark]'
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -41,12 +42,20 @@ spreadsheet:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc-nogui) >/dev/null 2>&1 \
 		|| echo "warning: could not install libreoffice-calc-nogui; the spreadsheet test will be skipped" >&2; }
 
-test: install-test browser spreadsheet
+# Spark (the --engine spark tests) runs on Java 17: Debian's openjdk-17-jre-headless, installed
+# when no java is found (JAVA_HOME or PATH).
+java:
+	@{ test -n "$$JAVA_HOME" && test -x "$$JAVA_HOME/bin/java"; } || command -v java >/dev/null 2>&1 || { \
+		echo "installing openjdk-17-jre-headless for the Spark engine test..." >&2; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless) >/dev/null 2>&1 \
+		|| echo "warning: could not install openjdk-17-jre-headless; the Spark test will be skipped" >&2; }
+
+test: install-test browser spreadsheet java
 	$(BIN)/ruff check usagectl tests benchmarks
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,spark,bench]'
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
 # The full run takes about an hour on 2 cores; BENCH_ARGS picks sizes, e.g.

@@ -18,7 +18,7 @@ def test_cli_import_does_not_load_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]"
 
 
-HEAVY = ("duckdb", "pyarrow", "shapely", "pyproj", "pandas", "jinja2", "numpy")
+HEAVY = ("duckdb", "pyarrow", "shapely", "pyproj", "pandas", "jinja2", "numpy", "pyspark", "py4j")
 
 
 @pytest.mark.parametrize("args", [["--version"], ["report", "--help"], ["--help"]])

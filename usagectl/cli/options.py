@@ -78,6 +78,14 @@ OutOption = Annotated[str | None, typer.Option(
 UserOption = Annotated[str | None, typer.Option(
     "--user", help="Only this user's events, in every view (limits and prices stay the owner's).",
     show_default=False)]
+EngineOption = Annotated[str | None, typer.Option(
+    "--engine", help="Where the meters are computed: local (default; DuckDB on this machine) or "
+                     "spark (count, sum and distinct meters as Spark SQL; needs the spark "
+                     "extra, docs/spark.md).", show_default=False)]
+SparkMasterOption = Annotated[str | None, typer.Option(
+    "--spark-master", metavar="URL",
+    help="--engine spark: the Spark master (default local[*], or the Spark Connect server in "
+         "SPARK_REMOTE).", show_default=False)]
 
 #: Moments usagectl computes periods for: a period must end before the year 10000.
 FIRST_YEAR, LAST_YEAR = 1900, 9998

@@ -9,8 +9,8 @@ import typer
 from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  FormatOption, OutOption, PeriodOption, QuietOption,
-                                  ReportFormatOption, UserOption)
+                                  EngineOption, FormatOption, OutOption, PeriodOption, QuietOption,
+                                  ReportFormatOption, SparkMasterOption, UserOption)
 from usagectl.errors import UsageError
 from usagectl.renderers.output import emit, print_notes, write_output
 
@@ -46,6 +46,8 @@ def report(
     offset: Annotated[int | None, typer.Option(
         help="log, top: skip this many (default 0).", show_default=False)] = None,
     out: OutOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
     db: DbOption = None,
     fmt: ReportFormatOption = None,
     quiet: QuietOption = False,
@@ -61,7 +63,8 @@ def report(
     contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
     page it). An option that does not apply to the chosen view is refused. --contracts FILE
     prices the same events under other terms. --format html --out FILE writes one
-    self-contained HTML report of every section.
+    self-contained HTML report of every section. --engine spark computes the consolidated,
+    users and daily views' count, sum and distinct meters on Spark (--spark-master URL).
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
@@ -71,7 +74,17 @@ def report(
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 
+    from usagectl.engines import ENGINES, SPARK_VIEWS, open_engine
+
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.REPORT_FORMATS)
+    engine = opt.choice(engine or "local", "--engine", ENGINES)
+    if spark_master is not None and engine != "spark":
+        raise UsageError("--spark-master applies only to --engine spark",
+                         {"option": "--spark-master"})
+    if engine == "spark" and (fmt == "html" or (view or "consolidated") not in SPARK_VIEWS):
+        raise UsageError(f"--engine spark computes the {', '.join(SPARK_VIEWS)} views (json, "
+                         "csv or table); leave --engine out for the others",
+                         {"option": "--engine", "views": list(SPARK_VIEWS)})
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
     given = {"--from": date_from, "--to": date_to, "--bucket": bucket, "--group-by": group_by,
@@ -117,9 +130,11 @@ def report(
     with session(db, read_only=True) as con:
         window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file, user)
         names = meter_names(window, meter)
-        # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
-        doc = build_view(con, window, view, opts,
-                         batch_size=STREAM_BATCH if fmt in ("json", "csv") else None)
+        with open_engine(engine, con, window, spark_master) as scalars:
+            # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
+            doc = build_view(con, window, view, opts,
+                             batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
+                             scalars=scalars)
         emit(env, view, doc, fmt, out, meters=names)
         _notes(env, con, window, meter)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from usagectl.meters.select import Window
 from usagectl.reports import views
+
+if TYPE_CHECKING:
+    from usagectl.engines import ScalarEngine
 
 VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
 #: The views each view-shaping option applies to; given with another view it is refused.
@@ -47,20 +50,24 @@ def meter_names(window: Window, names: list[str] | None) -> list[str]:
 
 
 def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
-               opts: ViewOptions = ViewOptions(), *, batch_size: int | None = None
-               ) -> dict[str, Any]:
+               opts: ViewOptions = ViewOptions(), *, batch_size: int | None = None,
+               scalars: ScalarEngine | None = None) -> dict[str, Any]:
     """The JSON document of one view (the same dict every format is rendered from).
+
+    ``scalars`` computes the count, sum and distinct meters of the consolidated, users and
+    daily views (default: the local engine on ``con``; :mod:`usagectl.engines`).
 
     ``batch_size`` streams the log's events: ``doc["events"]`` is then an iterator fetching that
     many rows at a time, to be written before anything else runs on ``con``; the other views
     are small (one row per meter, user, day or bucket) and stay lists.
     """
     if view == "consolidated":
-        return views.consolidated(con, window, opts.meters)
+        return views.consolidated(con, window, opts.meters, scalars=scalars)
     if view == "users":
-        return views.users_view(con, window, opts.meters)
+        return views.users_view(con, window, opts.meters, scalars=scalars)
     if view == "daily":
-        return views.daily_view(con, window, opts.meters, opts.date_from, opts.date_to)
+        return views.daily_view(con, window, opts.meters, opts.date_from, opts.date_to,
+                                scalars=scalars)
     if view == "log":
         return views.log_view(con, window, opts.meters, opts.limit, opts.offset,
                               date_from=opts.date_from, date_to=opts.date_to,

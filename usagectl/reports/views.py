@@ -18,11 +18,12 @@ from usagectl.errors import ValidationError
 from usagectl.meters import billed_series
 from usagectl.meters.pricing import as_decimal, price, project, week_sums
 from usagectl.meters.scalar import ScalarMeterValue, compute_scalar_meter
-from usagectl.meters.scan import is_scalar, scan_scalar_meters
+from usagectl.meters.scan import is_scalar
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
 
 if TYPE_CHECKING:  # the area engine (shapely, numpy) loads only when an area meter is computed
+    from usagectl.engines import ScalarEngine
     from usagectl.meters.unique_area import AreaMeterValue
 
 AREA_DECIMALS = 6
@@ -119,19 +120,27 @@ def meter_block(meter: Meter, value: AreaMeterValue | ScalarMeterValue, window: 
     return block
 
 
+def _scalars(con: duckdb.DuckDBPyConnection, scalars: ScalarEngine | None) -> ScalarEngine:
+    """The engine computing count, sum and distinct meters: the local one unless given."""
+    from usagectl.engines import LocalScalars
+
+    return scalars if scalars is not None else LocalScalars(con)
+
+
 def consolidated(con: duckdb.DuckDBPyConnection, window: Window,
-                 meter_names: list[str] | None = None) -> dict[str, Any]:
+                 meter_names: list[str] | None = None, *,
+                 scalars: ScalarEngine | None = None) -> dict[str, Any]:
     """Every meter's totals, limits, overage, status and projection (SPEC §7 consolidated).
 
-    The count, sum and distinct meters come from one scan (:mod:`usagectl.meters.scan`); an
-    area meter from its own engine.
+    The count, sum and distinct meters come from one scan (:mod:`usagectl.meters.scan`, or
+    ``scalars``: the Spark engine); an area meter from its own engine.
     """
     c = window.contract
     meters = _pick(c, meter_names)
     today = window.last_day
     only_scalar = all(is_scalar(m) for m in meters)
-    scan = scan_scalar_meters(con, meters, window, days=(today - timedelta(days=13), today),
-                              extras=True, counted=only_scalar, by_user=False)
+    scan = _scalars(con, scalars).scan(meters, window, days=(today - timedelta(days=13), today),
+                                       extras=True, counted=only_scalar, by_user=False)
     blocks = []
     values: dict[str, AreaMeterValue | ScalarMeterValue] = {}
     for m in meters:
@@ -168,12 +177,13 @@ def _pick(c: Contract, names: list[str] | None) -> tuple[Meter, ...]:
 
 
 def users_view(con: duckdb.DuckDBPyConnection, window: Window,
-               meter_names: list[str] | None = None) -> dict[str, Any]:
+               meter_names: list[str] | None = None, *,
+               scalars: ScalarEngine | None = None) -> dict[str, Any]:
     """Per-user values of every meter, with events and first/last seen (SPEC §7 users)."""
     c = window.contract
     meters = _pick(c, meter_names)
     only_scalar = all(is_scalar(m) for m in meters)
-    scan = scan_scalar_meters(con, meters, window, counted=only_scalar, by_user=True)
+    scan = _scalars(con, scalars).scan(meters, window, counted=only_scalar, by_user=True)
     values = {m.name: scan.values[m.name] if is_scalar(m) else compute_meter(con, m, window)
               for m in meters}
     rows: dict[str, dict[str, Any]] = {}
@@ -207,7 +217,8 @@ def users_view(con: duckdb.DuckDBPyConnection, window: Window,
 
 
 def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None = None,
-               date_from: date | None = None, date_to: date | None = None) -> dict[str, Any]:
+               date_from: date | None = None, date_to: date | None = None, *,
+               scalars: ScalarEngine | None = None) -> dict[str, Any]:
     """New consumption per local day, owner and Σ users, for each meter (SPEC §5.1, §7 daily).
 
     Days run from the period's first local day to the last one before min(end, as_of); with
@@ -215,7 +226,9 @@ def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list
     """
     c = window.contract
     meters = _pick(c, meter_names)
-    values = {m.name: compute_meter(con, m, window, daily=True) for m in meters}
+    engine = _scalars(con, scalars)
+    values = {m.name: engine.meter(m, window, daily=True) if is_scalar(m)
+              else compute_meter(con, m, window, daily=True) for m in meters}
     first = window.period.start.astimezone(c.zone).date()
     last_instant = min(window.as_of, window.period.end - timedelta(microseconds=1))
     last = last_instant.astimezone(c.zone).date()

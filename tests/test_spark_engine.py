@@ -1,0 +1,377 @@
+"""``report --engine spark`` prints the local engine's JSON byte for byte (docs/spark.md).
+
+One real Spark session (``local[2]``) serves the whole module: the fixture starts it once, every
+report run in this process reuses it, and ``xdist_group`` keeps the module's tests on one xdist
+worker (``--dist loadgroup`` in pyproject.toml), so there is one JVM, not one per worker. The
+module is skipped only when pyspark or Java is absent; ``make test`` installs both.
+
+The failures that need no JVM (pyspark missing, Java missing, an unreachable master, a bad
+``--engine``) are tested here too, before the session starts or beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import SAMPLE_DATA
+
+pytestmark = pytest.mark.xdist_group("spark")
+
+AS_OF = "2026-11-20T12:00:00Z"
+SAMPLE_CONTRACTS = ("acme-farms-2026", "lca-licence-2026", "terra-pro-monthly",
+                    "docuscan-team-monthly")
+SPARK_VIEWS = ("consolidated", "users", "daily")
+ENGINE_VALUES = ("local", "spark")
+
+
+def _java_present() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return bool(home and Path(home, "bin", "java").is_file()) or shutil.which("java") is not None
+
+
+def _invoke(db: Path, *args: str, env: dict | None = None):  # noqa: ANN202
+    from usagectl.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "120", **(env or {})})
+    return runner.invoke(app, ["--db", str(db), *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def spark():  # noqa: ANN201
+    """The module's one Spark session (local[2]); reports in this process reuse it."""
+    pytest.importorskip("pyspark")
+    if not _java_present():
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    from usagectl.engines.spark import spark_session
+
+    with spark_session("local[2]") as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("spark-sample") / "usage.duckdb"
+    for f in sorted(SAMPLE_DATA.iterdir()):
+        if f.suffix in (".csv", ".geojson", ".jsonl", ".parquet"):
+            owner = ["--owner", "lca-institute"] if f.name == "licence_calls.csv" else []
+            assert _invoke(db, "ingest", f, *owner, "--quiet").exit_code == 0, f
+    assert _invoke(db, "contracts", "load", SAMPLE_DATA / "contracts.toml").exit_code == 0
+    return db
+
+
+def assert_same_json(db: Path, *args: str) -> None:
+    """The report's JSON from both engines: the same bytes."""
+    local = _invoke(db, "report", *args, "--format", "json")
+    spark = _invoke(db, "report", *args, "--format", "json", "--engine", "spark")
+    assert local.exit_code == 0, local.stdout + local.stderr
+    assert spark.exit_code == 0, spark.stdout + spark.stderr
+    assert spark.stdout == local.stdout, args
+
+
+# ------------------------------------------------------------------------ the sample data
+
+@pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
+def test_sample_reports_are_identical(spark, sample_db: Path, contract: str) -> None:  # noqa: ANN001
+    # Every sample contract, every view Spark computes: area meters (acme) still come from the
+    # local engine, so the check there is that the seam leaves them and the counts untouched.
+    for view in SPARK_VIEWS:
+        assert_same_json(sample_db, "--contract", contract, "--view", view, "--as-of", AS_OF)
+
+
+def test_sample_with_user_and_ingest_cut_off(spark, sample_db: Path) -> None:  # noqa: ANN001
+    assert_same_json(sample_db, "--contract", "docuscan-team-monthly", "--as-of", AS_OF,
+                     "--period", "0")  # a period without events: an empty Parquet file
+    assert_same_json(sample_db, "--contract", "docuscan-team-monthly", "--as-of", AS_OF,
+                     "--user", "usr_anna")
+    assert_same_json(sample_db, "--contract", "terra-pro-monthly", "--as-of", AS_OF,
+                     "--period", "previous", "--view", "users")
+
+
+def test_sample_csv_format(spark, sample_db: Path) -> None:  # noqa: ANN001
+    for fmt in ("csv",):
+        args = ["report", "--contract", "lca-licence-2026", "--as-of", AS_OF, "--format", fmt]
+        local = _invoke(sample_db, *args)
+        other = _invoke(sample_db, *args, "--engine", "spark")
+        assert other.exit_code == 0 and other.stdout == local.stdout, fmt
+
+
+def test_events_from_a_given_parquet_path(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # The library reads events from a Parquet path instead of exporting them (what a cluster
+    # run gives with a dataset on shared storage): the same consolidated document.
+    from usagectl.engines import open_engine
+    from usagectl.engines.spark_scalars import export_window_events
+    from usagectl.reports.views import consolidated
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import session
+
+    with session(sample_db, read_only=True) as con:
+        window = open_window(con, "lca-licence-2026", None, AS_OF)
+        path = export_window_events(con, window, tmp_path)
+        with open_engine("spark", con, window, events=str(path)) as scalars:
+            assert consolidated(con, window, scalars=scalars) == consolidated(con, window)
+
+
+# ------------------------------------------------------------------------ a generated owner
+
+GENERATED = """
+[[contract]]
+id = "{id}"
+owner = "gen"
+start = 2026-01-01
+cycle = "monthly"
+timezone = "{tz}"
+
+  [[contract.meter]]
+  name = "requests"
+  aggregate = "count"
+  endpoints = ["/v1/*", "/datasets", "/a[bc]?", "/x[!y]z"]
+
+  [[contract.meter]]
+  name = "failed_too"
+  aggregate = "count"
+  include_failed = true
+  operations = ["run_*"]
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+
+  [[contract.meter]]
+  name = "money"
+  aggregate = "sum"
+  fields = ["credits", "response_time_ms"]
+  billed_on = "user"
+  include_failed = true
+
+  [[contract.meter]]
+  name = "users"
+  aggregate = "distinct"
+  field = "user_id"
+
+  [[contract.meter]]
+  name = "datasets"
+  aggregate = "distinct"
+  field = "dataset_id"
+  billed_on = "user"
+  endpoints = ["/datasets"]
+
+  [[contract.meter]]
+  name = "indicators"
+  aggregate = "distinct"
+  field = "indicator_ids"
+  require = ["indicator_ids"]
+  billed_on = "owner"
+"""
+
+#: Doubles whose DECIMAL(38, 9) cast is a rounding edge: half a nanosecond, binary ties,
+#: above 2⁵³ nanoseconds (the cast of such a double must not go through its text).
+TRICKY_MS = [5e-10, 2.5e-9, 123.4560000005, 0.1234567895, 9007199.254740993,
+             999999999.999, 7664451.675643921, 0.1, 0.2, 0.3]
+
+
+def _generated_events(n: int, seed: int) -> list[tuple]:
+    rnd = random.Random(seed)
+    # Around both fall-back nights: Berlin 2026-10-25 01:00 UTC, New York 2026-11-01 06:00 UTC.
+    centres = [datetime(2026, 10, 25, 1, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC)]
+    rows = []
+    for k in range(n):
+        if rnd.random() < 0.5:
+            ts = rnd.choice(centres) + timedelta(minutes=rnd.randint(-36 * 60, 36 * 60),
+                                                 microseconds=rnd.randint(0, 999_999))
+        else:
+            ts = datetime(2026, 9, 26, tzinfo=UTC) + timedelta(seconds=rnd.randint(0, 60 * 86400))
+        ok = rnd.random() < 0.8
+        product = rnd.choice(["API_TOKENS", "DATASETS", "OTHER", None])
+        tok = rnd.choice([None, rnd.randint(0, 10**6), rnd.randint(0, 2**62)])
+        credits = rnd.choice([None, Decimal(rnd.randint(0, 10**12)).scaleb(-9),
+                              Decimal("123456789012345678.123456789")])
+        rt = rnd.choice([None, round(rnd.uniform(0, 5000), rnd.randint(0, 9)),
+                         rnd.choice(TRICKY_MS)])
+        rows.append((
+            "gen", f"g{k}", ts, rnd.choice(["ua", "ub", "uc", "ud", "ue"]),
+            rnd.choice(["o1", "o2", None]), product, "process", ok,
+            None if ok else rnd.choice(["E1", "E2", None]),
+            rnd.choice(["/v1/chat", "/v1/embed", "/datasets", "/abc", "/acd", "/xaz", "/xyz",
+                        "/search", None]),
+            rnd.choice(["run_a", "run_b", "stop", None]),
+            rnd.choice(["d1", "d2", "d3", None]),
+            rnd.choice([None, [], ["i1"], ["i1", "i2"], ["i3", None]]),
+            tok, tok and tok // 3, rnd.choice([None, 7]), credits, rt, f"h{k}", 1,
+            ts + timedelta(days=rnd.choice([0, 0, 1, 40])),
+        ))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from usagectl.store.db import connect
+
+    folder = tmp_path_factory.mktemp("spark-generated")
+    db = folder / "usage.duckdb"
+    import pyarrow as pa
+
+    columns = ("owner_id", "event_id", "ts", "user_id", "org_id", "product", "action",
+               "succeeded", "error_code", "endpoint", "operation", "dataset_id", "indicator_ids",
+               "input_tokens", "output_tokens", "thinking_tokens", "credits", "response_time_ms",
+               "content_hash", "ingest_id", "ingested_at")
+    types = {"ts": pa.timestamp("us", "UTC"), "ingested_at": pa.timestamp("us", "UTC"),
+             "succeeded": pa.bool_(), "indicator_ids": pa.list_(pa.string()),
+             "input_tokens": pa.int64(), "output_tokens": pa.int64(),
+             "thinking_tokens": pa.int64(), "credits": pa.decimal128(38, 9),
+             "response_time_ms": pa.float64(), "ingest_id": pa.int64()}
+    rows = _generated_events(3000, seed=12)
+    table = pa.table({c: pa.array([r[k] for r in rows], types.get(c, pa.string()))
+                      for k, c in enumerate(columns)})
+    con = connect(db)
+    con.register("generated", table)  # one INSERT of the whole table (row by row is slow)
+    con.execute(f"INSERT INTO events ({', '.join(columns)}) SELECT * FROM generated")
+    con.close()
+    toml = folder / "contracts.toml"
+    toml.write_text(GENERATED.format(id="gen-berlin", tz="Europe/Berlin")
+                    + GENERATED.format(id="gen-ny", tz="America/New_York"))
+    assert _invoke(db, "contracts", "load", toml).exit_code == 0
+    return db
+
+
+@pytest.mark.parametrize(("contract", "period"), [("gen-berlin", "previous"),
+                                                  ("gen-ny", "current")])
+def test_generated_owner_is_identical(spark, generated_db: Path, contract: str,  # noqa: ANN001
+                                      period: str) -> None:
+    # Berlin falls back inside October (its previous period), New York inside November (its
+    # current one): local days of 25 hours, events in the repeated hour, late events
+    # (ingested 40 days on), failures by error code, glob filters.
+    for view in SPARK_VIEWS:
+        assert_same_json(generated_db, "--contract", contract, "--view", view,
+                         "--as-of", AS_OF, "--period", period)
+
+
+def test_generated_owner_filters(spark, generated_db: Path) -> None:  # noqa: ANN001
+    assert_same_json(generated_db, "--contract", "gen-ny", "--as-of", AS_OF, "--user", "ub")
+    assert_same_json(generated_db, "--contract", "gen-berlin", "--as-of", AS_OF,
+                     "--as-ingested-at", "2026-11-02T00:00:00Z", "--view", "users")
+    assert_same_json(generated_db, "--contract", "gen-ny", "--as-of", AS_OF,
+                     "--view", "daily", "--meter", "money", "--meter", "indicators",
+                     "--from", "2026-11-01", "--to", "2026-11-03")
+
+
+def test_generated_sums_are_exact(spark, generated_db: Path) -> None:  # noqa: ANN001
+    # The data does exercise exactness: credits of 18 integer digits and 9 decimals (a float
+    # keeps 17 significant digits), token sums beyond 2⁶³ (Spark's BIGINT sum would overflow).
+    out = _invoke(generated_db, "report", "--contract", "gen-ny", "--as-of", AS_OF,
+                  "--format", "json", "--engine", "spark")
+    doc = json.loads(out.stdout, parse_float=Decimal)
+    blocks = {b["name"]: b for b in doc["meters"]}
+    credits = blocks["money"]["fields"]["credits"]
+    assert credits > 10**17 and credits != credits.to_integral_value()
+    assert len(credits.as_tuple().digits) > 17
+    assert blocks["tokens"]["owner_total"] > 2**63
+
+
+def test_a_sum_too_large_is_the_same_validation_error(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    # Events stored before ingest bounded credits: their Σ (1.8e29) does not fit DECIMAL(38, 9).
+    # Both engines refuse it with the validation error naming the meter (exit 1), not a bug.
+    from usagectl.store.db import connect
+
+    db = tmp_path / "usage.duckdb"
+    con = connect(db)
+    con.execute("INSERT INTO events (owner_id, event_id, ts, user_id, action, succeeded, credits, "
+                "content_hash, ingest_id, ingested_at) SELECT 'big', 'b' || i, "
+                "TIMESTAMPTZ '2026-11-10 12:00:00+00', 'u', 'process', true, "
+                "9000000000000000000000000000.5, 'h' || i, 1, TIMESTAMPTZ '2026-11-10 12:00:00+00' "
+                "FROM range(20) t(i)")
+    con.close()
+    toml = tmp_path / "c.toml"
+    toml.write_text('[[contract]]\nid = "big"\nowner = "big"\nstart = 2026-01-01\n'
+                    'cycle = "monthly"\n\n  [[contract.meter]]\n  name = "money"\n'
+                    '  aggregate = "sum"\n  fields = ["credits"]\n')
+    assert _invoke(db, "contracts", "load", toml).exit_code == 0
+    errors = []
+    for engine in ENGINE_VALUES:
+        out = _invoke(db, "report", "--contract", "big", "--as-of", AS_OF, "--format", "json",
+                      "--engine", engine)
+        assert out.exit_code == 1, out.stdout
+        assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
+        error = json.loads(out.stdout)["error"]
+        errors.append((error["code"], error["message"].split(" database (")[0]))
+    assert errors[0] == errors[1]
+    assert errors[0][0] == "validation_error" and "meter 'money'" in errors[0][1]
+
+
+# ------------------------------------------------------------------------ clear failures
+
+def test_unknown_engine_lists_the_engines(sample_db: Path) -> None:
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly", "--engine", "gpu")
+    assert out.exit_code == 2
+    assert "local, spark" in out.stderr
+
+
+def test_spark_refuses_views_it_does_not_compute(sample_db: Path) -> None:
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly", "--engine", "spark",
+                  "--view", "log")
+    assert out.exit_code == 2
+    assert "consolidated, users, daily" in out.stderr
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly",
+                  "--spark-master", "local[2]")
+    assert out.exit_code == 2 and "--engine spark" in out.stderr
+
+
+def _report_in_subprocess(db: Path, *args: str, env: dict[str, str], prelude: str = ""
+                          ) -> subprocess.CompletedProcess:
+    code = (f"import sys; {prelude}from usagectl.cli import main; "
+            f"main(['--db', {str(db)!r}, 'report', '--contract', 'docuscan-team-monthly', "
+            f"'--engine', 'spark', *{list(args)!r}])")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+
+
+def test_pyspark_missing_names_the_extra(sample_db: Path) -> None:
+    # A process where ``import pyspark`` fails, as on an install without the extra.
+    out = _report_in_subprocess(sample_db, env={},
+                                prelude="sys.modules['pyspark'] = None; ")
+    assert out.returncode == 1, out.stderr
+    assert "pip install 'usagectl[spark]'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_java_missing_names_the_package(sample_db: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    out = _report_in_subprocess(sample_db, env={"JAVA_HOME": str(tmp_path / "no-java")})
+    assert out.returncode == 1, out.stderr
+    assert "openjdk-17-jre-headless" in out.stderr and "JAVA_HOME" in out.stderr
+    assert "Traceback" not in out.stderr
+    bin_dir = tmp_path / "bin"  # PATH without java, no JAVA_HOME
+    bin_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(bin_dir)
+    code = ("import sys; from usagectl.cli import main; "
+            f"main(['--db', {str(sample_db)!r}, 'report', '--contract', 'docuscan-team-monthly', "
+            "'--engine', 'spark'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 1, out.stderr
+    assert "openjdk-17-jre-headless" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreachable_master_names_the_url(sample_db: Path) -> None:
+    pytest.importorskip("pyspark")
+    # Port 9 on 127.0.0.1 (discard) is closed here: the connection is refused at once.
+    out = _report_in_subprocess(sample_db, "--spark-master", "spark://127.0.0.1:9", env={})
+    assert out.returncode == 1, out.stderr
+    assert "spark://127.0.0.1:9" in out.stderr and "refused" in out.stderr.lower()
+    assert "Traceback" not in out.stderr
+    out = _report_in_subprocess(sample_db, env={"SPARK_REMOTE": "sc://127.0.0.1:9"})
+    assert out.returncode == 1, out.stderr
+    assert "sc://127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr

@@ -83,8 +83,8 @@ def assert_same_json(db: Path, *args: str) -> None:
 
 @pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
 def test_sample_reports_are_identical(spark, sample_db: Path, contract: str) -> None:  # noqa: ANN001
-    # Every sample contract, every view Spark computes: area meters (acme) still come from the
-    # local engine, so the check there is that the seam leaves them and the counts untouched.
+    # Every sample contract, every view Spark computes (acme's area tiles may come from the
+    # cache the local run wrote; test_area_meters_run_their_blocks_on_spark runs them on Spark).
     for view in SPARK_VIEWS:
         assert_same_json(sample_db, "--contract", contract, "--view", view, "--as-of", AS_OF)
 
@@ -375,3 +375,27 @@ def test_unreachable_master_names_the_url(sample_db: Path) -> None:
     out = _report_in_subprocess(sample_db, env={"SPARK_REMOTE": "sc://127.0.0.1:9"})
     assert out.returncode == 1, out.stderr
     assert "sc://127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_area_meters_run_their_blocks_on_spark(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    # Each engine on its own fresh database (no cached tiles to reuse): the acme contract's
+    # unique-area meters give the local engine's JSON, and their blocks ran as Spark jobs.
+    from usagectl.meters.area_spark import JOB_GROUP
+
+    dbs = {}
+    for name in ("spark", "local"):
+        db = tmp_path / name / "usage.duckdb"
+        db.parent.mkdir()
+        for f in ("fields_boundaries.geojson", "machine_files.csv"):
+            assert _invoke(db, "ingest", SAMPLE_DATA / f, "--quiet").exit_code == 0, f
+        assert _invoke(db, "contracts", "load", SAMPLE_DATA / "contracts.toml").exit_code == 0
+        dbs[name] = db
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(JOB_GROUP))
+    args = ["report", "--contract", "acme-farms-2026", "--as-of", AS_OF, "--format", "json"]
+    on_spark = _invoke(dbs["spark"], *args, "--engine", "spark")
+    assert on_spark.exit_code == 0, on_spark.stdout + on_spark.stderr
+    assert set(tracker.getJobIdsForGroup(JOB_GROUP)) - before, "no area job ran on Spark"
+    local = _invoke(dbs["local"], *args)
+    assert local.exit_code == 0
+    assert on_spark.stdout == local.stdout

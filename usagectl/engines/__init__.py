@@ -1,7 +1,8 @@
 """Where a report's meters are computed: the local engine (DuckDB on this machine) or Spark.
 
 ``--engine local`` (the default) reads the DuckDB file; ``--engine spark`` computes the count,
-sum and distinct meters as Spark SQL over a DataFrame of events (docs/spark.md). Both answer
+sum and distinct meters as Spark SQL over a DataFrame of events, and the area meters' blocks
+of tiles in Spark's Python workers (:mod:`usagectl.meters.area_spark`; docs/spark.md). Both answer
 the same two questions — every scalar meter of a report in one pass (:meth:`ScalarEngine.scan`)
 and one meter with its per-day series (:meth:`ScalarEngine.meter`) — with the same dataclasses,
 so the report views build the same JSON from either. Nothing here imports pyspark: it loads only
@@ -76,6 +77,10 @@ def open_engine(engine: str, con: duckdb.DuckDBPyConnection, window: Window,
     if engine != "spark":
         raise ValueError(f"unknown engine {engine!r}")
     from usagectl.engines.spark_scalars import spark_scalars
+    from usagectl.meters import area
+    from usagectl.meters.area_spark import spark_executor
 
     with spark_scalars(con, window, spark_master, events) as scalars:
-        yield scalars
+        # Area meters: the tiles no cache holds run as blocks in Spark's Python workers.
+        with area.executing(spark_executor(scalars.spark)):
+            yield scalars

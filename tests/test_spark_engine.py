@@ -106,18 +106,19 @@ def test_sample_csv_format(spark, sample_db: Path) -> None:  # noqa: ANN001
         assert other.exit_code == 0 and other.stdout == local.stdout, fmt
 
 
-def test_events_from_a_given_parquet_path(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    # The library reads events from a Parquet path instead of exporting them (what a cluster
+def test_events_from_a_given_dataset(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # The library reads events from a dataset instead of exporting them (what a cluster
     # run gives with a dataset on shared storage): the same consolidated document.
     from usagectl.engines import open_engine
-    from usagectl.engines.spark_scalars import export_window_events
     from usagectl.reports.views import consolidated
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
+    from usagectl.store.events_dataset import export_events
 
     with session(sample_db, read_only=True) as con:
         window = open_window(con, "lca-licence-2026", None, AS_OF)
-        path = export_window_events(con, window, tmp_path)
+        path = tmp_path / "events"
+        export_events(con, path, None)
         with open_engine("spark", con, window, events=str(path)) as scalars:
             assert consolidated(con, window, scalars=scalars) == consolidated(con, window)
 
@@ -375,3 +376,70 @@ def test_unreachable_master_names_the_url(sample_db: Path) -> None:
     out = _report_in_subprocess(sample_db, env={"SPARK_REMOTE": "sc://127.0.0.1:9"})
     assert out.returncode == 1, out.stderr
     assert "sc://127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------------ --events DATASET
+
+@pytest.fixture(scope="module")
+def sample_dataset(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's events as the dataset ``export --events`` writes (every owner)."""
+    folder = tmp_path_factory.mktemp("spark-dataset") / "events"
+    out = _invoke(sample_db, "export", "--events", folder, "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    return folder
+
+
+def assert_same_json_from_dataset(db: Path, dataset: Path, *args: str,
+                                  report_db: Path | None = None) -> None:
+    """The local engine on the database and the Spark engine on the dataset: the same bytes
+    (``report_db``: the database the Spark run names, absent when --contracts FILE is given)."""
+    local = _invoke(db, "report", *args, "--format", "json")
+    spark = _invoke(report_db or db, "report", *args, "--format", "json", "--engine", "spark",
+                    "--events", dataset)
+    assert local.exit_code == 0, local.stdout + local.stderr
+    assert spark.exit_code == 0, spark.stdout + spark.stderr
+    assert spark.stdout == local.stdout, args
+
+
+@pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
+def test_sample_reports_from_the_dataset(spark, sample_db: Path, sample_dataset: Path,  # noqa: ANN001
+                                         contract: str) -> None:
+    for view in SPARK_VIEWS:
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--view", view, "--as-of", AS_OF)
+    if contract.endswith("-monthly"):  # the yearly ones have no previous period yet
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--as-of", AS_OF, "--period", "previous")
+
+
+def test_dataset_with_contracts_file_needs_no_database(spark, sample_db: Path,  # noqa: ANN001
+                                                       sample_dataset: Path,
+                                                       tmp_path: Path) -> None:
+    # What a cluster driver has: the dataset and the contracts file, no usagectl database.
+    missing = tmp_path / "nowhere" / "usage.duckdb"
+    for contract in ("lca-licence-2026", "terra-pro-monthly"):
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--as-of", AS_OF, "--contracts",
+                                      SAMPLE_DATA / "contracts.toml", report_db=missing)
+    assert not missing.parent.exists()
+
+
+def test_generated_owner_from_the_dataset(spark, generated_db: Path,  # noqa: ANN001
+                                          tmp_path: Path) -> None:
+    dataset = tmp_path / "events"
+    out = _invoke(generated_db, "export", "--events", dataset, "--owner", "gen", "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    for contract, period in (("gen-berlin", "previous"), ("gen-ny", "current")):
+        for view in SPARK_VIEWS:
+            assert_same_json_from_dataset(generated_db, dataset, "--contract", contract,
+                                          "--view", view, "--as-of", AS_OF, "--period", period)
+    assert_same_json_from_dataset(generated_db, dataset, "--contract", "gen-berlin",
+                                  "--as-of", AS_OF, "--as-ingested-at", "2026-11-02T00:00:00Z",
+                                  "--user", "ub")
+
+
+def test_events_needs_the_spark_engine(sample_db: Path, tmp_path: Path) -> None:
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly",
+                  "--events", tmp_path)
+    assert out.exit_code == 2
+    assert "--engine spark" in out.stderr

@@ -79,6 +79,55 @@ def assert_same_json(db: Path, *args: str) -> None:
     assert spark.stdout == local.stdout, args
 
 
+# ------------------------------------------------------------------------ spark-submit
+
+def test_a_master_spark_submit_configured_is_kept() -> None:
+    # spark-submit starts the JVM and hands pyspark its port: the master is already set then,
+    # and --engine spark must not replace it with local[*].
+    from usagectl.engines.spark import launched_by_spark
+
+    assert launched_by_spark({"PYSPARK_GATEWAY_PORT": "40123"})
+    assert not launched_by_spark({})
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's events as the dataset ``export --events`` writes (every owner)."""
+    folder = tmp_path_factory.mktemp("spark-dataset") / "events"
+    out = _invoke(sample_db, "export", "--events", folder, "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    return folder
+
+
+def test_spark_submit_runs_the_launcher(sample_db: Path, sample_dataset: Path,
+                                        tmp_path: Path) -> None:
+    # What a cluster runs: spark-submit (pyspark's own bin/spark-submit) starts the JVM with the
+    # master it is given and runs usagectl's launcher file; the dataset and the contracts file
+    # are all it has (no database). Its own JVM: the first test of the module, before the
+    # module's session starts, so that one JVM runs at a time.
+    pyspark = pytest.importorskip("pyspark")
+    if not _java_present():
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    from usagectl.engines import submit
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    args = ["report", "--contract", "lca-licence-2026", "--as-of", AS_OF, "--format", "json"]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    out = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.driver.host=127.0.0.1",
+         "--conf", "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.ui.enabled=false",
+         submit.__file__, "--db", str(tmp_path / "none.duckdb"), *args, "--quiet",
+         "--engine", "spark", "--events", str(sample_dataset),
+         "--contracts", str(SAMPLE_DATA / "contracts.toml")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    local = _invoke(sample_db, *args)
+    assert local.exit_code == 0
+    assert out.stdout == local.stdout
+    assert not (tmp_path / "none.duckdb").exists()
+
+
 # ------------------------------------------------------------------------ the sample data
 
 @pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
@@ -379,15 +428,6 @@ def test_unreachable_master_names_the_url(sample_db: Path) -> None:
 
 
 # ------------------------------------------------------------------------ --events DATASET
-
-@pytest.fixture(scope="module")
-def sample_dataset(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample's events as the dataset ``export --events`` writes (every owner)."""
-    folder = tmp_path_factory.mktemp("spark-dataset") / "events"
-    out = _invoke(sample_db, "export", "--events", folder, "--quiet")
-    assert out.exit_code == 0, out.stdout + out.stderr
-    return folder
-
 
 def assert_same_json_from_dataset(db: Path, dataset: Path, *args: str,
                                   report_db: Path | None = None) -> None:

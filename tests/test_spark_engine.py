@@ -483,3 +483,33 @@ def test_events_needs_the_spark_engine(sample_db: Path, tmp_path: Path) -> None:
                   "--events", tmp_path)
     assert out.exit_code == 2
     assert "--engine spark" in out.stderr
+
+
+# ------------------------------------------------------------------------ export --engine spark
+
+def test_export_with_the_spark_engine(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # Every current sample contract's consolidated, users and daily CSVs: the same files (and
+    # so the same manifest, SHA-256s included) from either engine.
+    views = "consolidated,users,daily"
+    docs = {}
+    for engine in ENGINE_VALUES:
+        folder = tmp_path / engine
+        out = _invoke(sample_db, "export", "--all", "--out-dir", folder, "--views", views,
+                      "--as-of", AS_OF, "--format", "json", "--quiet", "--engine", engine)
+        assert out.exit_code == 0, out.stdout + out.stderr
+        docs[engine] = json.loads(out.stdout)
+        docs[engine].pop("out_dir", None)
+        assert len(docs[engine]["files"]) == 3 * len(SAMPLE_CONTRACTS)
+    assert docs["spark"] == docs["local"]
+    for f in docs["local"]["files"]:
+        local = (tmp_path / "local" / f["name"]).read_bytes()
+        assert (tmp_path / "spark" / f["name"]).read_bytes() == local, f["name"]
+
+
+def test_export_spark_refuses_other_views(sample_db: Path, tmp_path: Path) -> None:
+    out = _invoke(sample_db, "export", "--all", "--out-dir", tmp_path, "--engine", "spark")
+    assert out.exit_code == 2
+    assert "consolidated, users, daily" in out.stderr and "--views" in out.stderr
+    out = _invoke(sample_db, "export", "--all", "--out-dir", tmp_path, "--views", "users",
+                  "--spark-master", "local[2]")
+    assert out.exit_code == 2 and "--engine spark" in out.stderr

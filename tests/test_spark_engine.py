@@ -79,6 +79,55 @@ def assert_same_json(db: Path, *args: str) -> None:
     assert spark.stdout == local.stdout, args
 
 
+# ------------------------------------------------------------------------ spark-submit
+
+def test_a_master_spark_submit_configured_is_kept() -> None:
+    # spark-submit starts the JVM and hands pyspark its port: the master is already set then,
+    # and --engine spark must not replace it with local[*].
+    from usagectl.engines.spark import launched_by_spark
+
+    assert launched_by_spark({"PYSPARK_GATEWAY_PORT": "40123"})
+    assert not launched_by_spark({})
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's events as the dataset ``export --events`` writes (every owner)."""
+    folder = tmp_path_factory.mktemp("spark-dataset") / "events"
+    out = _invoke(sample_db, "export", "--events", folder, "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    return folder
+
+
+def test_spark_submit_runs_the_launcher(sample_db: Path, sample_dataset: Path,
+                                        tmp_path: Path) -> None:
+    # What a cluster runs: spark-submit (pyspark's own bin/spark-submit) starts the JVM with the
+    # master it is given and runs usagectl's launcher file; the dataset and the contracts file
+    # are all it has (no database). Its own JVM: the first test of the module, before the
+    # module's session starts, so that one JVM runs at a time.
+    pyspark = pytest.importorskip("pyspark")
+    if not _java_present():
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    from usagectl.engines import submit
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    args = ["report", "--contract", "lca-licence-2026", "--as-of", AS_OF, "--format", "json"]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    out = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.driver.host=127.0.0.1",
+         "--conf", "spark.driver.bindAddress=127.0.0.1", "--conf", "spark.ui.enabled=false",
+         submit.__file__, "--db", str(tmp_path / "none.duckdb"), *args, "--quiet",
+         "--engine", "spark", "--events", str(sample_dataset),
+         "--contracts", str(SAMPLE_DATA / "contracts.toml")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    local = _invoke(sample_db, *args)
+    assert local.exit_code == 0
+    assert out.stdout == local.stdout
+    assert not (tmp_path / "none.duckdb").exists()
+
+
 # ------------------------------------------------------------------------ the sample data
 
 @pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
@@ -106,18 +155,19 @@ def test_sample_csv_format(spark, sample_db: Path) -> None:  # noqa: ANN001
         assert other.exit_code == 0 and other.stdout == local.stdout, fmt
 
 
-def test_events_from_a_given_parquet_path(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    # The library reads events from a Parquet path instead of exporting them (what a cluster
+def test_events_from_a_given_dataset(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # The library reads events from a dataset instead of exporting them (what a cluster
     # run gives with a dataset on shared storage): the same consolidated document.
     from usagectl.engines import open_engine
-    from usagectl.engines.spark_scalars import export_window_events
     from usagectl.reports.views import consolidated
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
+    from usagectl.store.events_dataset import export_events
 
     with session(sample_db, read_only=True) as con:
         window = open_window(con, "lca-licence-2026", None, AS_OF)
-        path = export_window_events(con, window, tmp_path)
+        path = tmp_path / "events"
+        export_events(con, path, None)
         with open_engine("spark", con, window, events=str(path)) as scalars:
             assert consolidated(con, window, scalars=scalars) == consolidated(con, window)
 
@@ -399,3 +449,91 @@ def test_area_meters_run_their_blocks_on_spark(spark, tmp_path: Path) -> None:  
     local = _invoke(dbs["local"], *args)
     assert local.exit_code == 0
     assert on_spark.stdout == local.stdout
+
+
+# ------------------------------------------------------------------------ --events DATASET
+
+def assert_same_json_from_dataset(db: Path, dataset: Path, *args: str,
+                                  report_db: Path | None = None) -> None:
+    """The local engine on the database and the Spark engine on the dataset: the same bytes
+    (``report_db``: the database the Spark run names, absent when --contracts FILE is given)."""
+    local = _invoke(db, "report", *args, "--format", "json")
+    spark = _invoke(report_db or db, "report", *args, "--format", "json", "--engine", "spark",
+                    "--events", dataset)
+    assert local.exit_code == 0, local.stdout + local.stderr
+    assert spark.exit_code == 0, spark.stdout + spark.stderr
+    assert spark.stdout == local.stdout, args
+
+
+@pytest.mark.parametrize("contract", SAMPLE_CONTRACTS)
+def test_sample_reports_from_the_dataset(spark, sample_db: Path, sample_dataset: Path,  # noqa: ANN001
+                                         contract: str) -> None:
+    for view in SPARK_VIEWS:
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--view", view, "--as-of", AS_OF)
+    if contract.endswith("-monthly"):  # the yearly ones have no previous period yet
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--as-of", AS_OF, "--period", "previous")
+
+
+def test_dataset_with_contracts_file_needs_no_database(spark, sample_db: Path,  # noqa: ANN001
+                                                       sample_dataset: Path,
+                                                       tmp_path: Path) -> None:
+    # What a cluster driver has: the dataset and the contracts file, no usagectl database.
+    missing = tmp_path / "nowhere" / "usage.duckdb"
+    for contract in ("lca-licence-2026", "terra-pro-monthly"):
+        assert_same_json_from_dataset(sample_db, sample_dataset, "--contract", contract,
+                                      "--as-of", AS_OF, "--contracts",
+                                      SAMPLE_DATA / "contracts.toml", report_db=missing)
+    assert not missing.parent.exists()
+
+
+def test_generated_owner_from_the_dataset(spark, generated_db: Path,  # noqa: ANN001
+                                          tmp_path: Path) -> None:
+    dataset = tmp_path / "events"
+    out = _invoke(generated_db, "export", "--events", dataset, "--owner", "gen", "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    for contract, period in (("gen-berlin", "previous"), ("gen-ny", "current")):
+        for view in SPARK_VIEWS:
+            assert_same_json_from_dataset(generated_db, dataset, "--contract", contract,
+                                          "--view", view, "--as-of", AS_OF, "--period", period)
+    assert_same_json_from_dataset(generated_db, dataset, "--contract", "gen-berlin",
+                                  "--as-of", AS_OF, "--as-ingested-at", "2026-11-02T00:00:00Z",
+                                  "--user", "ub")
+
+
+def test_events_needs_the_spark_engine(sample_db: Path, tmp_path: Path) -> None:
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly",
+                  "--events", tmp_path)
+    assert out.exit_code == 2
+    assert "--engine spark" in out.stderr
+
+
+# ------------------------------------------------------------------------ export --engine spark
+
+def test_export_with_the_spark_engine(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # Every current sample contract's consolidated, users and daily CSVs: the same files (and
+    # so the same manifest, SHA-256s included) from either engine.
+    views = "consolidated,users,daily"
+    docs = {}
+    for engine in ENGINE_VALUES:
+        folder = tmp_path / engine
+        out = _invoke(sample_db, "export", "--all", "--out-dir", folder, "--views", views,
+                      "--as-of", AS_OF, "--format", "json", "--quiet", "--engine", engine)
+        assert out.exit_code == 0, out.stdout + out.stderr
+        docs[engine] = json.loads(out.stdout)
+        docs[engine].pop("out_dir", None)
+        assert len(docs[engine]["files"]) == 3 * len(SAMPLE_CONTRACTS)
+    assert docs["spark"] == docs["local"]
+    for f in docs["local"]["files"]:
+        local = (tmp_path / "local" / f["name"]).read_bytes()
+        assert (tmp_path / "spark" / f["name"]).read_bytes() == local, f["name"]
+
+
+def test_export_spark_refuses_other_views(sample_db: Path, tmp_path: Path) -> None:
+    out = _invoke(sample_db, "export", "--all", "--out-dir", tmp_path, "--engine", "spark")
+    assert out.exit_code == 2
+    assert "consolidated, users, daily" in out.stderr and "--views" in out.stderr
+    out = _invoke(sample_db, "export", "--all", "--out-dir", tmp_path, "--views", "users",
+                  "--spark-master", "local[2]")
+    assert out.exit_code == 2 and "--engine spark" in out.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,7 +12,8 @@ import typer
 from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  FormatOption, PeriodOption, QuietOption, TableJsonFormatOption)
+                                  EngineOption, FormatOption, PeriodOption, QuietOption,
+                                  SparkMasterOption, TableJsonFormatOption)
 from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers.output import emit, print_notes
 from usagectl.reports import EXPORT_VIEWS
@@ -40,6 +43,8 @@ def export(
         show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="With --events: replace the dataset an earlier export wrote there.")] = False,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
     db: DbOption = None, fmt: TableJsonFormatOption = None, quiet: QuietOption = False,
 ) -> int:
     """Write one CSV per contract × view and manifest.json (cron), or --events DIR as Parquet.
@@ -60,10 +65,15 @@ def export(
     Example: usagectl export --events /data/usage-events --owner acme-farms
     """
     if events is not None:
+        if engine is not None or spark_master is not None:
+            raise UsageError("--engine and --spark-master go with --out-dir (the CSV views); "
+                             "--events DIR writes the stored events as they are",
+                             {"options": ["--engine", "--spark-master"]})
         return _export_events(events, owner, overwrite, out_dir, contract, all_, db, fmt, quiet)
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
     from usagectl.contracts import period_containing
     from usagectl.reports import notes
+    from usagectl.engines import open_engine
     from usagectl.reports.export import export as export_folder
     from usagectl.store import contracts_repo
     from usagectl.store.db import session
@@ -74,6 +84,18 @@ def export(
     if unknown or not chosen:
         raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",
                          {"option": "--views", "valid": list(EXPORT_VIEWS)})
+    from usagectl.engines import ENGINES, SPARK_VIEWS
+
+    engine = opt.choice(engine or "local", "--engine", ENGINES)
+    if spark_master is not None and engine != "spark":
+        raise UsageError("--spark-master applies only to --engine spark",
+                         {"option": "--spark-master"})
+    others = [v for v in chosen if v not in SPARK_VIEWS]
+    if engine == "spark" and others:
+        raise UsageError(f"--engine spark computes the {', '.join(SPARK_VIEWS)} views, not "
+                         f"{', '.join(others)}: add --views {','.join(SPARK_VIEWS)} (or a part "
+                         "of it), or leave --engine out", {"option": "--engine",
+                                                           "views": list(SPARK_VIEWS)})
     if out_dir is None:
         raise UsageError("give --out-dir DIR (CSV files) or --events DIR (a Parquet dataset)",
                          {"options": ["--out-dir", "--events"]})
@@ -85,14 +107,30 @@ def export(
         raise UsageError(f"--wait must be between 0 and 86400 seconds, not {wait:g}",
                          {"option": "--wait", "value": wait})
     now = opt.moment(as_of)
-    with session(db, read_only=True) as con:
+    with session(db, read_only=True) as con, _spark(engine, spark_master):
         contracts = ([contracts_repo.get_contract(con, contract)] if contract else
                      [c for c in contracts_repo.list_contracts(con) if period_containing(c, now)])
-        manifest = export_folder(con, contracts, chosen, Path(out_dir), now, period, wait)
+        manifest = export_folder(
+            con, contracts, chosen, Path(out_dir), now, period, wait,
+            engine=None if engine == "local" else
+            (lambda window: open_engine("spark", con, window, spark_master)))
         exported_notes = [] if env.quiet else notes.contract_notes(con, _windows(contracts, period, now))
     emit(env, "export", manifest, fmt, out_dir=out_dir)
     print_notes(env, exported_notes)
     return int(ExitCode.ERROR) if manifest["failures"] else 0
+
+
+@contextlib.contextmanager
+def _spark(engine: str, master: str | None) -> Iterator[None]:
+    """With --engine spark: one Spark session for the whole export (each contract's engine
+    reuses it), stopped at the end."""
+    if engine != "spark":
+        yield
+        return
+    from usagectl.engines.spark import spark_session
+
+    with spark_session(master):
+        yield
 
 
 def _export_events(events: str, owner: str | None, overwrite: bool, out_dir: str | None,

@@ -86,6 +86,11 @@ SparkMasterOption = Annotated[str | None, typer.Option(
     "--spark-master", metavar="URL",
     help="--engine spark: the Spark master (default local[*], or the Spark Connect server in "
          "SPARK_REMOTE).", show_default=False)]
+EventsOption = Annotated[str | None, typer.Option(
+    "--events", metavar="PATH",
+    help="--engine spark: read the events from the dataset export --events wrote (a folder, or "
+         "a URI Spark reads: s3a://…, abfss://…) instead of the database; with --contracts "
+         "FILE no database is needed (docs/spark.md).", show_default=False)]
 
 #: Moments usagectl computes periods for: a period must end before the year 10000.
 FIRST_YEAR, LAST_YEAR = 1900, 9998

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,12 +11,14 @@ import typer
 from usagectl.cli import app, handle_errors, resolve
 from usagectl.cli import options as opt
 from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, DbOption,
-                                  EngineOption, FormatOption, OutOption, PeriodOption, QuietOption,
+                                  EngineOption, EventsOption, FormatOption, OutOption, PeriodOption, QuietOption,
                                   ReportFormatOption, SparkMasterOption, UserOption)
 from usagectl.errors import UsageError
 from usagectl.renderers.output import emit, print_notes, write_output
 
 if TYPE_CHECKING:
+    import duckdb
+
     from usagectl.meters.select import Window
 
 
@@ -48,6 +52,7 @@ def report(
     out: OutOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
+    events: EventsOption = None,
     db: DbOption = None,
     fmt: ReportFormatOption = None,
     quiet: QuietOption = False,
@@ -64,7 +69,9 @@ def report(
     page it). An option that does not apply to the chosen view is refused. --contracts FILE
     prices the same events under other terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
-    users and daily views' count, sum and distinct meters on Spark (--spark-master URL).
+    users and daily views' count, sum and distinct meters on Spark (--spark-master URL);
+    --events PATH reads the events from a dataset export --events wrote (with --contracts FILE,
+    no database is needed).
 
     Example: usagectl report --contract acme-farms-2026 --as-of 2026-11-20 --format json
     """
@@ -81,6 +88,9 @@ def report(
     if spark_master is not None and engine != "spark":
         raise UsageError("--spark-master applies only to --engine spark",
                          {"option": "--spark-master"})
+    if events is not None and engine != "spark":
+        raise UsageError("--events applies only to --engine spark: add --engine spark (the "
+                         "local engine reads the database)", {"option": "--events"})
     if engine == "spark" and (fmt == "html" or (view or "consolidated") not in SPARK_VIEWS):
         raise UsageError(f"--engine spark computes the {', '.join(SPARK_VIEWS)} views (json, "
                          "csv or table); leave --engine out for the others",
@@ -127,16 +137,46 @@ def report(
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
                        group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
                        limit=limit, offset=offset or 0)
-    with session(db, read_only=True) as con:
-        window = open_window(con, contract, period, as_of, as_ingested_at, contracts_file, user)
+    with contextlib.ExitStack() as stack:
+        # --events with --contracts FILE: every input is given; no database is opened.
+        db_con = (None if events is not None and contracts_file else
+                  stack.enter_context(session(db, read_only=True)))
+        window = open_window(db_con, contract, period, as_of, as_ingested_at,  # type: ignore[arg-type]
+                             contracts_file, user)
         names = meter_names(window, meter)
-        with open_engine(engine, con, window, spark_master) as scalars:
+        con = db_con if events is None else stack.enter_context(
+            _dataset_events(events, window, meter))
+        with open_engine(engine, con, window, spark_master, events) as scalars:  # type: ignore[arg-type]
             # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
-            doc = build_view(con, window, view, opts,
+            doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
                              scalars=scalars)
         emit(env, view, doc, fmt, out, meters=names)
-        _notes(env, con, window, meter)
+        if con is not None:  # notes read the events with DuckDB (not a URI only Spark reads)
+            _notes(env, con, window, meter)
+
+
+@contextlib.contextmanager
+def _dataset_events(events: str, window: Window, meter: list[str] | None
+                    ) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """For ``--events PATH``: DuckDB over the owner's events of a local dataset (area meters,
+    the events a mixed contract counted, notes), or None for a URI only Spark reads, where
+    every meter must then be a count, sum or distinct meter."""
+    from usagectl.engines import dataset_connection, is_uri
+    from usagectl.meters.scan import is_scalar
+    from usagectl.reports import views
+
+    if not is_uri(events):
+        with dataset_connection(events, window.contract.owner) as con:
+            yield con
+        return
+    area = [m.name for m in views._pick(window.contract, meter) if not is_scalar(m)]
+    if area:
+        raise UsageError(f"--events {events}: Spark reads this URI, and the area meters "
+                         f"({', '.join(area)}) are computed with DuckDB from a local folder. "
+                         "Give the dataset as a local folder, or pick the count, sum and "
+                         "distinct meters with --meter", {"option": "--events", "meters": area})
+    yield None
 
 
 def _notes(env, con, window: Window, meter: list[str] | None) -> None:  # type: ignore[no-untyped-def]

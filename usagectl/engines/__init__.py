@@ -12,6 +12,7 @@ when the Spark engine is asked for.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 ENGINES = ("local", "spark")
 #: The report views ``--engine spark`` computes (the others read the database directly).
 SPARK_VIEWS = ("consolidated", "users", "daily")
+#: A path with a scheme (``s3a://``, ``abfss://``, ``hdfs://``, ``file://``): read by Spark only.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: The name the report views read events under (the database's table, or a dataset's view).
+EVENTS = "events"
 
 
 class ScalarEngine(Protocol):
@@ -84,3 +89,27 @@ def open_engine(engine: str, con: duckdb.DuckDBPyConnection, window: Window,
         # Area meters: the tiles no cache holds run as blocks in Spark's Python workers.
         with area.executing(spark_executor(scalars.spark)):
             yield scalars
+
+
+def is_uri(path: str) -> bool:
+    """True for a URI Spark reads (``s3a://bucket/events``), False for a local folder."""
+    return bool(_URI.match(path))
+
+
+@contextlib.contextmanager
+def dataset_connection(path: str, owner: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection whose ``events`` are ``owner``'s events in the dataset
+    ``export --events`` wrote to the local folder ``path``: what ``report --engine spark --events
+    DIR`` computes an area meter, the events a mixed contract counted, and the notes from, so
+    that every figure comes from the same events as Spark's (docs/spark.md "Events from a
+    dataset"). A lazy view: DuckDB reads the files as the queries need them."""
+    import duckdb
+
+    from usagectl.store.events_dataset import read_events_dataset
+
+    con = duckdb.connect()
+    try:
+        read_events_dataset(con, path, owner).create_view(EVENTS)
+        yield con
+    finally:
+        con.close()

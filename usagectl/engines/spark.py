@@ -3,7 +3,10 @@
 The session is made by :func:`spark_session` (docs/spark.md "Settings"):
 
 * the master is ``--spark-master URL`` (default ``local[*]``), or, when no master is given and
-  ``SPARK_REMOTE`` is set, that Spark Connect server (``sc://host:port``);
+  ``SPARK_REMOTE`` is set, that Spark Connect server (``sc://host:port``), or, when no master is
+  given and ``spark-submit`` started this process (:func:`launched_by_spark`), the master and
+  settings spark-submit was given, untouched (``usagectl/engines/submit.py`` is the file to
+  submit);
 * a local master runs offline: driver host and bind address 127.0.0.1 (``SPARK_LOCAL_IP`` too),
   its driver log at fatal errors only (``log4j2-quiet.properties``; usagectl reports
   errors itself, in one line),
@@ -23,7 +26,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -86,6 +89,13 @@ def java_executable() -> str:
     return found
 
 
+def launched_by_spark(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when spark-submit (or the pyspark shell) started this process: its JVM is running
+    with the master and settings it was given, and pyspark connects to it through the port in
+    ``PYSPARK_GATEWAY_PORT``."""
+    return "PYSPARK_GATEWAY_PORT" in environ
+
+
 def is_local(master: str) -> bool:
     """True for ``local``, ``local[N]``, ``local[*]``, ``local[N,F]``: Spark inside this process."""
     return master == "local" or master.startswith("local[")
@@ -144,12 +154,18 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         yield active
         return
     remote = os.environ.get("SPARK_REMOTE") if master is None else None
-    target = remote or master or DEFAULT_MASTER
-    check_reachable(target)
-    builder = SparkSession.builder.appName("usagectl")
-    if remote:
-        builder = builder.remote(remote)
+    submitted = master is None and not remote and launched_by_spark()
+    target = remote or master or ("the master spark-submit was given" if submitted
+                                  else DEFAULT_MASTER)
+    builder = SparkSession.builder
+    if submitted:  # spark-submit's master, Python and settings (--conf, spark-defaults) stand
+        pass
+    elif remote:
+        check_reachable(remote)
+        builder = builder.appName("usagectl").remote(remote)
     else:
+        check_reachable(target)
+        builder = builder.appName("usagectl")
         java_executable()
         builder = builder.master(target)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -171,7 +187,7 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         raise SparkUnavailable(f"cannot start Spark on {target}: {_first_line(exc)}",
                                {"master": target, "reason": _first_line(exc)}) from None
     try:
-        if not remote:  # pyspark sets WARN once started
+        if not remote and not submitted:  # pyspark sets WARN once started
             session.sparkContext.setLogLevel("FATAL" if is_local(target) else "ERROR")
         _quiet_python_log()
         yield session

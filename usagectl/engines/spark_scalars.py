@@ -527,18 +527,81 @@ def export_window_events(con: duckdb.DuckDBPyConnection, window: Window, folder:
     return path
 
 
+def window_months(window: Window) -> list[str]:
+    """The ``month=`` folders (``YYYY-MM`` of ``ts`` in UTC) that hold the events a scalar meter
+    of ``window`` can read: the period's months up to as-of."""
+    first = window.period.start.astimezone(UTC)
+    last = min(window.period.end - timedelta(microseconds=1), window.as_of).astimezone(UTC)
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month) or not months:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def read_events_dataset(spark: SparkSession, path: str, window: Window) -> DataFrame:
+    """The events of ``window``'s owner in the dataset ``export --events`` wrote at ``path`` (a
+    folder or a URI), pruned to the owner's folder and the window's months (docs/spark.md
+    "Events from a dataset").
+
+    Spark reads the owner's folder with ``basePath`` at the dataset's root, so ``owner`` and
+    ``month`` stay columns, with partition type inference off for the read (an owner ``007``
+    stays the string ``007``); the months are a filter on the ``month`` column, which Spark
+    prunes before listing files. The meters still filter on ``owner_id``, read from the files.
+    An owner without a folder reads the whole dataset filtered to nothing of it: the schema
+    still comes from the files.
+    """
+    from pyspark.errors import AnalysisException
+
+    from usagectl.engines import is_uri
+    from usagectl.errors import IOFailure
+    from usagectl.store.events_dataset import dataset_files, owner_folder
+
+    F = _F()
+    owner = window.contract.owner
+    root = path.rstrip("/") or path
+    folder = f"{root}/{owner_folder(owner)}"
+    if not is_uri(path):
+        dataset_files(path)  # a clear error for a missing folder, a newer layout, no files
+        if not Path(folder).is_dir():
+            folder = root
+    key = "spark.sql.sources.partitionColumnTypeInference.enabled"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "false")
+    try:
+        try:
+            frame = spark.read.option("basePath", root).parquet(folder)
+        except AnalysisException as exc:
+            if folder == root or "PATH_NOT_FOUND" not in str(exc):
+                raise
+            frame = spark.read.option("basePath", root).parquet(root)  # no folder for the owner
+    except AnalysisException as exc:
+        raise IOFailure(f"cannot read the events dataset {path}: "
+                        f"{str(exc).strip().splitlines()[0][:300]}", {"path": path}) from None
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+    if "owner" not in frame.columns:  # a dataset without events: one file, no folders
+        return frame
+    return frame.filter((F.col("owner") == F.lit(owner))
+                        & F.col("month").isin(window_months(window)))
+
+
 @contextlib.contextmanager
 def spark_scalars(con: duckdb.DuckDBPyConnection, window: Window, master: str | None = None,
                   events: str | None = None) -> Iterator[SparkScalars]:
     """The Spark engine for one report: a session (:func:`usagectl.engines.spark.spark_session`)
-    over ``events`` (a Parquet path or URI Spark reads, with the events table's columns), or
+    over ``events`` (a dataset ``export --events`` wrote: a folder or a URI Spark reads), or
     else over the window's events exported from ``con`` to a temporary Parquet folder that is
     removed afterwards."""
     from usagectl.engines.spark import spark_session
 
     with spark_session(master) as spark:
         if events is not None:
-            yield SparkScalars(spark, spark.read.parquet(events))
+            yield SparkScalars(spark, read_events_dataset(spark, events, window))
             return
         with tempfile.TemporaryDirectory(prefix="usagectl-spark-") as tmp:
             path = export_window_events(con, window, Path(tmp))

@@ -16,10 +16,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -31,6 +32,9 @@ from usagectl.renderers import csvout, jsonout
 from usagectl.renderers.files import file_stems, folder_lock, inside, write_file
 from usagectl.reports.report import STREAM_BATCH, build_view
 from usagectl.store import contracts_repo
+
+if TYPE_CHECKING:
+    from usagectl.engines import ScalarEngine
 
 MANIFEST = "manifest.json"
 
@@ -66,12 +70,15 @@ class _Tally:
 
 
 def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: list[str],
-           folder: Path, now: datetime, period: str | None = None, wait: float = 300
+           folder: Path, now: datetime, period: str | None = None, wait: float = 300,
+           engine: Callable[[Window], AbstractContextManager[ScalarEngine]] | None = None
            ) -> dict[str, Any]:
     """Write the files and the manifest; return the manifest.
 
     ``views`` repeated are written once. Files from earlier runs with other views or contracts
-    stay in the folder; the manifest lists what this run wrote.
+    stay in the folder; the manifest lists what this run wrote. ``engine`` opens the scalar
+    engine of one contract's window (``--engine spark``: :func:`usagectl.engines.open_engine`);
+    the consolidated, users and daily views are computed on it, once opened per contract.
     """
     views = list(dict.fromkeys(views))
     # Stems from every stored id in a fixed order: a contract's file name is the same whether
@@ -95,30 +102,8 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
             except UsagectlError as err:
                 failures.append({"contract": c.id, "view": None, "file": None, "error": err.message})
                 continue
-            for view in views:
-                name = f"{stem}.{view}.csv"
-                path = folder / name
-                try:
-                    path = inside(folder, name)
-                    doc = build_view(con, window, view, batch_size=STREAM_BATCH)
-                    rows, cols = csvout.view_rows(view, doc, [m.name for m in c.meters])
-                    tally = _Tally()
-                    try:
-                        write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
-                                   through_links=False)
-                    finally:
-                        _close(doc)  # a file that failed midway: the stream ends here
-                except UsagectlError as err:
-                    failures.append({"contract": c.id, "view": view, "file": name,
-                                     "error": err.message})
-                    continue
-                except OSError as exc:
-                    failures.append({"contract": c.id, "view": view, "file": name,
-                                     "error": f"cannot write {path}: {exc.strerror}"})
-                    continue
-                files.append({"name": name, "contract": c.id, "view": view, "rows": tally.rows,
-                              "sha256": tally.sha.hexdigest(),
-                              "period": window.period.to_dict(now)})
+            with engine(window) if engine is not None else nullcontext() as scalars:
+                _write_views(con, window, views, stem, folder, now, scalars, files, failures)
         manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
                     "failures": failures}
         target = folder / MANIFEST
@@ -129,3 +114,34 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                             {"path": str(target), "files": files, "failures": failures,
                              "problems": [_problem(f) for f in failures]}) from None
     return manifest
+
+
+def _write_views(con: duckdb.DuckDBPyConnection, window: Window, views: list[str], stem: str,
+                 folder: Path, now: datetime, scalars: ScalarEngine | None,
+                 files: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    """One contract's files, one per view; a view that fails is listed in ``failures``."""
+    c = window.contract
+    for view in views:
+        name = f"{stem}.{view}.csv"
+        path = folder / name
+        try:
+            path = inside(folder, name)
+            doc = build_view(con, window, view, batch_size=STREAM_BATCH, scalars=scalars)
+            rows, cols = csvout.view_rows(view, doc, [m.name for m in c.meters])
+            tally = _Tally()
+            try:
+                write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
+                           through_links=False)
+            finally:
+                _close(doc)  # a file that failed midway: the stream ends here
+        except UsagectlError as err:
+            failures.append({"contract": c.id, "view": view, "file": name,
+                             "error": err.message})
+            continue
+        except OSError as exc:
+            failures.append({"contract": c.id, "view": view, "file": name,
+                             "error": f"cannot write {path}: {exc.strerror}"})
+            continue
+        files.append({"name": name, "contract": c.id, "view": view, "rows": tally.rows,
+                      "sha256": tally.sha.hexdigest(),
+                      "period": window.period.to_dict(now)})

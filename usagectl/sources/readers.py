@@ -52,6 +52,9 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 # below (regions' share of the file's bytes, their number) the whole file goes to the exact
 # splitter instead (docs/ingest.md "Regions").
 SCAN_BLOCK_BYTES = 1 << 22
+# A block the scan cannot vouch for is vouched again in pieces of about this many bytes, so
+# that a region is the pieces with the trouble, not the whole block.
+REGION_PIECE_BYTES = 1 << 16
 REGION_MAX_SHARE = 0.25
 REGION_MAX_COUNT = 1_000
 
@@ -449,13 +452,20 @@ class CsvSource(Source):
                     continue
                 whole, tail = tail + block[:cut + 1], block[cut + 1:]
                 n = _vouch(whole, delim, width, flags)
-                note(lines + 1, offset, len(whole), n is not None)
-                if n is None:
-                    if self.compression or unvouched[1] > REGION_MAX_COUNT:
-                        return None  # regions are read from a plain file only
-                    n = whole.count(b"\n")
-                lines += n
-                offset += len(whole)
+                if n is not None:
+                    note(lines + 1, offset, len(whole), True)
+                    lines += n
+                    offset += len(whole)
+                    continue
+                if self.compression:
+                    return None  # regions are read from a plain file only
+                for piece in _pieces(whole, REGION_PIECE_BYTES):
+                    n = _vouch(piece, delim, width, flags)
+                    note(lines + 1, offset, len(piece), n is not None)
+                    lines += n if n is not None else piece.count(b"\n")
+                    offset += len(piece)
+                if unvouched[1] > REGION_MAX_COUNT:
+                    return None
             if tail:
                 vouched = _vouch(tail + b"\n", delim, width, flags) is not None
                 note(lines + 1, offset, len(tail), vouched)
@@ -624,6 +634,16 @@ class CsvSource(Source):
 
 def _text(b: bytes) -> str:
     return b.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """``block`` (whole lines) in pieces of whole lines, each about ``size`` bytes or one line."""
+    i = 0
+    while i < len(block):
+        j = block.find(b"\n", min(i + size, len(block)) - 1)
+        j = len(block) - 1 if j < 0 else j
+        yield block[i:j + 1]
+        i = j + 1
 
 
 class _CsvBatch:

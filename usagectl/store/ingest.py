@@ -938,12 +938,10 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     if layout is None:
         source.stats = SourceStats()
         return False
-    exact_table, spans_table = f"{stage}_exact", f"{stage}_spans"
-    spans_file: Path | None = None
+    spans_table = f"{stage}_spans"
     try:
         staged = _stage_csv_vouched(con, source, stage, options, stager, layout)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {exact_table}")
         con.execute(f"DROP TABLE IF EXISTS {spans_table}")
         spans_file = _spans_path(con, stage)
         if spans_file.exists():
@@ -966,23 +964,24 @@ def _spans_path(con: duckdb.DuckDBPyConnection, stage: str) -> Path:
 def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
                        options: IngestOptions, stager: _ChunkStager, layout: CsvLayout) -> bool:
     """Steps 2-5 of :func:`_stage_csv_bulk`; ``False`` when the bulk read refused the lines."""
-    exact_table, spans_table = f"{stage}_exact", f"{stage}_spans"
+    spans_table = f"{stage}_spans"
     path = source.path
     expected = layout.lines - 1
+    ahead = 0  # rows staged before the bulk rows (the regions')
     if layout.runs:
-        _create_stage(con, exact_table)
-        exact = _ChunkStager(con, source, exact_table, options)
-        for chunk in read_ahead(prepare_chunks(source, exact.user_crs, exact.routes,
+        # The regions' rows are staged first, the bulk rows after them (numbered below).
+        for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes,
                                                source.region_chunks(layout))):
-            exact.stage_prepared(chunk)
+            stager.stage_prepared(chunk)
+        ahead = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
         path = _spans_path(con, stage)
         source.write_spans(layout, path)
-        # Line t of the spans file is line t + delta of the file (the header is line 1 of both).
-        lo, spans = 2, []
+        # Bulk row j (0-based, in file order) is line j + delta of the file.
+        j, spans = 0, []
         for first, end, _, _ in layout.spans:
-            spans.append((lo, lo + end - first - 1, first - lo))
-            lo += end - first
-        expected = lo - 2
+            spans.append((j, j + end - first - 1, first - j))
+            j += end - first
+        expected = j
         con.execute(f"CREATE TABLE {spans_table} (lo BIGINT, hi BIGINT, delta BIGINT)")
         if spans:
             con.executemany(f"INSERT INTO {spans_table} VALUES (?, ?, ?)", spans)
@@ -1011,7 +1010,7 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
             sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
                                      False, [], [], relation=_bulk_relation(select, reader))
             con.execute(sql, {**params, **_option_params(options), "path": str(path)})
-            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
         else:
             con.execute(f"DROP TABLE IF EXISTS {raw_table}")
             con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
@@ -1028,14 +1027,13 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
         if direct and not layout.runs:
             con.execute(f"UPDATE {stage} SET rownum = rowid + 2, line = rowid + 2")
         elif direct:
-            con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid + 2 + s.delta, "
-                        f"line = {stage}.rowid + 2 + s.delta FROM {spans_table} s "
-                        f"WHERE {stage}.rowid + 2 BETWEEN s.lo AND s.hi")
+            con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid - $ahead + s.delta, "
+                        f"line = {stage}.rowid - $ahead + s.delta FROM {spans_table} s "
+                        f"WHERE {stage}.rowid - $ahead BETWEEN s.lo AND s.hi", {"ahead": ahead})
         else:
             line, join = "r.rowid + 2", ""
             if layout.runs:
-                line += " + s.delta"
-                join = f"JOIN {spans_table} s ON r.rowid + 2 BETWEEN s.lo AND s.hi"
+                line, join = "r.rowid + s.delta", f"JOIN {spans_table} s ON r.rowid BETWEEN s.lo AND s.hi"
             for lo in range(0, rows, CHUNK_ROWS):
                 chunk = con.sql(
                     f"SELECT {', '.join(select)}, CAST({line} AS BIGINT) AS _line, "
@@ -1049,8 +1047,7 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     st = source.stats
     st.header_lines, st.records, st.physical_lines = 1, rows, layout.lines
     st.blank_lines = st.continuation_lines = 0
-    if layout.tally is not None:  # the regions' rows join the bulk rows (numbered by now)
-        con.execute(f"INSERT INTO {stage} SELECT * FROM {exact_table}")
+    if layout.tally is not None:
         tally = layout.tally
         st.records += tally.records
         st.blank_lines, st.continuation_lines = tally.blank_lines, tally.continuation_lines

@@ -408,8 +408,10 @@ class CsvSource(Source):
         bulk parser and the exact splitter (:meth:`_records`) read alike: the header is the
         first line; no blank or whitespace-only line; no NUL byte; a CR only as part of CRLF;
         valid UTF-8; and no whitespace between a quote and a delimiter or a line's edge
-        (DuckDB trims it, Python's ``csv`` keeps it). Anything else (rare in practice) goes to
-        the exact splitter whole. The caller still checks that the bulk parser returns exactly
+        (DuckDB trims it, Python's ``csv`` keeps it). Blocks it cannot vouch for (re-vouched in
+        ``REGION_PIECE_BYTES`` pieces) are listed in ``runs``: :meth:`region_chunks` reads them
+        with the exact splitter; too many of them (``REGION_MAX_SHARE``, ``REGION_MAX_COUNT``)
+        or any in a compressed file send the whole file there. The caller still checks that the bulk parser returns exactly
         one record per line after the header; together with "no blank line" this proves that
         no record spans lines, so record ``i`` is line ``i + 1``.
 

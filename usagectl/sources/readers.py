@@ -14,6 +14,7 @@ SQL parameters later, never formatted into SQL), ``_attributes`` (JSON text, JSO
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
@@ -46,6 +47,16 @@ CHUNK_ROWS = 50_000
 # opening line is rejected and the following lines are read again as records of their own.
 MAX_RECORD_LINES = 1_000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+# CsvSource.fast_scan vouches for the file a block of whole lines at a time (about this many
+# bytes). A block it cannot vouch for is a region the exact splitter reads; past either limit
+# below (regions' share of the file's bytes, their number) the whole file goes to the exact
+# splitter instead (docs/ingest.md "Regions").
+SCAN_BLOCK_BYTES = 1 << 22
+# A block the scan cannot vouch for is vouched again in pieces of about this many bytes, so
+# that a region is the pieces with the trouble, not the whole block.
+REGION_PIECE_BYTES = 1 << 16
+REGION_MAX_SHARE = 0.25
+REGION_MAX_COUNT = 1_000
 
 FORMATS = ("csv", "tsv", "parquet", "geojson", "jsonl")
 _SUFFIX_FORMAT = {
@@ -352,37 +363,13 @@ class CsvSource(Source):
             raise ValidationError(f"{self.path}: the file is empty (no header line)")
         self.stats.header_lines = 1
         header, plan = self._parse_header(header_line[1])
-        width = len(header)
-        canon_idx = [(c, header.index(s)) for c, s in plan.canonical.items()]
-        extra_idx = [header.index(e) for e in plan.extras]
-
-        batch_lines: list[int] = []
-        batch_raw: list[str | None] = []
-        batch_pre: list[str | None] = []
-        batch_vals: list[list[str] | None] = []
-
-        empty_row = [None] * width
-
-        def flush() -> pa.Table:
-            # Transpose once; empty strings become NULL in the staging SQL (NULLIF).
-            columns = list(zip(*(v if v is not None else empty_row for v in batch_vals)))
-            cols = {c: list(columns[i]) for c, i in canon_idx}
-            ex = [list(columns[i]) for i in extra_idx]
-            t = _table(cols, ex, batch_lines, batch_raw, batch_pre)
-            batch_lines.clear(), batch_raw.clear(), batch_pre.clear(), batch_vals.clear()
-            return t
-
-        for start, parts in self._records(lines, width):
+        batch = _CsvBatch(header, plan)
+        for start, parts in self._records(lines, len(header)):
             self.stats.records += 1
-            text, vals, reason = parts
-            batch_lines.append(start)
-            batch_vals.append(vals)
-            batch_pre.append(reason)
-            batch_raw.append(text)  # kept for the reject listing; staged only if rejected
-            if len(batch_lines) >= CHUNK_ROWS:
-                yield flush()
-        if batch_lines:
-            yield flush()
+            if batch.add(start, parts) >= CHUNK_ROWS:
+                yield batch.flush()
+        if len(batch):
+            yield batch.flush()
 
     def _parse_header(self, line: bytes) -> tuple[list[str], ColumnPlan]:
         """The header's column names and their plan; sets the delimiter and ``extras``."""
@@ -421,8 +408,10 @@ class CsvSource(Source):
         bulk parser and the exact splitter (:meth:`_records`) read alike: the header is the
         first line; no blank or whitespace-only line; no NUL byte; a CR only as part of CRLF;
         valid UTF-8; and no whitespace between a quote and a delimiter or a line's edge
-        (DuckDB trims it, Python's ``csv`` keeps it). Anything else (rare in practice) goes to
-        the exact splitter whole. The caller still checks that the bulk parser returns exactly
+        (DuckDB trims it, Python's ``csv`` keeps it). Blocks it cannot vouch for (re-vouched in
+        ``REGION_PIECE_BYTES`` pieces) are listed in ``runs``: :meth:`region_chunks` reads them
+        with the exact splitter; too many of them (``REGION_MAX_SHARE``, ``REGION_MAX_COUNT``)
+        or any in a compressed file send the whole file there. The caller still checks that the bulk parser returns exactly
         one record per line after the header; together with "no blank line" this proves that
         no record spans lines, so record ``i`` is line ``i + 1``.
 
@@ -431,6 +420,16 @@ class CsvSource(Source):
         Raises like :meth:`chunks` for a damaged (truncated) compressed file or a bad header.
         """
         stream, self._counter = open_binary(self.path, self.compression)
+        runs: list[tuple[int, int, bool]] = []  # (first line, first byte, vouched) per run
+        unvouched = [0, 0]  # bytes, runs
+
+        def note(first_line: int, offset: int, size: int, vouched: bool) -> None:
+            if not runs or runs[-1][2] != vouched:
+                runs.append((first_line, offset, vouched))
+                unvouched[1] += not vouched
+            if not vouched:
+                unvouched[0] += size
+
         try:
             first = stream.readline()
             if not first.strip():
@@ -444,8 +443,9 @@ class CsvSource(Source):
             if _vouch(first, delim, width, set()) is None:
                 return None
             lines = 1
+            offset = len(first)
             tail = b""
-            while block := stream.read(1 << 22):
+            while block := stream.read(SCAN_BLOCK_BYTES):
                 cut = block.rfind(b"\n")
                 if cut < 0:
                     tail += block
@@ -454,19 +454,111 @@ class CsvSource(Source):
                     continue
                 whole, tail = tail + block[:cut + 1], block[cut + 1:]
                 n = _vouch(whole, delim, width, flags)
-                if n is None:
+                if n is not None:
+                    note(lines + 1, offset, len(whole), True)
+                    lines += n
+                    offset += len(whole)
+                    continue
+                if self.compression:
+                    return None  # regions are read from a plain file only
+                for piece in _pieces(whole, REGION_PIECE_BYTES):
+                    n = _vouch(piece, delim, width, flags)
+                    note(lines + 1, offset, len(piece), n is not None)
+                    lines += n if n is not None else piece.count(b"\n")
+                    offset += len(piece)
+                if unvouched[1] > REGION_MAX_COUNT:
                     return None
-                lines += n
             if tail:
-                if _vouch(tail + b"\n", delim, width, flags) is None:
+                vouched = _vouch(tail + b"\n", delim, width, flags) is not None
+                note(lines + 1, offset, len(tail), vouched)
+                if not vouched and (self.compression or unvouched[1] > REGION_MAX_COUNT):
                     return None
                 lines += 1  # the last line has no newline
+                offset += len(tail)
         except (OSError, EOFError) as exc:
             raise read_failure(self.path, exc) from None
         finally:
             stream.close()
+        if unvouched[0] > REGION_MAX_SHARE * (offset - len(first)):
+            return None
         return CsvLayout(header=header, plan=plan, delimiter=self._delimiter or ",",
-                         lines=lines, url_like="url" in flags)
+                         lines=lines, url_like="url" in flags,
+                         runs=runs if unvouched[1] else [], size=offset, header_bytes=len(first))
+
+    def region_chunks(self, layout: CsvLayout) -> Iterator[pa.Table]:
+        """Chunks of the records in the regions :meth:`fast_scan` could not vouch for, read by
+        the exact splitter; as it goes, sets ``layout.spans`` to the vouched lines a bulk parser
+        reads and adds the regions' lines to :attr:`stats` (see :class:`RegionTally`).
+
+        A vouched line is one whole record with balanced quotes, so the exact splitter started
+        at the first line ``a`` of an unvouched run is between records, as if it had read the
+        file from the start. Its records are kept up to the first one that starts on a vouched
+        line at or after the end ``b`` of the run (a record that starts inside a later
+        unvouched run extends the region over that run): that line ``c`` may lie past ``b``
+        when a multi-line or unterminated record reached into the vouched lines. The region is
+        lines ``[a, c)``; the bulk parser resumes at ``c``. Only plain (uncompressed) files
+        have regions: the splitter seeks to them.
+        """
+        runs = layout.runs
+        starts = [r[0] for r in runs]
+        end_line, end_off = layout.lines + 1, layout.size
+        width = len(layout.header)
+        batch = _CsvBatch(layout.header, layout.plan)
+        tally = layout.tally = RegionTally()
+        spans: list[tuple[int, int, int, int]] = []
+        bulk_line, bulk_off = 2, layout.header_bytes  # where the current vouched span starts
+        i = 0
+        with open(self.path, "rb") as f:
+            while i < len(runs):
+                a, a_off, vouched = runs[i]
+                if vouched:  # (each region ends on a vouched line: the next run is unvouched)
+                    i += 1
+                    continue
+                if bulk_line < a:
+                    spans.append((bulk_line, a, bulk_off, a_off))
+                b = starts[i + 1] if i + 1 < len(runs) else end_line
+                f.seek(a_off)
+                feed = _LineFeed(f, a, a_off)
+                before = (self.stats.blank_lines, self.stats.continuation_lines)
+                c = c_off = None
+                for start, parts in self._records(iter(feed), width):
+                    if start >= b:
+                        k = bisect.bisect_right(starts, start) - 1
+                        if runs[k][2]:
+                            c, c_off = start, feed.offset_of(start)
+                            break
+                        b = starts[k + 1] if k + 1 < len(runs) else end_line
+                    tally.records += 1
+                    if batch.add(start, parts) >= CHUNK_ROWS:
+                        yield batch.flush()
+                if c is None:  # the region reaches the end of the file
+                    c, c_off = end_line, end_off
+                tally.blank_lines += self.stats.blank_lines - before[0]
+                tally.continuation_lines += self.stats.continuation_lines - before[1]
+                tally.lines += c - a
+                tally.regions += 1
+                bulk_line, bulk_off = c, c_off
+                i = bisect.bisect_right(starts, c)
+        if len(batch):
+            yield batch.flush()
+        if bulk_line < end_line:
+            spans.append((bulk_line, end_line, bulk_off, end_off))
+        layout.spans = spans
+
+    def write_spans(self, layout: CsvLayout, target: Path) -> None:
+        """Write the header line and the vouched spans of ``layout`` (after
+        :meth:`region_chunks`) to ``target``, a plain CSV file a bulk parser can read."""
+        with open(self.path, "rb") as f, open(target, "wb") as out:
+            out.write(f.read(layout.header_bytes))
+            for _, _, lo, hi in layout.spans:
+                f.seek(lo)
+                left = hi - lo
+                while left > 0:
+                    piece = f.read(min(left, 1 << 22))
+                    if not piece:
+                        raise OSError(f"{self.path} shrank while it was read")
+                    out.write(piece)
+                    left -= len(piece)
 
     def _records(self, lines: Iterator[tuple[int, bytes]], width: int
                  ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
@@ -546,6 +638,83 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+def _pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """``block`` (whole lines) in pieces of whole lines, each about ``size`` bytes or one line."""
+    i = 0
+    while i < len(block):
+        j = block.find(b"\n", min(i + size, len(block)) - 1)
+        j = len(block) - 1 if j < 0 else j
+        yield block[i:j + 1]
+        i = j + 1
+
+
+class _CsvBatch:
+    """Records of the exact splitter gathered into one chunk (:func:`_table`)."""
+
+    def __init__(self, header: list[str], plan: ColumnPlan) -> None:
+        self.canon_idx = [(c, header.index(s)) for c, s in plan.canonical.items()]
+        self.extra_idx = [header.index(e) for e in plan.extras]
+        self.empty_row = [None] * len(header)
+        self.lines: list[int] = []
+        self.raw: list[str | None] = []
+        self.pre: list[str | None] = []
+        self.vals: list[list[str] | None] = []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, start: int, parts: tuple[str, list[str] | None, str | None]) -> int:
+        text, vals, reason = parts
+        self.lines.append(start)
+        self.vals.append(vals)
+        self.pre.append(reason)
+        self.raw.append(text)  # kept for the reject listing; staged only if rejected
+        return len(self.lines)
+
+    def flush(self) -> pa.Table:
+        # Transpose once; empty strings become NULL in the staging SQL (NULLIF).
+        columns = list(zip(*(v if v is not None else self.empty_row for v in self.vals)))
+        cols = {c: list(columns[i]) for c, i in self.canon_idx}
+        ex = [list(columns[i]) for i in self.extra_idx]
+        t = _table(cols, ex, self.lines, self.raw, self.pre)
+        self.lines, self.raw, self.pre, self.vals = [], [], [], []
+        return t
+
+
+class _LineFeed:
+    """Numbered lines of a plain file from line ``first`` (at byte ``offset``) on; remembers
+    where the last lines it gave began (the exact splitter reads at most ``MAX_RECORD_LINES``
+    ahead of a record's start)."""
+
+    def __init__(self, f: BinaryIO, first: int, offset: int) -> None:
+        self.f, self.n, self.offset = f, first, offset
+        self.recent: deque[tuple[int, int]] = deque(maxlen=MAX_RECORD_LINES + 64)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for line in self.f:
+            self.recent.append((self.n, self.offset))
+            yield self.n, line
+            self.n += 1
+            self.offset += len(line)
+
+    def offset_of(self, n: int) -> int:
+        for m, off in self.recent:
+            if m == n:
+                return off
+        raise AssertionError(f"line {n} is not among the lines last read")  # pragma: no cover
+
+
+@dataclass
+class RegionTally:
+    """What the exact splitter read in the regions (:meth:`CsvSource.region_chunks`)."""
+
+    regions: int = 0
+    lines: int = 0  # physical lines of the regions: sum of c - a
+    records: int = 0
+    blank_lines: int = 0
+    continuation_lines: int = 0
+
+
 def _sniff_delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=lambda d: counts[d])
@@ -561,6 +730,15 @@ class CsvLayout:
     delimiter: str
     lines: int  # physical lines, counted by newline bytes (the header included)
     url_like: bool = True  # a ?, # or :// somewhere after the header (an endpoint may need work)
+    # Runs of blocks alike, (first line, first byte, vouched), when some block is not vouched
+    # (empty: every line is); the file's size in bytes and its header line's.
+    runs: list[tuple[int, int, bool]] = field(default_factory=list)
+    size: int = 0
+    header_bytes: int = 0
+    # Set by CsvSource.region_chunks: the vouched lines [first, end) at bytes [lo, hi) a bulk
+    # parser reads, and what the exact splitter read in the regions.
+    spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+    tally: RegionTally | None = None
 
 
 _BLANK_LINE = re.compile(rb"(?m)^[ \t\r\x0b\x0c]*\n")

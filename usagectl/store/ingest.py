@@ -56,6 +56,7 @@ from usagectl.sources.prepare import prepare_chunks, read_ahead
 from usagectl.sources.readers import (
     CHUNK_ROWS,
     FORMATS,
+    CsvLayout,
     CsvSource,
     JsonLinesSource,
     ParquetSource,
@@ -925,11 +926,65 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
        splitter reads the file. With no blank line (step 1) this proves that no record spans
        lines, so row ``rowid`` is line ``rowid + 2``.
     5. Rejected rows get their raw line from the file (one more pass, only if there are any).
+
+    Regions (docs/ingest.md "Regions"): when step 1 could not vouch for some blocks of a plain
+    file (not too many, see :data:`usagectl.sources.readers.REGION_MAX_SHARE`), the exact
+    splitter reads just those regions (:meth:`CsvSource.region_chunks`) into a table beside the
+    staging table, the header and the vouched lines are copied to a file beside the staging
+    file for ``read_csv``, and each bulk row's line is mapped back to the file's own line
+    before the regions' rows join the staging table.
     """
     layout = source.fast_scan()
     if layout is None:
         source.stats = SourceStats()
         return False
+    spans_table = f"{stage}_spans"
+    try:
+        staged = _stage_csv_vouched(con, source, stage, options, stager, layout)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {spans_table}")
+        spans_file = _spans_path(con, stage)
+        if spans_file.exists():
+            spans_file.unlink()
+    if not staged:
+        con.execute(f"DELETE FROM {stage}")
+        source.stats = SourceStats()
+    return staged
+
+
+def _spans_path(con: duckdb.DuckDBPyConnection, stage: str) -> Path:
+    """The file beside the staging file that holds the vouched lines of a file with regions
+    (its claim removes it with the staging file, should the process die)."""
+    row = con.execute("SELECT path FROM duckdb_databases() "
+                      "WHERE database_name = current_database()").fetchone()
+    home = Path(row[0]) if row and row[0] else Path(tempfile.gettempdir()) / f"usagectl-{os.getpid()}"
+    return home.with_name(f"{home.name}.regions.csv")
+
+
+def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
+                       options: IngestOptions, stager: _ChunkStager, layout: CsvLayout) -> bool:
+    """Steps 2-5 of :func:`_stage_csv_bulk`; ``False`` when the bulk read refused the lines."""
+    spans_table = f"{stage}_spans"
+    path = source.path
+    expected = layout.lines - 1
+    ahead = 0  # rows staged before the bulk rows (the regions')
+    if layout.runs:
+        # The regions' rows are staged first, the bulk rows after them (numbered below).
+        for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes,
+                                               source.region_chunks(layout))):
+            stager.stage_prepared(chunk)
+        ahead = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
+        path = _spans_path(con, stage)
+        source.write_spans(layout, path)
+        # Bulk row j (0-based, in file order) is line j + delta of the file.
+        j, spans = 0, []
+        for first, end, _, _ in layout.spans:
+            spans.append((j, j + end - first - 1, first - j))
+            j += end - first
+        expected = j
+        con.execute(f"CREATE TABLE {spans_table} (lo BIGINT, hi BIGINT, delta BIGINT)")
+        if spans:
+            con.executemany(f"INSERT INTO {spans_table} VALUES (?, ?, ?)", spans)
     names = [f"h{i}" for i in range(len(layout.header))]  # generated identifiers
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     reader = (f"read_csv($path, delim = '{_CSV_DELIMITERS[layout.delimiter]}', quote = '\"', "
@@ -954,12 +1009,12 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
         if direct:
             sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
                                      False, [], [], relation=_bulk_relation(select, reader))
-            con.execute(sql, {**params, **_option_params(options), "path": str(source.path)})
-            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+            con.execute(sql, {**params, **_option_params(options), "path": str(path)})
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
         else:
             con.execute(f"DROP TABLE IF EXISTS {raw_table}")
             con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
-                        {"path": str(source.path)})
+                        {"path": str(path)})
             counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
         counted = -1
@@ -967,18 +1022,24 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
         con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     rows = int(counted)
     try:
-        if rows != layout.lines - 1:
-            con.execute(f"DELETE FROM {stage}")
-            source.stats = SourceStats()
+        if rows != expected:
             return False
-        if direct:
+        if direct and not layout.runs:
             con.execute(f"UPDATE {stage} SET rownum = rowid + 2, line = rowid + 2")
+        elif direct:
+            con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid - $ahead + s.delta, "
+                        f"line = {stage}.rowid - $ahead + s.delta FROM {spans_table} s "
+                        f"WHERE {stage}.rowid - $ahead BETWEEN s.lo AND s.hi", {"ahead": ahead})
         else:
+            line, join = "r.rowid + 2", ""
+            if layout.runs:
+                line, join = "r.rowid + s.delta", f"JOIN {spans_table} s ON r.rowid BETWEEN s.lo AND s.hi"
             for lo in range(0, rows, CHUNK_ROWS):
                 chunk = con.sql(
-                    f"SELECT {', '.join(select)}, CAST(rowid + 2 AS BIGINT) AS _line, "
+                    f"SELECT {', '.join(select)}, CAST({line} AS BIGINT) AS _line, "
                     f"CAST(NULL AS VARCHAR) AS _raw, CAST(NULL AS VARCHAR) AS _pre_reason "
-                    f"FROM {raw_table} WHERE rowid >= $lo AND rowid < $hi ORDER BY rowid",
+                    f"FROM {raw_table} r {join} WHERE r.rowid >= $lo AND r.rowid < $hi "
+                    "ORDER BY r.rowid",
                     params={"lo": lo, "hi": lo + CHUNK_ROWS}).to_arrow_table()
                 stager.stage(chunk)
     finally:
@@ -986,6 +1047,13 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     st = source.stats
     st.header_lines, st.records, st.physical_lines = 1, rows, layout.lines
     st.blank_lines = st.continuation_lines = 0
+    if layout.tally is not None:
+        tally = layout.tally
+        st.records += tally.records
+        st.blank_lines, st.continuation_lines = tally.blank_lines, tally.continuation_lines
+        # Each line is the header, a vouched line or a region's: a region's lines must be its
+        # records, blank and continuation lines (checked by _reconcile_lines below).
+        st.physical_lines = 1 + rows + tally.lines
     source.independent_lines = layout.lines
     _fill_raw(con, source, stage)
     _reconcile_lines(source)
@@ -1301,7 +1369,8 @@ def _fill_raw(con: duckdb.DuckDBPyConnection, source: Source, stage: str) -> Non
     """Give each rejected row of a bulk-read CSV or JSON Lines file its line as written (the
     reject's raw text), exactly as the exact splitter or the JSON Lines reader keeps it. One pass over the file, only if anything was
     rejected; the rejected line numbers are looked up a window of lines at a time."""
-    if not con.execute(f"SELECT count(*) FROM {stage} WHERE reason IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+    if not con.execute(f"SELECT count(*) FROM {stage} WHERE reason IS NOT NULL "
+                       "AND raw IS NULL").fetchone()[0]:  # type: ignore[index]
         return
     stream, _ = open_binary(source.path, source.compression)
     want: set[int] = set()
@@ -1316,7 +1385,7 @@ def _fill_raw(con: duckdb.DuckDBPyConnection, source: Source, stage: str) -> Non
         con.register("raw_lines", table)
         try:
             con.execute(f"UPDATE {stage} SET raw = r.raw FROM raw_lines r "
-                        f"WHERE {stage}.line = r.line")
+                        f"WHERE {stage}.line = r.line AND {stage}.raw IS NULL")
         finally:
             con.unregister("raw_lines")
         found.clear()
@@ -1327,7 +1396,7 @@ def _fill_raw(con: duckdb.DuckDBPyConnection, source: Source, stage: str) -> Non
                 flush()
                 lo, hi = n, n + _RAW_WINDOW - 1
                 want = {int(r[0]) for r in con.execute(
-                    f"SELECT line FROM {stage} WHERE reason IS NOT NULL "
+                    f"SELECT line FROM {stage} WHERE reason IS NOT NULL AND raw IS NULL "
                     "AND line BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}).fetchall()}
             if n in want:
                 found.append((n, _text(b)))

@@ -6,8 +6,10 @@ per section: usagectl's median seconds, its peer's, the ratio, issue 11's target
 was met, and the peak RSS of each side. Sections (``--only``): ingest (CSV, JSON Lines, Parquet
 and a re-ingest), geo (GeoParquet, GeoJSON), reports (consolidated, users, series, top), export
 (log JSON/CSV and ``export``: memory), startup, and area (the unique-area scaling curve as a PNG
-beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) runs
-only when named.
+beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
+``spark`` (``report --engine spark`` on ``local[2]`` against the local engine, ``spark_bench.py``:
+``--spark-polygons``, ``--spark-rows``, ``--spark-master``, ``--spark-warmup``) run only when
+named.
 
 The default run (10M events, 1M + 100k polygons, 3 runs after a warm-up, the curve at 10k, 100k
 and 1M) takes about an hour on a 2-core machine; the plan and its estimate are printed first
@@ -20,6 +22,8 @@ Usage::
     make bench BENCH_ARGS="--quick --output /tmp/bench/benchmarks.md"
     .venv/bin/python benchmarks/run.py --plan
     .venv/bin/python benchmarks/run.py --only reports,export --rows 1000000 --output /tmp/b.md
+    .venv/bin/python benchmarks/run.py --only spark --update   # the Spark engine, ~20 min
+    .venv/bin/python benchmarks/run.py --only spark --quick --output /tmp/spark.md  # ~2-3 min
 """
 
 from __future__ import annotations

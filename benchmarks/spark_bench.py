@@ -212,7 +212,9 @@ def markdown(cases: Sequence[Case], *, master: str, runs: int, warmup: int,
         "session's two, so each report computes every tile rather than reading the previous "
         "one's. Memory: the largest single "
         "process's peak RSS (`/usr/bin/time -v`) / the summed PSS of the whole process tree "
-        "(Python, the JVM, Spark's Python workers; sampled every 0.25 s), largest over the runs.",
+        "(Python, the JVM, Spark's Python workers; sampled every 0.25 s), largest over the runs. "
+        "For Spark read the tree PSS: `time -v` counts only the processes their parent waited "
+        "for, and pyspark does not always wait for its JVM.",
         "",
         phases_table(cases),
         "",

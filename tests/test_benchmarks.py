@@ -321,3 +321,15 @@ def test_spark_phases_table_rows():
     assert "Spark: exit 1: 'boom'." in md and "Area note." in md
     # No target: the summary counts no Spark row.
     assert bench_run.summary_from_tables(md) == "Targets met: 0 of 0."
+
+
+def test_the_spark_sizes_follow_quick_and_the_options(capsys):
+    assert bench_run.main(["--plan", "--only", "spark", "--quick"]) == 0
+    steps = [line for line in capsys.readouterr().err.splitlines() if "spark:" in line]
+    assert [line.split(" (")[0].strip() for line in steps] == [
+        "spark: 10,000 polygons", "spark: 100,000 events"]
+    assert "local ×1, Spark ×1" in steps[0]  # --quick: one run, no warm-up
+    assert bench_run.main(["--plan", "--only", "spark", "--spark-polygons", "0",
+                           "--spark-rows", "5000", "--runs", "2", "--spark-warmup", "1"]) == 0
+    steps = [line for line in capsys.readouterr().err.splitlines() if "spark:" in line]
+    assert len(steps) == 1 and "5,000 events" in steps[0] and "local ×3, Spark ×3" in steps[0]

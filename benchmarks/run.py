@@ -6,8 +6,10 @@ per section: usagectl's median seconds, its peer's, the ratio, issue 11's target
 was met, and the peak RSS of each side. Sections (``--only``): ingest (CSV, JSON Lines, Parquet
 and a re-ingest), geo (GeoParquet, GeoJSON), reports (consolidated, users, series, top), export
 (log JSON/CSV and ``export``: memory), startup, and area (the unique-area scaling curve as a PNG
-beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) runs
-only when named.
+beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
+``spark`` (``report --engine spark`` on ``local[2]`` against the local engine, ``spark_bench.py``:
+``--spark-polygons``, ``--spark-rows``, ``--spark-master``, ``--spark-warmup``) run only when
+named.
 
 The default run (10M events, 1M + 100k polygons, 3 runs after a warm-up, the curve at 10k, 100k
 and 1M) takes about an hour on a 2-core machine; the plan and its estimate are printed first
@@ -20,6 +22,8 @@ Usage::
     make bench BENCH_ARGS="--quick --output /tmp/bench/benchmarks.md"
     .venv/bin/python benchmarks/run.py --plan
     .venv/bin/python benchmarks/run.py --only reports,export --rows 1000000 --output /tmp/b.md
+    .venv/bin/python benchmarks/run.py --only spark --update   # the Spark engine, ~20 min
+    .venv/bin/python benchmarks/run.py --only spark --quick --output /tmp/spark.md  # ~2-3 min
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ sys.path.insert(0, str(HERE))
 
 import area_scale  # noqa: E402 — the benchmark modules beside this file
 import harness  # noqa: E402
+import spark_bench  # noqa: E402
 
-EXTRA_SECTIONS = ("area-detail",)
+EXTRA_SECTIONS = ("area-detail", "spark")
 QUICK = {"rows": 100_000, "polygons": 10_000, "geojson_polygons": 5_000, "runs": 1,
          "startup_runs": 5, "skip": ["area"]}
 
@@ -186,7 +191,7 @@ def summary_from_tables(markdown: str) -> str:
 SECTION_HEADINGS = {"ingest": "## Ingest: ", "geo": "## Ingest of polygons",
                     "reports": "## Reports: ", "export": "## Log export: ",
                     "startup": "## Start-up", "area": "## Unique-area report: scaling curve",
-                    "area-detail": "## Unique area at scale"}
+                    "area-detail": "## Unique area at scale", "spark": "## Spark engine"}
 _KEPT = "_Kept from an earlier run"
 
 
@@ -258,6 +263,18 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--area-detail-sizes", type=int, nargs="+", default=list(area_scale.SIZES),
                     help="event counts of the area-detail section (default: %(default)s)")
+    ap.add_argument("--spark-polygons", type=int, nargs="+",
+                    help="polygons of each unique-area data set of the spark section (default "
+                         f"{' '.join(map(str, spark_bench.DEFAULT_POLYGONS))}; --quick "
+                         f"{' '.join(map(str, spark_bench.QUICK_POLYGONS))}; 0 for none)")
+    ap.add_argument("--spark-rows", type=int,
+                    help=f"token events of the spark section (default {spark_bench.DEFAULT_ROWS:,}"
+                         f"; --quick {spark_bench.QUICK_ROWS:,}; 0 for none)")
+    ap.add_argument("--spark-master", default=spark_bench.DEFAULT_MASTER,
+                    help="the spark section's --spark-master (default: %(default)s)")
+    ap.add_argument("--spark-warmup", type=int,
+                    help="warm-up runs per side in the spark section (default: --warmup; "
+                         "--quick 0); measured runs are --runs")
     ap.add_argument("--only", help="comma-separated sections: "
                     + ", ".join((*harness.SECTIONS, *EXTRA_SECTIONS))
                     + f" (default: {','.join(harness.SECTIONS)})")
@@ -301,6 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("rows", "runs", "startup_runs"):
         if getattr(args, key) < 1:
             ap.error(f"--{key.replace('_', '-')} must be at least 1")
+    if args.spark_polygons is None:
+        args.spark_polygons = list(spark_bench.QUICK_POLYGONS if args.quick
+                                   else spark_bench.DEFAULT_POLYGONS)
+    args.spark_polygons = [n for n in args.spark_polygons if n > 0]
+    if args.spark_rows is None:
+        args.spark_rows = spark_bench.QUICK_ROWS if args.quick else spark_bench.DEFAULT_ROWS
+    if args.spark_warmup is None:
+        args.spark_warmup = 0 if args.quick else args.warmup
+    if args.spark_rows < 0 or args.spark_warmup < 0:
+        ap.error("--spark-rows and --spark-warmup must be 0 or more")
 
     started = time.monotonic()
 
@@ -313,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                                  area_sizes=args.area_sizes, area_timeout=args.area_timeout,
                                  only=sections, reports_from_ingest=args.reports_db == "ingest",
                                  export_runs=args.export_runs)
+    if "spark" in sections:
+        plan += spark_bench.estimate(polygons=args.spark_polygons, rows=args.spark_rows,
+                                     runs=args.runs, warmup=args.spark_warmup)
     estimate = sum(s for _, s in plan)
     print("Plan (sections: " + ", ".join(sections) + "):\n" + harness.plan_text(plan),
           file=sys.stderr, flush=True)
@@ -411,6 +441,13 @@ def main(argv: list[str] | None = None) -> int:
                 spatial_venv=args.spatial_venv, keep=args.keep, log=log))
             if res:
                 extra_md["area-detail"] = area_scale.markdown_section(res)
+        if "spark" in sections:
+            md = attempt("spark", lambda: spark_bench.run_section(
+                polygons=args.spark_polygons, rows=args.spark_rows, master=args.spark_master,
+                runs=args.runs, warmup=args.spark_warmup, timeout=args.timeout, workdir=work,
+                log=log))
+            if md:
+                extra_md["spark"] = md
     finally:
         if args.keep:
             log(f"kept {work}")
@@ -427,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
                   else "")
                + f"--only {','.join(sections)}"
                + (" --area-sizes " + " ".join(map(str, args.area_sizes))
-                  + f" --area-timeout {args.area_timeout:g}" if "area" in sections else ""))
+                  + f" --area-timeout {args.area_timeout:g}" if "area" in sections else "")
+               + (" --spark-polygons " + " ".join(map(str, args.spark_polygons or [0]))
+                  + f" --spark-rows {args.spark_rows} --spark-master {args.spark_master} "
+                  f"--spark-warmup {args.spark_warmup}" if "spark" in sections else ""))
     measured = {s.key: section_markdown(s) for s in done} | extra_md
     if args.update and args.output.exists():
         blocks = merge_sections(args.output.read_text(encoding="utf-8"), measured)

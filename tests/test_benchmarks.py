@@ -259,3 +259,77 @@ def test_the_summary_counts_every_table_of_the_merged_report():
     text = bench_run.summary_from_tables(_old_report())
     assert text == ("Targets met: 0 of 2. Missed: ingest CSV (4.00×, target ≤ 2×); --version "
                     "(+0.200 s, target ≤ +0.15 s).")
+
+
+def _timed(seconds, ok=True, rss=100, pss=150, output=None):
+    from area_scale import Timed
+
+    return Timed(cmd=[], seconds=seconds, peak_rss_kib=rss * 1024, peak_tree_pss_kib=pss * 1024,
+                 exit_code=0 if ok else 1, output=({} if output is None else output)
+                 if ok else None, error="" if ok else "exit 1: 'boom'")
+
+
+def test_the_spark_plan_is_off_by_default_and_quick_fits_minutes():
+    import spark_bench
+
+    assert "spark" not in bench_run.parse_sections(None, None)
+    assert bench_run.parse_sections("spark", None) == ["spark"]
+    quick = spark_bench.estimate(polygons=spark_bench.QUICK_POLYGONS, rows=spark_bench.QUICK_ROWS,
+                                 runs=1, warmup=0)
+    full = spark_bench.estimate(polygons=spark_bench.DEFAULT_POLYGONS,
+                                rows=spark_bench.DEFAULT_ROWS, runs=3, warmup=1)
+    assert [name.split(" (")[0] for name, _ in full] == [
+        "spark: 100,000 polygons", "spark: 1,000,000 polygons", "spark: 10,000,000 events"]
+    assert sum(s for _, s in quick) < 3 * 60 < sum(s for _, s in full)
+    assert [n for n, _ in spark_bench.estimate(polygons=[], rows=0, runs=1, warmup=0)] == []
+
+
+def test_spark_identical_text_names_the_reports_that_differ():
+    import spark_bench
+
+    assert spark_bench.identical_text({"spark run 1": True, "warm steady state": True}) == "yes"
+    assert spark_bench.identical_text({"spark run 1": True, "warm first job": False}) == \
+        "**no** (warm first job)"
+    assert spark_bench.identical_text({"spark run 1": True, "warm first job": None}) == \
+        "yes (1 of 2 compared)"
+    assert spark_bench.identical_text({"spark run 1": None}) == "–"
+    assert spark_bench.identical_text({}) == "–"
+
+
+def test_spark_phases_table_rows():
+    import spark_bench
+
+    ok = spark_bench.Case(
+        "unique_area, 10,000 polygons", "big",
+        local=[_timed(2.0), _timed(4.0, rss=300, pss=320)],
+        spark=[_timed(40.0, rss=900, pss=2000), _timed(30.0)],
+        warm=_timed(50.0, rss=950, pss=2100, output={"up": 12.5, "reports": [20.0, 5.0]}),
+        identical={"spark run 1": True, "warm first job": True, "warm steady state": True})
+    broken = spark_bench.Case("sum, count, distinct; 100 token events", "tokens-2026",
+                              local=[_timed(1.0)], spark=[_timed(9.0, ok=False)],
+                              warm=_timed(3.0, ok=False), identical={"spark run 1": None})
+    lines = spark_bench.phases_table([ok, broken]).splitlines()
+    assert lines[0] == spark_bench.PHASES_HEAD
+    assert lines[2] == ("| unique_area, 10,000 polygons | 3.00 | 35.0 | 12.5 | 20.0 | 5.00 | "
+                        "1.67× | yes | 300 / 320 | 950 / 2,100 |")
+    assert lines[3] == ("| sum, count, distinct; 100 token events | 1.00 | failed (exit 1) | – | "
+                        "– | – | – | – | 100 / 150 | 100 / 150 |")
+    md = spark_bench.markdown([ok, broken], master="local[2]", runs=2, warmup=1,
+                              area_engine_note="Area note.")
+    assert md.startswith("## Spark engine: `report --engine spark` on `local[2]`")
+    assert md.startswith(bench_run.SECTION_HEADINGS["spark"])
+    assert "Spark: exit 1: 'boom'." in md and "Area note." in md
+    # No target: the summary counts no Spark row.
+    assert bench_run.summary_from_tables(md) == "Targets met: 0 of 0."
+
+
+def test_the_spark_sizes_follow_quick_and_the_options(capsys):
+    assert bench_run.main(["--plan", "--only", "spark", "--quick"]) == 0
+    steps = [line for line in capsys.readouterr().err.splitlines() if "spark:" in line]
+    assert [line.split(" (")[0].strip() for line in steps] == [
+        "spark: 10,000 polygons", "spark: 100,000 events"]
+    assert "local ×1, Spark ×1" in steps[0]  # --quick: one run, no warm-up
+    assert bench_run.main(["--plan", "--only", "spark", "--spark-polygons", "0",
+                           "--spark-rows", "5000", "--runs", "2", "--spark-warmup", "1"]) == 0
+    steps = [line for line in capsys.readouterr().err.splitlines() if "spark:" in line]
+    assert len(steps) == 1 and "5,000 events" in steps[0] and "local ×3, Spark ×3" in steps[0]

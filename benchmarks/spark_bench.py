@@ -228,11 +228,9 @@ def markdown(cases: Sequence[Case], *, master: str, runs: int, warmup: int,
     return "\n".join(parts)
 
 
-AREA_NOTE = ("Unique-area meters: while the Spark executor of the area engine is not wired in, "
-             "`--engine spark` computes their figures with the local engine on the driver "
-             "(docs/spark.md \"Area meters\"); the polygon rows then measure Spark's overhead "
-             "on top of the local area computation. Once Spark runs the area kernel, the same "
-             "section measures it unchanged.")
+AREA_NOTE = ("Unique-area meters: with `--engine spark` the driver plans the blocks of tiles "
+             "and Spark's Python workers run them (docs/spark.md \"Area meters\"); the area "
+             "cache is emptied before every report, so each run computes every tile.")
 
 
 # ------------------------------------------------------------------------------- measuring

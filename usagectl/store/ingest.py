@@ -905,6 +905,18 @@ _CSV_MAX_LINE_BYTES = 4 * 1024 * 1024
 _CSV_BUFFER_BYTES = 16 * 1024 * 1024
 
 
+@contextmanager
+def _file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep insertion order for the statements inside (a bulk read's row ``i`` is the file's
+    record ``i``), then put the session's setting back."""
+    keep = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")
+
+
 def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
                     options: IngestOptions, stager: _ChunkStager) -> bool:
     """Stage a CSV/TSV file read by DuckDB's ``read_csv`` in bulk; ``False`` (nothing staged)
@@ -1003,23 +1015,20 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     direct = not ("geometry" in layout.plan.canonical or stager.routes
                   or (layout.url_like and "endpoint" in layout.plan.canonical))
     raw_table = f"{stage}_csv"
-    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
-    con.execute("SET preserve_insertion_order = true")
     try:
-        if direct:
-            sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
-                                     False, [], [], relation=_bulk_relation(select, reader))
-            con.execute(sql, {**params, **_option_params(options), "path": str(path)})
-            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
-        else:
-            con.execute(f"DROP TABLE IF EXISTS {raw_table}")
-            con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
-                        {"path": str(path)})
-            counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
+        with _file_order(con):
+            if direct:
+                sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
+                                         False, [], [], relation=_bulk_relation(select, reader))
+                con.execute(sql, {**params, **_option_params(options), "path": str(path)})
+                counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
+            else:
+                con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+                con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
+                            {"path": str(path)})
+                counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
         counted = -1
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     rows = int(counted)
     try:
         if rows != expected:
@@ -1198,15 +1207,12 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
         f"json_extract(json, $paths) AS vals FROM {reader})) AS chunk")
     schema = _bulk_schema(0).append(pa.field("_attributes", pa.string()))
     sql, stage_params = _stage_sql(stage, schema, [], True, [], [], relation=relation)
-    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
-    con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(sql, {**stage_params, **params, **_option_params(options)})
-        counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+        with _file_order(con):
+            con.execute(sql, {**stage_params, **params, **_option_params(options)})
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
         counted = -1
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     rows = int(counted)
     if rows != layout.lines:
         con.execute(f"DELETE FROM {stage}")
@@ -1343,17 +1349,14 @@ def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, s
         types[f"x_{i}"] = schema.field(e).type
     sql, params = _stage_sql(stage, _bulk_schema(len(plan.extras), types), source.extras, False,
                              _raw_names(source), [], relation=_bulk_relation(select, reader, "rn + 1"))
-    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
     # Rows land in file order, as the chunks append them (the staging tables are equal row for
     # row, rowid included).
-    con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(sql, {**params, **_option_params(options), "path": path})
-        counted = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
+        with _file_order(con):
+            con.execute(sql, {**params, **_option_params(options), "path": path})
+            counted = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
     except duckdb.Error:
         counted = -1
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     if counted != source.expected_rows:
         con.execute(f"DELETE FROM {stage}")
         return False

@@ -8,6 +8,7 @@ hands plain data to a renderer. Library errors become exit codes here and nowher
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import sys
@@ -117,9 +118,30 @@ def _stdout_gone() -> None:
         os.close(devnull)
 
 
+def reflow_help(text: str) -> str:
+    """A docstring's prose as Rich should wrap it: the line breaks inside a paragraph (where the
+    source wrapped at 100 columns) become spaces. Typer keeps them, so Rich, wrapping again at
+    the terminal's width, left ragged half-lines. Paragraphs that hold a list (``- item``), an
+    indented block or Click's ``\\b`` marker keep their lines."""
+    paragraphs = text.split("\n\n")
+    for i, para in enumerate(paragraphs):
+        lines = para.split("\n")
+        if para.startswith("\b") or any(ln.startswith((" ", "\t", "- ")) for ln in lines[1:]):
+            continue
+        paragraphs[i] = " ".join(ln.strip() for ln in lines)
+    return "\n\n".join(paragraphs)
+
+
 class CommandGroup(TyperGroup):
     """A group of commands (the root, ``contracts``): named alone in JSON mode, it answers with
     the JSON error object instead of printing its help (which Rich writes on stdout)."""
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.help and not getattr(command, "_reflowed", False):
+            command.help = reflow_help(inspect.cleandoc(command.help))
+            command._reflowed = True  # type: ignore[attr-defined]
+        return command
 
     def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
         if not args and self.no_args_is_help and not ctx.resilient_parsing and _wants_json(

@@ -353,10 +353,15 @@ SECTIONS = ("ingest", "geo", "reports", "export", "startup", "area")
 def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int, warmup: int,
                   startup_runs: int, area_sizes: Sequence[int], area_timeout: float,
                   only: Sequence[str] = SECTIONS, reports_from_ingest: bool = True,
-                  export_runs: int = 1) -> list[tuple[str, float]]:
+                  export_runs: int = 1, ingest_runs: int | None = None,
+                  ingest_warmup: int | None = None) -> list[tuple[str, float]]:
     """(step, estimated seconds) for a run with these options, in the order they run."""
     m = rows / 1e6
     k = runs + warmup
+    # The file ingests' runs (--ingest-runs/--ingest-warmup, default --runs/--warmup).
+    ki = ((runs if ingest_runs is None else ingest_runs)
+          + (warmup if ingest_warmup is None else ingest_warmup))
+    ingest_pair = 2 * ki * COST["process"]
     pair = 2 * k * COST["process"]  # the fixed cost of one comparison's processes
     steps: list[tuple[str, float]] = []
     need_events = any(s in only for s in ("ingest", "reports", "export"))
@@ -365,9 +370,9 @@ def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int,
     if "ingest" in only:
         for fmt in ("csv", "jsonl", "parquet"):
             ours, peer = COST[fmt]
-            steps.append((f"ingest {fmt} ×{k} each side", k * (ours + peer) * m + pair))
-        steps.append((f"re-ingest csv ×{k} each side",
-                      k * (COST["reingest"] + COST["csv"][1]) * m + pair))
+            steps.append((f"ingest {fmt} ×{ki} each side", ki * (ours + peer) * m + ingest_pair))
+        steps.append((f"re-ingest csv ×{ki} each side",
+                      ki * (COST["reingest"] + COST["csv"][1]) * m + ingest_pair))
         steps.append(("ingest csv at a tenth of the rows (memory), once", COST["csv"][0] * m / 10))
     if "geo" in only:
         pm, gm = polygons / 1e6, geojson_polygons / 1e6

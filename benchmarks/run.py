@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                                  warmup=args.warmup, startup_runs=args.startup_runs,
                                  area_sizes=args.area_sizes, area_timeout=args.area_timeout,
                                  only=sections, reports_from_ingest=args.reports_db == "ingest",
-                                 export_runs=args.export_runs)
+                                 export_runs=args.export_runs, ingest_runs=args.ingest_runs,
+                                 ingest_warmup=args.ingest_warmup)
     if "spark" in sections:
         plan += spark_bench.estimate(polygons=args.spark_polygons, rows=args.spark_rows,
                                      runs=args.runs, warmup=args.spark_warmup)

@@ -333,3 +333,16 @@ def test_the_spark_sizes_follow_quick_and_the_options(capsys):
                            "--spark-rows", "5000", "--runs", "2", "--spark-warmup", "1"]) == 0
     steps = [line for line in capsys.readouterr().err.splitlines() if "spark:" in line]
     assert len(steps) == 1 and "5,000 events" in steps[0] and "local ×3, Spark ×3" in steps[0]
+
+
+def test_the_plan_counts_the_ingest_runs_asked_for():
+    # --ingest-runs/--ingest-warmup set the runs of the CSV, JSON Lines and Parquet ingests and
+    # the re-ingest; the estimate must follow them (it used --runs for everything).
+    default = dict(_plan(only=["ingest"]))
+    one = dict(_plan(only=["ingest"], ingest_runs=1, ingest_warmup=0))
+    assert "ingest csv ×1 each side" in one
+    assert one["ingest csv ×1 each side"] < default["ingest csv ×4 each side"] / 3
+    assert one.keys() - {"ingest csv ×1 each side", "ingest jsonl ×1 each side",
+                         "ingest parquet ×1 each side", "re-ingest csv ×1 each side"} \
+        == default.keys() - {"ingest csv ×4 each side", "ingest jsonl ×4 each side",
+                             "ingest parquet ×4 each side", "re-ingest csv ×4 each side"}

@@ -91,6 +91,9 @@ def _chromium(args: list[str], proxy: _CountingProxy, profile: Path) -> subproce
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-default-apps", "--disable-extensions", "--disable-quic",
            f"--proxy-server=127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
+           # Virtual time: the page (fonts, SVG charts, layout) has settled before the screenshot or
+           # the DOM dump, however loaded the machine is.
+           "--virtual-time-budget=10000", "--run-all-compositor-stages-before-draw",
            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 

@@ -47,10 +47,10 @@ CHUNK_ROWS = 50_000
 # opening line is rejected and the following lines are read again as records of their own.
 MAX_RECORD_LINES = 1_000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
-# CsvSource.fast_scan vouches for the file a block of whole lines at a time (about this many
-# bytes). A block it cannot vouch for is a region the exact splitter reads; past either limit
-# below (regions' share of the file's bytes, their number) the whole file goes to the exact
-# splitter instead (docs/ingest.md "Regions").
+# CsvSource.fast_scan and JsonLinesSource.fast_scan (_scan_runs) vouch for the file a block of
+# whole lines at a time (about this many bytes). A block they cannot vouch for is a region the
+# exact reader reads; past either limit below (regions' share of the file's bytes, their
+# number) the whole file goes to the exact reader instead (docs/ingest.md "Regions").
 SCAN_BLOCK_BYTES = 1 << 22
 # A block the scan cannot vouch for is vouched again in pieces of about this many bytes, so
 # that a region is the pieces with the trouble, not the whole block.
@@ -1097,10 +1097,10 @@ class JsonLinesSource(Source):
         _check_required_seen(self)
 
     def fast_scan(self) -> JsonlLayout | None:
-        """One pass over the raw bytes: may DuckDB's JSON reader stage this file in bulk?
+        """One pass over the raw bytes: which lines may DuckDB's JSON reader stage in bulk?
 
-        Yes only when every line is one ``{...}`` object that DuckDB and :meth:`chunks` read
-        alike as far as bytes can tell: no blank line; each line starts with ``{`` and ends
+        A line is vouched for only when it is one ``{...}`` object that DuckDB and
+        :meth:`chunks` read alike as far as bytes can tell: no blank line; each line starts with ``{`` and ends
         with ``}`` (no white space around, no CR); no control byte (a raw one is invalid JSON
         for Python, and a key or value cannot hold one without a ``\\u`` escape); no ``\\u``
         escape at all (lone surrogates, NUL and escaped key names stay with Python); no ``\\/``
@@ -1110,7 +1110,10 @@ class JsonLinesSource(Source):
 
         Counts physical lines by newline bytes (the independent count). Which keys the records
         hold is asked of DuckDB afterwards (:func:`usagectl.store.ingest._stage_jsonl_bulk`).
-        Returns ``None`` when the file must go to :meth:`chunks`.
+        Blocks it cannot vouch for (re-vouched in ``REGION_PIECE_BYTES`` pieces, see
+        :func:`_scan_runs`) are regions, listed in ``runs``, that :meth:`region_chunks` reads;
+        the vouched lines are listed in ``spans``. Returns ``None`` when the file must go to
+        :meth:`chunks` whole (too many regions, any in a compressed file, a line over 4 MiB).
         """
         stream, self._counter = open_binary(self.path, self.compression)
         flags: set[str] = set()

@@ -978,8 +978,9 @@ def _spans_path(con: duckdb.DuckDBPyConnection, suffix: str) -> Path:
     """The file beside the staging file that holds the vouched lines of a file with regions,
     ``<staging file>.regions.<suffix>`` (its claim removes it with the staging file, should the
     process die)."""
-    row = con.execute("SELECT path FROM duckdb_databases() "
-                      "WHERE database_name = current_database()").fetchone()
+    found = con.execute("SELECT path FROM duckdb_databases() "
+                        "WHERE database_name = current_database()").fetchall()
+    row = found[0] if found else None
     home = Path(row[0]) if row and row[0] else Path(tempfile.gettempdir()) / f"usagectl-{os.getpid()}"
     return home.with_name(f"{home.name}.regions.{suffix}")
 
@@ -1148,6 +1149,12 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
 
     Geometry, ``--route`` and URL-like endpoints need Python per chunk: such files take the
     chunk pipeline as before.
+
+    Regions (docs/ingest.md "Regions"): when step 1 could not vouch for some lines of a plain
+    file (not too many, see :data:`usagectl.sources.readers.REGION_MAX_SHARE`), the vouched
+    lines are copied to a file beside the staging file, steps 1-3 read that copy, the Python
+    reader reads just the other lines (:meth:`JsonLinesSource.region_chunks`; their rows are
+    staged first), and each bulk row's line is mapped back to the file's own line, as for CSV.
     """
     if stager.routes:
         return False

@@ -251,3 +251,15 @@ def test_generated_files_stage_like_the_python_reader(tmp_path_factory, monkeypa
         rows.insert(min(at, len(rows)), line)
     seen = _both(tmp, b"\n".join(rows) + (b"\n" if final_newline else b""), monkeypatch)
     event("regions" if seen["regions"] else "bulk" if seen["bulk"] else "whole file in Python")
+
+
+def test_a_dead_ingests_spans_file_is_removed_with_its_staging_file(tmp_path) -> None:
+    """The copy of the vouched lines sits beside the staging file; the next writer removes it
+    with the staging file when the process that made it died (with or without its lock file)."""
+    target = tmp_path / "u.duckdb"
+    left = [tmp_path / f"u.duckdb.staging-{i}.duckdb{s}" for i in (7, 8)
+            for s in ("", ".regions.csv", ".regions.jsonl")]
+    for p in [*left, tmp_path / "u.duckdb.staging-8.lock"]:
+        p.write_bytes(b"x")
+    db.StagingClaim.remove_stale(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -1100,13 +1100,14 @@ class JsonLinesSource(Source):
         """One pass over the raw bytes: which lines may DuckDB's JSON reader stage in bulk?
 
         A line is vouched for only when it is one ``{...}`` object that DuckDB and
-        :meth:`chunks` read alike as far as bytes can tell: no blank line; each line starts with ``{`` and ends
-        with ``}`` (no white space around, no CR); no control byte (a raw one is invalid JSON
-        for Python, and a key or value cannot hold one without a ``\\u`` escape); no ``\\u``
-        escape at all (lone surrogates, NUL and escaped key names stay with Python); no ``\\/``
-        escape; no ``"Feature"`` (a GeoJSON feature per line is flattened by :meth:`chunks`);
-        no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing comma, Python does
-        not); valid UTF-8. False alarms (such text inside a string) only cost speed.
+        :meth:`chunks` read alike as far as bytes can tell: no blank line; each line starts with
+        ``{`` and ends with ``}`` (no white space around, no CR); no control byte (a raw one is
+        invalid JSON for Python, and a key or value cannot hold one without a ``\\u`` escape);
+        no ``\\u`` escape at all (lone surrogates, NUL and escaped key names stay with Python);
+        no ``\\/`` escape; no ``"Feature"`` (a GeoJSON feature per line is flattened by
+        :meth:`chunks`); no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing
+        comma, Python does not); valid UTF-8. False alarms (such text inside a string) only cost
+        speed.
 
         Counts physical lines by newline bytes (the independent count). Which keys the records
         hold is asked of DuckDB afterwards (:func:`usagectl.store.ingest._stage_jsonl_bulk`).

@@ -23,7 +23,7 @@ import os
 import re
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -47,10 +47,10 @@ CHUNK_ROWS = 50_000
 # opening line is rejected and the following lines are read again as records of their own.
 MAX_RECORD_LINES = 1_000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
-# CsvSource.fast_scan vouches for the file a block of whole lines at a time (about this many
-# bytes). A block it cannot vouch for is a region the exact splitter reads; past either limit
-# below (regions' share of the file's bytes, their number) the whole file goes to the exact
-# splitter instead (docs/ingest.md "Regions").
+# CsvSource.fast_scan and JsonLinesSource.fast_scan (_scan_runs) vouch for the file a block of
+# whole lines at a time (about this many bytes). A block they cannot vouch for is a region the
+# exact reader reads; past either limit below (regions' share of the file's bytes, their
+# number) the whole file goes to the exact reader instead (docs/ingest.md "Regions").
 SCAN_BLOCK_BYTES = 1 << 22
 # A block the scan cannot vouch for is vouched again in pieces of about this many bytes, so
 # that a region is the pieces with the trouble, not the whole block.
@@ -291,6 +291,21 @@ class Source:
     def chunks(self) -> Iterator[pa.Table]:  # pragma: no cover — abstract
         raise NotImplementedError
 
+    def write_spans(self, layout: CsvLayout | JsonlLayout, target: Path) -> None:
+        """Write the header line (CSV) and the vouched spans of ``layout`` (``layout.spans``)
+        to ``target``, a plain file a bulk parser can read (regions: docs/ingest.md)."""
+        with open(self.path, "rb") as f, open(target, "wb") as out:
+            out.write(f.read(layout.header_bytes))
+            for _, _, lo, hi in layout.spans:
+                f.seek(lo)
+                left = hi - lo
+                while left > 0:
+                    piece = f.read(min(left, 1 << 22))
+                    if not piece:
+                        raise OSError(f"{self.path} shrank while it was read")
+                    out.write(piece)
+                    left -= len(piece)
+
     def finish(self) -> None:
         """Whole-file checks after the last chunk (e.g. a required key no record had)."""
 
@@ -420,16 +435,6 @@ class CsvSource(Source):
         Raises like :meth:`chunks` for a damaged (truncated) compressed file or a bad header.
         """
         stream, self._counter = open_binary(self.path, self.compression)
-        runs: list[tuple[int, int, bool]] = []  # (first line, first byte, vouched) per run
-        unvouched = [0, 0]  # bytes, runs
-
-        def note(first_line: int, offset: int, size: int, vouched: bool) -> None:
-            if not runs or runs[-1][2] != vouched:
-                runs.append((first_line, offset, vouched))
-                unvouched[1] += not vouched
-            if not vouched:
-                unvouched[0] += size
-
         try:
             first = stream.readline()
             if not first.strip():
@@ -442,48 +447,18 @@ class CsvSource(Source):
             width = len(header)
             if _vouch(first, delim, width, set()) is None:
                 return None
-            lines = 1
-            offset = len(first)
-            tail = b""
-            while block := stream.read(SCAN_BLOCK_BYTES):
-                cut = block.rfind(b"\n")
-                if cut < 0:
-                    tail += block
-                    if len(tail) > MAX_RECORD_BYTES:
-                        return None
-                    continue
-                whole, tail = tail + block[:cut + 1], block[cut + 1:]
-                n = _vouch(whole, delim, width, flags)
-                if n is not None:
-                    note(lines + 1, offset, len(whole), True)
-                    lines += n
-                    offset += len(whole)
-                    continue
-                if self.compression:
-                    return None  # regions are read from a plain file only
-                for piece in _pieces(whole, REGION_PIECE_BYTES):
-                    n = _vouch(piece, delim, width, flags)
-                    note(lines + 1, offset, len(piece), n is not None)
-                    lines += n if n is not None else piece.count(b"\n")
-                    offset += len(piece)
-                if unvouched[1] > REGION_MAX_COUNT:
-                    return None
-            if tail:
-                vouched = _vouch(tail + b"\n", delim, width, flags) is not None
-                note(lines + 1, offset, len(tail), vouched)
-                if not vouched and (self.compression or unvouched[1] > REGION_MAX_COUNT):
-                    return None
-                lines += 1  # the last line has no newline
-                offset += len(tail)
+            scan = _scan_runs(stream, lambda b: _vouch(b, delim, width, flags), 1, len(first),
+                              self.compression)
         except (OSError, EOFError) as exc:
             raise read_failure(self.path, exc) from None
         finally:
             stream.close()
-        if unvouched[0] > REGION_MAX_SHARE * (offset - len(first)):
+        if scan is None:
             return None
+        lines, offset, runs = scan
         return CsvLayout(header=header, plan=plan, delimiter=self._delimiter or ",",
                          lines=lines, url_like="url" in flags,
-                         runs=runs if unvouched[1] else [], size=offset, header_bytes=len(first))
+                         runs=runs, size=offset, header_bytes=len(first))
 
     def region_chunks(self, layout: CsvLayout) -> Iterator[pa.Table]:
         """Chunks of the records in the regions :meth:`fast_scan` could not vouch for, read by
@@ -544,21 +519,6 @@ class CsvSource(Source):
         if bulk_line < end_line:
             spans.append((bulk_line, end_line, bulk_off, end_off))
         layout.spans = spans
-
-    def write_spans(self, layout: CsvLayout, target: Path) -> None:
-        """Write the header line and the vouched spans of ``layout`` (after
-        :meth:`region_chunks`) to ``target``, a plain CSV file a bulk parser can read."""
-        with open(self.path, "rb") as f, open(target, "wb") as out:
-            out.write(f.read(layout.header_bytes))
-            for _, _, lo, hi in layout.spans:
-                f.seek(lo)
-                left = hi - lo
-                while left > 0:
-                    piece = f.read(min(left, 1 << 22))
-                    if not piece:
-                        raise OSError(f"{self.path} shrank while it was read")
-                    out.write(piece)
-                    left -= len(piece)
 
     def _records(self, lines: Iterator[tuple[int, bytes]], width: int
                  ) -> Iterator[tuple[int, tuple[str, list[str] | None, str | None]]]:
@@ -646,6 +606,79 @@ def _pieces(block: bytes, size: int) -> Iterator[bytes]:
         j = len(block) - 1 if j < 0 else j
         yield block[i:j + 1]
         i = j + 1
+
+
+def _scan_runs(stream: BinaryIO, vouch: Callable[[bytes], int | None], lines: int, offset: int,
+               compression: str | None) -> tuple[int, int, list[tuple[int, int, bool]]] | None:
+    """The block scan shared by the CSV and JSON Lines ``fast_scan``: reads ``stream`` (after
+    ``lines`` lines, ``offset`` bytes) to its end in ``SCAN_BLOCK_BYTES`` blocks of whole lines,
+    each vouched for by ``vouch`` (whole lines ending in a newline → their number, or None).
+    A block it refuses is vouched again in ``REGION_PIECE_BYTES`` pieces.
+
+    Returns (physical lines in all, bytes in all, runs): the runs are the (first line, first
+    byte, vouched) of each stretch of blocks or pieces alike, empty when every line was
+    vouched. ``None`` (the whole file goes to the exact reader) for a line longer than
+    ``MAX_RECORD_BYTES`` with no newline in a block, a compressed file with anything
+    unvouched (regions are read by seeking in a plain file), more than ``REGION_MAX_COUNT``
+    regions, or regions holding more than ``REGION_MAX_SHARE`` of the bytes scanned here.
+    """
+    start = offset
+    runs: list[tuple[int, int, bool]] = []
+    unvouched = [0, 0]  # bytes, runs
+
+    def note(first_line: int, at: int, size: int, vouched: bool) -> None:
+        if not runs or runs[-1][2] != vouched:
+            runs.append((first_line, at, vouched))
+            unvouched[1] += not vouched
+        if not vouched:
+            unvouched[0] += size
+
+    tail = b""
+    while block := stream.read(SCAN_BLOCK_BYTES):
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            tail += block
+            if len(tail) > MAX_RECORD_BYTES:
+                return None
+            continue
+        whole, tail = tail + block[:cut + 1], block[cut + 1:]
+        n = vouch(whole)
+        if n is not None:
+            note(lines + 1, offset, len(whole), True)
+            lines += n
+            offset += len(whole)
+            continue
+        if compression:
+            return None
+        for piece in _pieces(whole, REGION_PIECE_BYTES):
+            n = vouch(piece)
+            note(lines + 1, offset, len(piece), n is not None)
+            lines += n if n is not None else piece.count(b"\n")
+            offset += len(piece)
+        if unvouched[1] > REGION_MAX_COUNT:
+            return None
+    if tail:
+        vouched = vouch(tail + b"\n") is not None
+        note(lines + 1, offset, len(tail), vouched)
+        if not vouched and (compression or unvouched[1] > REGION_MAX_COUNT):
+            return None
+        lines += 1  # the last line has no newline
+        offset += len(tail)
+    if unvouched[0] > REGION_MAX_SHARE * (offset - start):
+        return None
+    return lines, offset, runs if unvouched[1] else []
+
+
+def _numbered_lines(f: BinaryIO, first: int, size: int, path: Path
+                    ) -> Iterator[tuple[int, bytes]]:
+    """The lines in the next ``size`` bytes of ``f``, numbered from ``first``."""
+    while size > 0:
+        line = f.readline(size)
+        if not line:
+            raise OSError(f"{path} shrank while it was read")
+        yield first, line
+        first += 1
+        size -= len(line)
 
 
 class _CsvBatch:
@@ -997,29 +1030,7 @@ class JsonLinesSource(Source):
         stream, self._counter = open_binary(self.path, self.compression)
         batch = _RecordBatcher(self)
         try:
-            for n, line in enumerate(stream, start=1):
-                self.stats.physical_lines += 1
-                if not line.strip():
-                    self.stats.blank_lines += 1
-                    continue
-                raw = _text(line)
-                try:
-                    obj = json.loads(line, parse_float=Decimal)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    batch.add(n, None, raw, f"line is not valid JSON ({exc}); fix or remove it")
-                else:
-                    if isinstance(obj, dict) and obj.get("type") == "Feature":
-                        obj = _feature_record(obj)
-                    if b"\\u" in line and _LONE_SURROGATE.search(line) \
-                            and _has_lone_surrogate(obj):
-                        batch.add(n, None, raw, SURROGATE_REASON)
-                    elif isinstance(obj, dict):
-                        batch.add(n, obj, raw)
-                    else:
-                        batch.add(n, None, raw, "line is JSON but not an object; each line must "
-                                                "be one {...} event")
-                if len(batch) >= CHUNK_ROWS:
-                    yield batch.table()
+            yield from self._read(enumerate(stream, start=1), batch)
             if len(batch):
                 yield batch.table()
         except (OSError, EOFError) as exc:
@@ -1027,51 +1038,99 @@ class JsonLinesSource(Source):
         finally:
             stream.close()
 
+    def _read(self, lines: Iterable[tuple[int, bytes]], batch: _RecordBatcher
+              ) -> Iterator[pa.Table]:
+        """Add numbered lines to ``batch`` one record per line (a blank line is counted, not
+        a record); yield a chunk each time it is full."""
+        for n, line in lines:
+            self.stats.physical_lines += 1
+            if not line.strip():
+                self.stats.blank_lines += 1
+                continue
+            raw = _text(line)
+            try:
+                obj = json.loads(line, parse_float=Decimal)
+            except (ValueError, UnicodeDecodeError) as exc:
+                batch.add(n, None, raw, f"line is not valid JSON ({exc}); fix or remove it")
+            else:
+                if isinstance(obj, dict) and obj.get("type") == "Feature":
+                    obj = _feature_record(obj)
+                if b"\\u" in line and _LONE_SURROGATE.search(line) \
+                        and _has_lone_surrogate(obj):
+                    batch.add(n, None, raw, SURROGATE_REASON)
+                elif isinstance(obj, dict):
+                    batch.add(n, obj, raw)
+                else:
+                    batch.add(n, None, raw, "line is JSON but not an object; each line must "
+                                            "be one {...} event")
+            if len(batch) >= CHUNK_ROWS:
+                yield batch.table()
+
+    def region_chunks(self, layout: JsonlLayout) -> Iterator[pa.Table]:
+        """Chunks of the records on the lines :meth:`fast_scan` could not vouch for (the runs
+        of ``layout`` marked unvouched), read by :meth:`_read` exactly as :meth:`chunks` reads
+        them, each with its own line; adds what was read to ``layout.tally``.
+
+        A JSON Lines record is one physical line and :meth:`chunks` reads each line on its
+        own, so a region is exactly its unvouched lines: nothing before it changes how they
+        read, and they change nothing after them. Plain files only (seeks to each region).
+        """
+        batch = _RecordBatcher(self)
+        tally = layout.tally = RegionTally()
+        with open(self.path, "rb") as f:
+            for a, a_off, b, b_off, vouched in layout.stretches():
+                if vouched:
+                    continue
+                f.seek(a_off)
+                before = (self.stats.records, self.stats.blank_lines)
+                yield from self._read(_numbered_lines(f, a, b_off - a_off, self.path), batch)
+                # The scan's count of the region's lines; what the reader made of them must
+                # add up to it (checked by the ingest's line accounting).
+                tally.regions += 1
+                tally.lines += b - a
+                tally.records += self.stats.records - before[0]
+                tally.blank_lines += self.stats.blank_lines - before[1]
+        if len(batch):
+            yield batch.table()
+
     def finish(self) -> None:
         _check_required_seen(self)
 
     def fast_scan(self) -> JsonlLayout | None:
-        """One pass over the raw bytes: may DuckDB's JSON reader stage this file in bulk?
+        """One pass over the raw bytes: which lines may DuckDB's JSON reader stage in bulk?
 
-        Yes only when every line is one ``{...}`` object that DuckDB and :meth:`chunks` read
-        alike as far as bytes can tell: no blank line; each line starts with ``{`` and ends
-        with ``}`` (no white space around, no CR); no control byte (a raw one is invalid JSON
-        for Python, and a key or value cannot hold one without a ``\\u`` escape); no ``\\u``
-        escape at all (lone surrogates, NUL and escaped key names stay with Python); no ``\\/``
-        escape; no ``"Feature"`` (a GeoJSON feature per line is flattened by :meth:`chunks`);
-        no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing comma, Python does
-        not); valid UTF-8. False alarms (such text inside a string) only cost speed.
+        A line is vouched for only when it is one ``{...}`` object that DuckDB and
+        :meth:`chunks` read alike as far as bytes can tell: no blank line; each line starts with
+        ``{`` and ends with ``}`` (no white space around, no CR); no control byte (a raw one is
+        invalid JSON for Python, and a key or value cannot hold one without a ``\\u`` escape);
+        no ``\\u`` escape at all (lone surrogates, NUL and escaped key names stay with Python);
+        no ``\\/`` escape; no ``"Feature"`` (a GeoJSON feature per line is flattened by
+        :meth:`chunks`); no ``,`` before a closing ``}`` or ``]`` (DuckDB accepts a trailing
+        comma, Python does not); valid UTF-8. False alarms (such text inside a string) only cost
+        speed.
 
         Counts physical lines by newline bytes (the independent count). Which keys the records
         hold is asked of DuckDB afterwards (:func:`usagectl.store.ingest._stage_jsonl_bulk`).
-        Returns ``None`` when the file must go to :meth:`chunks`.
+        Blocks it cannot vouch for (re-vouched in ``REGION_PIECE_BYTES`` pieces, see
+        :func:`_scan_runs`) are regions, listed in ``runs``, that :meth:`region_chunks` reads;
+        the vouched lines are listed in ``spans``. Returns ``None`` when the file must go to
+        :meth:`chunks` whole (too many regions, any in a compressed file, a line over 4 MiB).
         """
         stream, self._counter = open_binary(self.path, self.compression)
-        lines, tail, flags = 0, b"", set()
+        flags: set[str] = set()
         try:
-            while block := stream.read(1 << 22):
-                cut = block.rfind(b"\n")
-                if cut < 0:
-                    tail += block
-                    if len(tail) > MAX_RECORD_BYTES:
-                        return None
-                    continue
-                whole, tail = tail + block[:cut + 1], block[cut + 1:]
-                n = _vouch_jsonl(whole, flags)
-                if n is None:
-                    return None
-                lines += n
-            if tail:
-                if _vouch_jsonl(tail + b"\n", flags) is None:
-                    return None
-                lines += 1
+            scan = _scan_runs(stream, lambda b: _vouch_jsonl(b, flags), 0, 0, self.compression)
         except (OSError, EOFError) as exc:
             raise read_failure(self.path, exc) from None
         finally:
             stream.close()
-        if not lines:
+        if scan is None or not scan[0]:
             return None
-        return JsonlLayout(lines=lines, url_like="url" in flags)
+        lines, size, runs = scan
+        layout = JsonlLayout(lines=lines, url_like="url" in flags, runs=runs, size=size)
+        layout.spans = [(a, b, a_off, b_off) for a, a_off, b, b_off, vouched in layout.stretches()
+                        if vouched] if runs else []
+        return layout
 
 
 _TRAILING_COMMA = re.compile(rb",[ \t]*[}\]]")
@@ -1081,8 +1140,21 @@ _TRAILING_COMMA = re.compile(rb",[ \t]*[}\]]")
 class JsonlLayout:
     """What :meth:`JsonLinesSource.fast_scan` found: a file DuckDB's JSON reader may stage."""
 
-    lines: int  # physical lines = records (no blank line)
-    url_like: bool = True
+    lines: int  # physical lines, counted by newline bytes
+    url_like: bool = True  # a ?, # or :// in a vouched line
+    # As in CsvLayout: the runs of blocks alike (empty: every line is vouched), the size; the
+    # vouched lines [first, end) at bytes [lo, hi) (set by fast_scan), the regions' tally.
+    runs: list[tuple[int, int, bool]] = field(default_factory=list)
+    size: int = 0
+    header_bytes: int = 0
+    spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+    tally: RegionTally | None = None
+
+    def stretches(self) -> Iterator[tuple[int, int, int, int, bool]]:
+        """(first line, first byte, end line, end byte, vouched) of each run."""
+        ends = [(r[0], r[1]) for r in self.runs[1:]] + [(self.lines + 1, self.size)]
+        for (a, a_off, vouched), (b, b_off) in zip(self.runs, ends):
+            yield a, a_off, b, b_off, vouched
 
 
 def _vouch_jsonl(block: bytes, flags: set[str]) -> int | None:

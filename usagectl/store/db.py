@@ -479,7 +479,7 @@ class StagingClaim:
             finally:
                 os.close(fd)
         for name in names:  # a staging file whose lock file is gone: its owner removed that last
-            m = re.fullmatch(re.escape(prefix) + r"(\d+)\.duckdb(\.wal|\.tmp|\.regions\.csv)?", name)
+            m = re.fullmatch(re.escape(prefix) + r"(\d+)\.duckdb(\.wal|\.tmp|\.regions\.csv|\.regions\.jsonl)?", name)
             if m and not _lock_path(db_path, int(m.group(1))).exists():
                 _unlink(db_path.parent / name)
 
@@ -494,9 +494,11 @@ def _lock_path(db_path: Path, ingest_id: int) -> Path:
 
 def _staging_files(path: Path) -> list[Path]:
     # DuckDB's write-ahead log and its spill folder sit beside the file.
-    # A CSV file with regions copies its vouched lines beside it (ingest._spans_path).
+    # A CSV or JSON Lines file with regions copies its vouched lines beside it
+    # (ingest._spans_path).
     return [path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp"),
-            path.with_name(path.name + ".regions.csv")]
+            path.with_name(path.name + ".regions.csv"),
+            path.with_name(path.name + ".regions.jsonl")]
 
 
 def _unlink(path: Path) -> None:

@@ -59,6 +59,7 @@ from usagectl.sources.readers import (
     CsvLayout,
     CsvSource,
     JsonLinesSource,
+    JsonlLayout,
     ParquetSource,
     Source,
     SourceStats,
@@ -950,12 +951,21 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     if layout is None:
         source.stats = SourceStats()
         return False
-    spans_table = f"{stage}_spans"
+    return _with_spans_file(con, source, stage, "csv", lambda spans_file: _stage_csv_vouched(
+        con, source, stage, options, stager, layout, spans_file))
+
+
+def _with_spans_file(con: duckdb.DuckDBPyConnection, source: Source, stage: str, suffix: str,
+                     work: Callable[[Path], bool]) -> bool:
+    """Run a bulk path's ``work`` with the path of its spans file (the vouched lines of a
+    file with regions, see :func:`_spans_path`); whatever happens, drop the spans table and
+    file afterwards. ``False`` from ``work`` (the bulk path refused the file) leaves nothing
+    staged and the source's counts reset, for the exact reader to read the whole file."""
+    spans_file = _spans_path(con, suffix)
     try:
-        staged = _stage_csv_vouched(con, source, stage, options, stager, layout)
+        staged = work(spans_file)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {spans_table}")
-        spans_file = _spans_path(con, stage)
+        con.execute(f"DROP TABLE IF EXISTS {stage}_spans")
         if spans_file.exists():
             spans_file.unlink()
     if not staged:
@@ -964,17 +974,59 @@ def _stage_csv_bulk(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: st
     return staged
 
 
-def _spans_path(con: duckdb.DuckDBPyConnection, stage: str) -> Path:
-    """The file beside the staging file that holds the vouched lines of a file with regions
-    (its claim removes it with the staging file, should the process die)."""
-    row = con.execute("SELECT path FROM duckdb_databases() "
-                      "WHERE database_name = current_database()").fetchone()
+def _spans_path(con: duckdb.DuckDBPyConnection, suffix: str) -> Path:
+    """The file beside the staging file that holds the vouched lines of a file with regions,
+    ``<staging file>.regions.<suffix>`` (its claim removes it with the staging file, should the
+    process die)."""
+    found = con.execute("SELECT path FROM duckdb_databases() "
+                        "WHERE database_name = current_database()").fetchall()
+    row = found[0] if found else None
     home = Path(row[0]) if row and row[0] else Path(tempfile.gettempdir()) / f"usagectl-{os.getpid()}"
-    return home.with_name(f"{home.name}.regions.csv")
+    return home.with_name(f"{home.name}.regions.{suffix}")
+
+
+def _stage_region_rows(con: duckdb.DuckDBPyConnection, source: CsvSource | JsonLinesSource,
+                       stage: str, stager: _ChunkStager, layout: CsvLayout | JsonlLayout) -> int:
+    """Stage the records of the regions of ``layout`` (the exact reader's, each with its own
+    line) through the chunk pipeline; they go in before the bulk rows, whose lines are then
+    numbered by :func:`_number_bulk_lines`. Returns how many rows the regions staged."""
+    for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes,
+                                           source.region_chunks(layout))):
+        stager.stage_prepared(chunk)
+    return int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
+
+
+def _create_spans_table(con: duckdb.DuckDBPyConnection, stage: str,
+                        spans: list[tuple[int, int, int, int]]) -> int:
+    """``<stage>_spans``: bulk row ``j`` (0-based, in the order of the spans file) is line
+    ``j + delta`` of the file for ``j`` in ``[lo, hi]``. Returns the number of vouched lines."""
+    j, rows = 0, []
+    for first, end, _, _ in spans:
+        rows.append((j, j + end - first - 1, first - j))
+        j += end - first
+    con.execute(f"CREATE TABLE {stage}_spans (lo BIGINT, hi BIGINT, delta BIGINT)")
+    if rows:
+        con.executemany(f"INSERT INTO {stage}_spans VALUES (?, ?, ?)", rows)
+    return j
+
+
+def _number_bulk_lines(con: duckdb.DuckDBPyConnection, stage: str, ahead: int, first: int,
+                       regions: bool) -> None:
+    """Set rownum and line of the bulk rows, staged in file order after ``ahead`` rows of the
+    regions: the ``i``-th is line ``i + first`` of a file without regions, else mapped back
+    through the spans table to the file's own line."""
+    if not regions:
+        con.execute(f"UPDATE {stage} SET rownum = rowid + $first, line = rowid + $first",
+                    {"first": first})
+        return
+    con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid - $ahead + s.delta, "
+                f"line = {stage}.rowid - $ahead + s.delta FROM {stage}_spans s "
+                f"WHERE {stage}.rowid - $ahead BETWEEN s.lo AND s.hi", {"ahead": ahead})
 
 
 def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
-                       options: IngestOptions, stager: _ChunkStager, layout: CsvLayout) -> bool:
+                       options: IngestOptions, stager: _ChunkStager, layout: CsvLayout,
+                       spans_file: Path) -> bool:
     """Steps 2-5 of :func:`_stage_csv_bulk`; ``False`` when the bulk read refused the lines."""
     spans_table = f"{stage}_spans"
     path = source.path
@@ -982,21 +1034,10 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     ahead = 0  # rows staged before the bulk rows (the regions')
     if layout.runs:
         # The regions' rows are staged first, the bulk rows after them (numbered below).
-        for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes,
-                                               source.region_chunks(layout))):
-            stager.stage_prepared(chunk)
-        ahead = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
-        path = _spans_path(con, stage)
+        ahead = _stage_region_rows(con, source, stage, stager, layout)
+        path = spans_file
         source.write_spans(layout, path)
-        # Bulk row j (0-based, in file order) is line j + delta of the file.
-        j, spans = 0, []
-        for first, end, _, _ in layout.spans:
-            spans.append((j, j + end - first - 1, first - j))
-            j += end - first
-        expected = j
-        con.execute(f"CREATE TABLE {spans_table} (lo BIGINT, hi BIGINT, delta BIGINT)")
-        if spans:
-            con.executemany(f"INSERT INTO {spans_table} VALUES (?, ?, ?)", spans)
+        expected = _create_spans_table(con, stage, layout.spans)
     names = [f"h{i}" for i in range(len(layout.header))]  # generated identifiers
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     reader = (f"read_csv($path, delim = '{_CSV_DELIMITERS[layout.delimiter]}', quote = '\"', "
@@ -1033,12 +1074,8 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     try:
         if rows != expected:
             return False
-        if direct and not layout.runs:
-            con.execute(f"UPDATE {stage} SET rownum = rowid + 2, line = rowid + 2")
-        elif direct:
-            con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid - $ahead + s.delta, "
-                        f"line = {stage}.rowid - $ahead + s.delta FROM {spans_table} s "
-                        f"WHERE {stage}.rowid - $ahead BETWEEN s.lo AND s.hi", {"ahead": ahead})
+        if direct:
+            _number_bulk_lines(con, stage, ahead, 2, bool(layout.runs))
         else:
             line, join = "r.rowid + 2", ""
             if layout.runs:
@@ -1112,6 +1149,12 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
 
     Geometry, ``--route`` and URL-like endpoints need Python per chunk: such files take the
     chunk pipeline as before.
+
+    Regions (docs/ingest.md "Regions"): when step 1 could not vouch for some lines of a plain
+    file (not too many, see :data:`usagectl.sources.readers.REGION_MAX_SHARE`), the vouched
+    lines are copied to a file beside the staging file, steps 1-3 read that copy, the Python
+    reader reads just the other lines (:meth:`JsonLinesSource.region_chunks`; their rows are
+    staged first), and each bulk row's line is mapped back to the file's own line, as for CSV.
     """
     if stager.routes:
         return False
@@ -1119,30 +1162,46 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     if layout is None:
         source.stats = SourceStats()
         return False
+    return _with_spans_file(con, source, stage, "jsonl", lambda spans_file: _stage_jsonl_vouched(
+        con, source, stage, options, stager, layout, spans_file))
+
+
+def _stage_jsonl_vouched(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, stage: str,
+                         options: IngestOptions, stager: _ChunkStager, layout: JsonlLayout,
+                         spans_file: Path) -> bool:
+    """Steps 1-3 of :func:`_stage_jsonl_bulk` after the byte scan; ``False`` when the bulk
+    statement refused the vouched lines (nothing staged then, see :func:`_with_spans_file`)."""
+    path, compression = source.path, source.compression
+    if layout.runs:  # regions: the bulk statement reads a copy of the vouched lines
+        source.write_spans(layout, spans_file)
+        path, compression = spans_file, None
     reader = (f"read_ndjson_objects($path, compression = "
-              f"'{_JSON_COMPRESSION[source.compression]}', "
+              f"'{_JSON_COMPRESSION[compression]}', "
               f"maximum_object_size = {int(_JSON_MAX_OBJECT_BYTES)})")
     try:
         found = con.execute(f"SELECT DISTINCT json_keys(json) FROM {reader} "
-                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}", {"path": str(source.path)}).fetchall()
+                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}", {"path": str(path)}).fetchall()
     except duckdb.Error:
         found = []
     sequences = sorted(tuple(row[0]) for row in found)
     if not sequences or len(sequences) > _JSON_MAX_SEQUENCES \
             or any(len(set(seq)) != len(seq) for seq in sequences) \
             or not all(_PLAIN_KEY.fullmatch(k) for seq in sequences for k in seq):
-        source.stats = SourceStats()
         return False
     planner = _RecordBatcher(source)
     plans = [planner._plan(keys) for keys in sequences]
     fed_all = {c for fed, _, reason in plans if reason is None for c in fed}
     if "geometry" in fed_all or (layout.url_like and "endpoint" in fed_all):
-        source.stats = SourceStats()
         return False
+    ahead, expected = 0, layout.lines
+    if layout.runs:
+        # The regions' rows are staged first, the bulk rows after them (numbered below).
+        ahead = _stage_region_rows(con, source, stage, stager, layout)
+        expected = _create_spans_table(con, stage, layout.spans)
     keys = sorted({k for seq in sequences for k in seq})
     slot = {k: i + 1 for i, k in enumerate(keys)}  # 1-based list positions
     params: dict[str, Any] = {
-        "path": str(source.path),
+        "path": str(path),
         "seqs": ["\x01".join(seq) for seq in sequences],
         "plain_list": _PLAIN_LIST,
         "paths": ["$." + k if k.replace("_", "a").isalnum() else f'$."{k}"' for k in keys],
@@ -1210,19 +1269,23 @@ def _stage_jsonl_bulk(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, s
     try:
         with _file_order(con):
             con.execute(sql, {**stage_params, **params, **_option_params(options)})
-            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]  # type: ignore[index]
+            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
     except duckdb.Error:
         counted = -1
     rows = int(counted)
-    if rows != layout.lines:
-        con.execute(f"DELETE FROM {stage}")
-        source.stats = SourceStats()
+    if rows != expected:
         return False
-    con.execute(f"UPDATE {stage} SET rownum = rowid + 1, line = rowid + 1")
+    _number_bulk_lines(con, stage, ahead, 1, bool(layout.runs))
     st = source.stats
-    st.records, st.physical_lines = rows, layout.lines
+    st.records, st.physical_lines = rows, rows
     st.blank_lines = st.header_lines = st.continuation_lines = 0
-    st.seen_canonical = set(fed_all)
+    if layout.tally is not None:
+        # Each line is a vouched line (one bulk row each) or a region's: a region's lines (the
+        # scan's count) must be its records and blank lines (checked by _reconcile_lines).
+        st.records += layout.tally.records
+        st.blank_lines = layout.tally.blank_lines
+        st.physical_lines += layout.tally.lines
+    st.seen_canonical |= fed_all  # the regions' records added theirs
     source.independent_lines = layout.lines
     _fill_raw(con, source, stage)
     _reconcile_lines(source)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from usagectl.meters.select import Window
-from usagectl.reports import views
+from usagectl.reports import VIEWS, views
 
 if TYPE_CHECKING:
     from usagectl.engines import ScalarEngine
 
-VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
+__all__ = ["VIEWS", "ViewOptions", "build_view", "meter_names", "page"]
 #: The views each view-shaping option applies to; given with another view it is refused.
 OPTION_VIEWS = {"--from": ("daily", "log"), "--to": ("daily", "log"), "--bucket": ("series",),
                 "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}

@@ -52,7 +52,7 @@ def range_table(env: Env, doc: dict[str, Any]) -> None:
               title_justify="left")
     for col in ("period", "from → to", "meter", "owner", "Σ users", "overlap", "events"):
         t.add_column(col, justify="left" if col in ("from → to", "meter") else "right",
-                     no_wrap=col != "meter", overflow="fold")
+                     no_wrap=col != "meter", overflow="fold", min_width=8 if col == "meter" else None)
     for _, index, row in _items(doc):
         span = f"{_short(row['from'])} → {_short(row['to'])}"
         for k, m in enumerate(row["meters"]):

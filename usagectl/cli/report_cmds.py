@@ -104,9 +104,9 @@ def report(
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
              "--group-by": group_by, "--limit": limit, "--offset": offset}
     ranged = date_from is not None or date_to is not None or window_kind is not None
-    if engine == "spark" and ranged:
-        raise UsageError("--from, --to and --window are computed by the local engine; leave "
-                         "--engine out", {"option": "--engine"})
+    if engine == "spark" and ranged and (view or "consolidated") != "daily":
+        raise UsageError("--from, --to and --window are computed by the local engine (the "
+                         "daily view excepted); leave --engine out", {"option": "--engine"})
     if out is not None and fmt == "table":
         raise UsageError("--out writes json, csv or html output; a table is for the terminal. "
                          "Add --format json, csv or html, or leave --out out",

@@ -53,7 +53,9 @@ def range_table(env: Env, doc: dict[str, Any]) -> None:
     for col in ("period", "from → to", "meter", "owner", "Σ users", "overlap", "events"):
         t.add_column(col, justify="left" if col in ("from → to", "meter") else "right",
                      no_wrap=col != "meter", overflow="fold", min_width=8 if col == "meter" else None)
-    for _, index, row in _items(doc):
+    for n, (kind, index, row) in enumerate(_items(doc)):
+        if kind is not None and n == len(doc["periods"]):
+            t.add_section()  # the periods above, their --window pieces below
         span = f"{_short(row['from'])} → {_short(row['to'])}"
         for k, m in enumerate(row["meters"]):
             t.add_row(f"#{index}" if k == 0 else "", span if k == 0 else "", safe(m["name"]),

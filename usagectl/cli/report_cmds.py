@@ -70,7 +70,11 @@ def report(
     show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
     events of those days), series (new consumption per --bucket hour|day|month in the
     contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
-    page it). An option that does not apply to the chosen view is refused. --contracts FILE
+    page it). --from/--to, on every view, is a half-open range [from, to) of dates (local
+    midnight in the contract's zone) or instants: the consolidated view gives the range's
+    usage with a row per contract period it crosses (--window day|week|month splits it), the
+    others the range inside one period. An option that does not apply to the chosen view is
+    refused. --contracts FILE
     prices the same events under other terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
     users and daily views' count, sum and distinct meters on Spark (--spark-master URL);

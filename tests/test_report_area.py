@@ -145,7 +145,7 @@ def test_views_agree_with_the_consolidated_totals(cli, loaded) -> None:
     assert days["2026-01-05"]["user"] == pytest.approx(acres(F1) + acres(F2), rel=1e-8)
     assert days["2026-01-06"]["owner"] == 0.0
     ranged = cli("report", "-c", "fields", "--as-of", as_of, "--view", "daily", "--from",
-                 "2026-01-05", "--to", "2026-01-09", "--format", "json").json()
+                 "2026-01-05", "--to", "2026-01-10", "--format", "json").json()  # [from, to)
     assert [d["date"] for d in ranged["days"]] == [f"2026-01-0{i}" for i in range(5, 10)]
     ov = cli("overlap", "-c", "fields", "--as-of", as_of, "--format", "json").json()
     assert ov["owner_total"] == m["owner_total"] and ov["user_total"] == m["user_total"]

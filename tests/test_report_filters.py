@@ -195,7 +195,7 @@ def test_report_user_option_on_every_view(gw) -> None:
     assert "figures are for user u2 only" in r.stderr
     # Leaf's per-user usage range: the daily view of one user between two days.
     daily = cli("report", "-c", "gw", "--as-of", AS_OF, "--user", "u2", "--view", "daily",
-                "--from", "2026-03-03", "--to", "2026-03-04", "--format", "json").json()
+                "--from", "2026-03-03", "--to", "2026-03-05", "--format", "json").json()  # [from, to)
     assert [(d["date"], d["meters"]["tokens"]["owner"]) for d in daily["days"]] == [
         ("2026-03-03", 120), ("2026-03-04", 160)]
     for view in ("users", "log", "series", "top"):

@@ -314,7 +314,7 @@ def test_generated_owner_filters(spark, generated_db: Path) -> None:  # noqa: AN
                      "--as-ingested-at", "2026-11-02T00:00:00Z", "--view", "users")
     assert_same_json(generated_db, "--contract", "gen-ny", "--as-of", AS_OF,
                      "--view", "daily", "--meter", "money", "--meter", "indicators",
-                     "--from", "2026-11-01", "--to", "2026-11-03")
+                     "--from", "2026-11-01", "--to", "2026-11-04")  # [from, to): three days
 
 
 def test_generated_sums_are_exact(spark, generated_db: Path) -> None:  # noqa: ANN001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,20 +22,39 @@ if TYPE_CHECKING:
 
 #: contracts list --format csv: the same columns whatever is stored.
 LIST_COLUMNS = ("id", "owner", "cycle", "start", "end", "timezone", "tier", "meters", "period_index",
-                "period_start", "period_end")
+                "period_start", "period_end", "meter_status")
 
 contracts_app = typer.Typer(help="Load, list and show contracts.", no_args_is_help=True,
                             rich_markup_mode="rich", cls=CommandGroup)
 app.add_typer(contracts_app, name="contracts")
 
-def _with_period(c: Contract, as_of_text: str | None) -> dict[str, Any]:
+def _with_period(c: Contract, as_of_text: str | None, con: Any = None) -> dict[str, Any]:
+    """The contract, its current period and, given the database, each meter's status then
+    (the consolidated report's ``status``; ``meter_status`` is null when no period contains
+    the moment)."""
     from usagectl.contracts import period_containing
+    from usagectl.reports.status import meter_statuses
 
     as_of = opt.moment(as_of_text)
     period = period_containing(c, as_of)
     d = c.to_dict()
     d["current_period"] = period.to_dict(as_of) if period else None
+    if con is not None:
+        d["meter_status"] = meter_statuses(con, c, as_of)
     return d
+
+
+def _not_ok(statuses: dict[str, str] | None) -> str:
+    """The list table's status cell: the meters at warning or exceeded, or "all ok"."""
+    if statuses is None:
+        return "[dim]no period[/]"
+    bad = [f"{safe(name)} {_status_cell(s)}" for name, s in statuses.items() if s != "ok"]
+    return ", ".join(bad) if bad else "all [green]ok[/]"
+
+
+def _status_cell(status: str) -> str:
+    colour = {"ok": "green", "warning": "yellow", "exceeded": "red"}.get(status, "")
+    return f"[{colour}]{status}[/]" if colour else status
 
 
 @contracts_app.command("load")
@@ -82,6 +102,9 @@ def contracts_table(env: Env, rows: list[dict[str, Any]], title: str = "Contract
             table.add_column("tier", no_wrap=True)
             table.add_column("meters", justify="right", no_wrap=True)
         table.add_column("current period", no_wrap=True)
+        status = any("meter_status" in d for d in rows)
+        if status:
+            table.add_column("status", overflow="fold")
         for d in rows:
             p = d["current_period"]
             period = f"#{p['index']} {p['start'][:10]} → {p['end'][:10]}" if p else "[dim]none[/]"
@@ -89,6 +112,9 @@ def contracts_table(env: Env, rows: list[dict[str, Any]], title: str = "Contract
             if not narrow:
                 cells += [d["cycle"], safe(d["timezone"]), safe(d["tier"] or ""),
                           str(len(d["meters"]))]
+            if status:
+                cells.append(period)
+                period = _not_ok(d.get("meter_status"))
             table.add_row(*cells, period)
         return table
 
@@ -111,7 +137,7 @@ def list_(
 
     db, fmt, env = resolve(db, fmt, quiet)
     with session(db, read_only=True) as con:
-        rows = [_with_period(c, as_of) for c in contracts_repo.list_contracts(con, owner)]
+        rows = [_with_period(c, as_of, con) for c in contracts_repo.list_contracts(con, owner)]
     if fmt == "json":
         env.write(jsonout.dumps(rows))
     elif fmt == "csv":
@@ -120,7 +146,10 @@ def list_(
                  "meters": len(d["meters"]),
                  "period_index": (d["current_period"] or {}).get("index"),
                  "period_start": (d["current_period"] or {}).get("start"),
-                 "period_end": (d["current_period"] or {}).get("end")} for d in rows]
+                 "period_end": (d["current_period"] or {}).get("end"),
+                 # one JSON cell, meter → status, in contract order (empty: no current period)
+                 "meter_status": (json.dumps(d["meter_status"]) if d["meter_status"] is not None
+                                  else None)} for d in rows]
         env.write(csvout.render(flat, LIST_COLUMNS))
     else:
         contracts_table(env, rows)
@@ -144,7 +173,7 @@ def show(
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     with session(db, read_only=True) as con:
         contract = contracts_repo.get_contract(con, contract_id)
-        d = _with_period(contract, as_of)
+        d = _with_period(contract, as_of, con)
     if fmt == "json":
         env.write(jsonout.dumps(d))
         return
@@ -157,7 +186,9 @@ def show(
     else:
         env.out.print("no current period (the contract has not started or has ended)")
     table = Table(title="Meters", title_justify="left")
-    for col in ("meter", "aggregate", "what", "billed on", "limit", "included", "overage price"):
+    statuses = d["meter_status"] or {}
+    for col in ("meter", "aggregate", "what", "billed on", "limit", "included", "overage price",
+                "status"):
         table.add_column(col, justify="right" if col in ("limit", "included") else "left",
                          overflow="fold")
     for meter in contract.meters:
@@ -173,5 +204,5 @@ def show(
         table.add_row(safe(meter.name), meter.aggregate, safe(what), meter.billed_on,
                       number_cell(meter.limit),
                       number_cell(meter.included if meter.included is not None else 0),
-                      safe(price))
+                      safe(price), _status_cell(statuses.get(meter.name, "")))
     env.out.print(table)

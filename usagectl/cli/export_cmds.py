@@ -16,7 +16,7 @@ from usagectl.cli.options import (AsIngestedOption, AsOfOption, ContractOption, 
                                   SparkMasterOption, TableJsonFormatOption)
 from usagectl.errors import ExitCode, UsageError, UsagectlError
 from usagectl.renderers.output import emit, print_notes
-from usagectl.reports import EXPORT_VIEWS
+from usagectl.reports import EXPORT_VIEWS, EXPORTABLE_VIEWS
 
 if TYPE_CHECKING:
     from usagectl.meters.select import Window
@@ -29,7 +29,8 @@ def export(
         "--out-dir", help="Folder for the CSV files and manifest.json.", show_default=False)] = None,
     contract: Annotated[str | None, typer.Option("--contract", "-c", help="One contract.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every contract with a current period.")] = False,
-    views_opt: Annotated[str, typer.Option("--views", help="Comma-separated views.")] = ",".join(EXPORT_VIEWS),
+    views_opt: Annotated[str, typer.Option(
+        "--views", help=f"Comma-separated views, any of {', '.join(EXPORTABLE_VIEWS)}.")] = ",".join(EXPORT_VIEWS),
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     wait: Annotated[float, typer.Option(
@@ -80,10 +81,10 @@ def export(
 
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.TABLE_JSON)
     chosen = list(dict.fromkeys(v.strip() for v in views_opt.split(",") if v.strip()))
-    unknown = [v for v in chosen if v not in EXPORT_VIEWS]
+    unknown = [v for v in chosen if v not in EXPORTABLE_VIEWS]
     if unknown or not chosen:
-        raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORT_VIEWS)}",
-                         {"option": "--views", "valid": list(EXPORT_VIEWS)})
+        raise UsageError(f"--views {views_opt!r}: choose from {', '.join(EXPORTABLE_VIEWS)}",
+                         {"option": "--views", "valid": list(EXPORTABLE_VIEWS)})
     from usagectl.engines import ENGINES, SPARK_VIEWS
 
     engine = opt.choice(engine or "local", "--engine", ENGINES)

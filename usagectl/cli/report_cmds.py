@@ -34,9 +34,13 @@ def report(
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
     user: UserOption = None,
     date_from: Annotated[str | None, typer.Option(
-        "--from", help="daily, log: first day (YYYY-MM-DD).")] = None,
+        "--from", help="Range start, included: a date (local midnight in the contract's zone) "
+                       "or an instant with its offset (2026-03-01T06:00:00Z).")] = None,
     date_to: Annotated[str | None, typer.Option(
-        "--to", help="daily, log: last day (YYYY-MM-DD).")] = None,
+        "--to", help="Range end, excluded ([from, to)): a date or an instant.")] = None,
+    window_kind: Annotated[str | None, typer.Option(
+        "--window", help="consolidated: split the range by day, week (ISO, Monday) or month "
+                         "in the contract's zone.", show_default=False)] = None,
     bucket: Annotated[str | None, typer.Option(
         help="series: hour, day (default) or month.", show_default=False)] = None,
     group_by: Annotated[str | None, typer.Option(
@@ -66,7 +70,11 @@ def report(
     show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
     events of those days), series (new consumption per --bucket hour|day|month in the
     contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
-    page it). An option that does not apply to the chosen view is refused. --contracts FILE
+    page it). --from/--to, on every view, is a half-open range [from, to) of dates (local
+    midnight in the contract's zone) or instants: the consolidated view gives the range's
+    usage with a row per contract period it crosses (--window day|week|month splits it), the
+    others the range inside one period. An option that does not apply to the chosen view is
+    refused. --contracts FILE
     prices the same events under other terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
     users and daily views' count, sum and distinct meters on Spark (--spark-master URL);
@@ -97,8 +105,12 @@ def report(
                          {"option": "--engine", "views": list(SPARK_VIEWS)})
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
-    given = {"--from": date_from, "--to": date_to, "--bucket": bucket, "--group-by": group_by,
-             "--limit": limit, "--offset": offset}
+    given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
+             "--group-by": group_by, "--limit": limit, "--offset": offset}
+    ranged = date_from is not None or date_to is not None or window_kind is not None
+    if engine == "spark" and ranged and (view or "consolidated") != "daily":
+        raise UsageError("--from, --to and --window are computed by the local engine (the "
+                         "daily view excepted); leave --engine out", {"option": "--engine"})
     if out is not None and fmt == "table":
         raise UsageError("--out writes json, csv or html output; a table is for the terminal. "
                          "Add --format json, csv or html, or leave --out out",
@@ -125,15 +137,15 @@ def report(
             raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
                              f"--view {view}", {"option": option, "views": list(applies)})
     from usagectl.reports.breakdown import BUCKETS, GROUPS
+    from usagectl.reports.ranges import WINDOWS
 
-    first, last = opt.day(date_from, "--from"), opt.day(date_to, "--to")
-    if first and last and first > last:
-        raise UsageError(f"--from {first} is after --to {last}", {"option": "--from"})
+    if window_kind is not None:
+        window_kind = opt.choice(window_kind, "--window", WINDOWS)
     opt.rows(limit, "--limit")
     opt.rows(offset, "--offset")
     if view == "log" and fmt == "table":
         limit = opt.table_rows(limit, LOG_TABLE_ROWS)
-    opts = ViewOptions(meters=meter, date_from=first, date_to=last,
+    opts = ViewOptions(meters=meter, window=window_kind, period_given=period is not None,
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
                        group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
                        limit=limit, offset=offset or 0)
@@ -143,6 +155,8 @@ def report(
                   stack.enter_context(session(db, read_only=True)))
         window = open_window(db_con, contract, period, as_of, as_ingested_at,  # type: ignore[arg-type]
                              contracts_file, user)
+        if ranged:  # dates are the contract's local midnights
+            opts = _with_range(opts, window, date_from, date_to)
         names = meter_names(window, meter)
         con = db_con if events is None else stack.enter_context(
             _dataset_events(events, window, meter))
@@ -151,9 +165,22 @@ def report(
             doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
                              scalars=scalars)
-        emit(env, view, doc, fmt, out, meters=names)
+        emit(env, "range" if ranged and view == "consolidated" else view, doc, fmt, out,
+             meters=names)
         if con is not None:  # notes read the events with DuckDB (not a URI only Spark reads)
             _notes(env, con, window, meter)
+
+
+def _with_range(opts, window: Window, date_from: str | None, date_to: str | None):  # type: ignore[no-untyped-def]
+    """``opts`` with the ``--from/--to`` bounds read in the contract's zone."""
+    from dataclasses import replace
+
+    from usagectl.reports.ranges import check_order, parse_bound
+
+    first = parse_bound(date_from, window.contract, "--from")
+    last = parse_bound(date_to, window.contract, "--to")
+    check_order(first, last)
+    return replace(opts, date_from=first, date_to=last)
 
 
 @contextlib.contextmanager

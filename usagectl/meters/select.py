@@ -35,6 +35,9 @@ class Window:
     as_ingested_at: datetime | None = None
     #: Only this user's events (``--user``): every meter and view is restricted to them.
     user: str | None = None
+    #: A ``--from/--to`` range this window was clipped to (``period`` is then the period ∩ the
+    #: range: usagectl.reports.ranges); it keys the range's stored area tiles apart.
+    range: tuple[datetime, datetime] | None = None
 
     @property
     def until(self) -> datetime:

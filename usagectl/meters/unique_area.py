@@ -285,7 +285,10 @@ def compute_area_meter(con: duckdb.DuckDBPyConnection, meter: Meter, window: Win
 
 
 def area_scope(meter: Meter, window: Window) -> str:
-    """The key a meter's stored tiles are kept under: contract, meter, period and, for a report
-    about one user (``--user``), that user, so that it and the whole owner's keep their own."""
+    """The key a meter's stored tiles are kept under: contract, meter, period, for a range
+    (``--from/--to``) the range's clipped bounds and, for a report about one user (``--user``),
+    that user, so that each keeps its own."""
     scope = f"{window.contract.id}|{meter.name}|{window.period.start.isoformat()}"
+    if window.range is not None:  # a range's tiles are its own: never a period's figures
+        scope += f"|range={window.period.start.isoformat()}/{window.period.end.isoformat()}"
     return scope if window.user is None else f"{scope}|user={window.user}"

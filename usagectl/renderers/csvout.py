@@ -204,6 +204,10 @@ def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()
     """(rows, columns) of any document that has a CSV form."""
     if kind in VIEW_ITEMS:
         return view_rows(kind, doc, meters)
+    if kind == "range":  # report --from/--to, consolidated
+        from usagectl.renderers.range_out import range_rows
+
+        return range_rows(doc)
     if kind == "overlap":
         return doc["users"], list(OVERLAP_KEYS)
     if kind == "reconcile":

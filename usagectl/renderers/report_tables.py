@@ -396,7 +396,14 @@ def export_events_table(env: Env, doc: dict[str, Any]) -> None:
 
 
 #: The table renderer of each document kind.
+def range_table(env: Env, doc: dict[str, Any]) -> None:
+    from usagectl.renderers.range_out import range_table as draw
+
+    draw(env, doc)
+
+
 TABLES: dict[str, Callable[..., None]] = {
+    "range": range_table,
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,

@@ -18,14 +18,13 @@ run on the connection until it is consumed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 import duckdb
 
 from usagectl.contracts import Meter
-from usagectl.contracts.periods import local_midnight
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
 from usagectl.store.streaming import run_streamed
@@ -47,13 +46,13 @@ def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
 
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
                     limit: int | None = None, offset: int = 0,
-                    values: Mapping[str, Any] | None = None, *, date_from: date | None = None,
-                    date_to: date | None = None, batch_size: int | None = None) -> dict[str, Any]:
+                    values: Mapping[str, Any] | None = None, *, date_from: datetime | None = None,
+                    date_to: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """The log view's document: events with marks, paged with ``limit``/``offset``.
 
     ``values`` (meter name → computed value) spares deriving operations again.
-    ``date_from``/``date_to`` (local days, inclusive) narrow the listed events only; the
-    first-sighting marks stay the period's. ``batch_size`` makes ``events`` an iterator that
+    ``date_from``/``date_to`` (instants, the range ``[from, to)``) narrow the listed events
+    only; the first-sighting marks stay the period's. ``batch_size`` makes ``events`` an iterator that
     fetches that many rows at a time (the keys and values are the same as the list's).
     """
     values = dict(values or {})
@@ -66,10 +65,9 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
     where, params = counted_where(con, meters, window, values, alias="e")
     tz = window.contract.zone
     if date_from is not None:
-        where, params = f"({where}) AND e.ts >= ?", [*params, local_midnight(date_from, tz)]
+        where, params = f"({where}) AND e.ts >= ?", [*params, date_from]
     if date_to is not None:
-        where, params = (f"({where}) AND e.ts < ?",
-                         [*params, local_midnight(date_to + timedelta(days=1), tz)])
+        where, params = f"({where}) AND e.ts < ?", [*params, date_to]
     mark_sql, mark_params = [], []
     for field, mark in MARKS:
         scope_where, scope_params = counted_where(con, _scope(meters, field), window, values,

@@ -7,20 +7,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from usagectl.meters.select import Window
-from usagectl.reports import views
+from usagectl.reports import VIEWS, views
 
 if TYPE_CHECKING:
     from usagectl.engines import ScalarEngine
 
-VIEWS = ("consolidated", "users", "daily", "log", "series", "top")
+__all__ = ["VIEWS", "ViewOptions", "build_view", "meter_names", "page"]
 #: The views each view-shaping option applies to; given with another view it is refused.
-OPTION_VIEWS = {"--from": ("daily", "log"), "--to": ("daily", "log"), "--bucket": ("series",),
+OPTION_VIEWS = {"--from": VIEWS, "--to": VIEWS, "--window": ("consolidated",),
+                "--bucket": ("series",),
                 "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
@@ -34,8 +35,13 @@ class ViewOptions:
     """The options of ``report`` that shape a view (each view reads the ones it needs)."""
 
     meters: list[str] | None = None
-    date_from: date | None = None
-    date_to: date | None = None
+    #: ``--from/--to``: the range ``[date_from, date_to)`` as instants (usagectl.reports.ranges).
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    #: ``--window day|week|month``: the consolidated range split further.
+    window: str | None = None
+    #: ``--period`` was given: the range is cut to that period (other views than consolidated).
+    period_given: bool = False
     bucket: str = "day"
     group_by: str = "user_id"
     limit: int | None = None
@@ -61,6 +67,8 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
     many rows at a time, to be written before anything else runs on ``con``; the other views
     are small (one row per meter, user, day or bucket) and stay lists.
     """
+    if opts.date_from is not None or opts.date_to is not None or opts.window is not None:
+        return _ranged(con, window, view, opts, batch_size=batch_size, scalars=scalars)
     if view == "consolidated":
         return views.consolidated(con, window, opts.meters, scalars=scalars)
     if view == "users":
@@ -78,6 +86,41 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         return page(views.top_view(con, window, opts.meters, opts.group_by, None), "rows",
                     opts.limit, opts.offset)
     raise ValueError(f"unknown view {view!r}")
+
+
+def _ranged(con: duckdb.DuckDBPyConnection, window: Window, view: str, opts: ViewOptions, *,
+            batch_size: int | None, scalars: ScalarEngine | None) -> dict[str, Any]:
+    """A view over ``--from/--to`` (usagectl.reports.ranges): the consolidated view per period
+    (and ``--window``); another view over the range inside one period, its JSON carrying
+    ``range`` after ``period``."""
+    from dataclasses import replace
+
+    from usagectl.reports import ranges
+
+    if view == "consolidated":
+        return ranges.consolidated_range(con, window, opts.date_from, opts.date_to, opts.meters,
+                                         opts.window, scalars=scalars)
+    window, lo, hi = ranges.clip(window, opts.date_from, opts.date_to, opts.period_given)
+    plain = replace(opts, date_from=None, date_to=None)
+    if view == "daily":
+        days = ranges.whole_days(lo, hi, window.contract.zone)
+        if days is None:
+            doc = {**views.daily_view(con, window, opts.meters, window.period.start.date(),
+                                      window.period.start.date(), scalars=scalars), "days": []}
+        else:
+            doc = views.daily_view(con, window, opts.meters, *days, scalars=scalars)
+    elif view == "log":
+        doc = views.log_view(con, window, opts.meters, opts.limit, opts.offset, date_from=lo,
+                             date_to=hi, batch_size=batch_size)
+    else:  # the figures of the range: the period clipped to it
+        doc = build_view(con, ranges.range_window(window, lo, hi), view, plain,
+                         batch_size=batch_size, scalars=scalars)
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        out[key] = views.period_header(window) if key == "period" else value
+        if key == "period":
+            out["range"] = {"from": lo.isoformat(), "to": hi.isoformat()}
+    return out
 
 
 def page(doc: dict[str, Any], key: str, limit: int | None, offset: int) -> dict[str, Any]:

@@ -61,6 +61,19 @@ def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[d
     return rows
 
 
+def meter_statuses(con: duckdb.DuckDBPyConnection, contract: Contract, as_of: datetime
+                   ) -> dict[str, str] | None:
+    """Each meter's status (ok, warning, exceeded) in the period containing ``as_of``, None when
+    no period contains it: the consolidated report's ``status`` (:func:`views.meter_block`: the
+    billed value priced by :func:`price`), computed the same way (``contracts list/show``)."""
+    period = period_containing(contract, as_of)
+    if period is None:
+        return None
+    window = Window(contract, period, as_of)
+    return {m.name: price(m, views.billed_value(m, views.compute_meter(con, m, window))).status
+            for m in contract.meters}
+
+
 def unit_word(m: Meter) -> str:
     """What a meter counts, for messages: acres, credits, tokens, requests, datasets…"""
     if m.aggregate == "unique_area":

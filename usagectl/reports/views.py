@@ -297,11 +297,11 @@ def make_window(contract: Contract, period: Period, as_of: datetime,
 
 
 def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
-             limit: int | None, offset: int, *, date_from: date | None = None,
-             date_to: date | None = None, batch_size: int | None = None) -> dict[str, Any]:
+             limit: int | None, offset: int, *, date_from: datetime | None = None,
+             date_to: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Every counted event with its first-sighting marks (SPEC §5.2, §7 log).
 
-    ``date_from``/``date_to`` (local days, inclusive) list only those days' events; the marks
+    ``date_from``/``date_to`` (instants, ``[from, to)``) list only those events; the marks
     stay the period's first sightings. ``batch_size``: the events as an iterator fetching that
     many at a time (:func:`usagectl.reports.log.consumption_log`).
     """

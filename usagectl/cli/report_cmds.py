@@ -27,28 +27,40 @@ if TYPE_CHECKING:
 def report(
     contract: ContractOption,
     view: Annotated[str | None, typer.Option(
-        help="consolidated (default), users, daily, log, series or top.", show_default=False)] = None,
+        help="consolidated (default), users, daily, log, series, top or requests.",
+        show_default=False)] = None,
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     meter: Annotated[list[str] | None, typer.Option(help="Only this meter (repeatable).")] = None,
     user: UserOption = None,
     date_from: Annotated[str | None, typer.Option(
-        "--from", help="daily, log: first day (YYYY-MM-DD).")] = None,
+        "--from", help="daily, log, requests: first day (YYYY-MM-DD).")] = None,
     date_to: Annotated[str | None, typer.Option(
-        "--to", help="daily, log: last day (YYYY-MM-DD).")] = None,
+        "--to", help="daily, log, requests: last day (YYYY-MM-DD).")] = None,
     bucket: Annotated[str | None, typer.Option(
         help="series: hour, day (default) or month.", show_default=False)] = None,
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="top: endpoint, operation, resource_id, session_id, user_id "
-                           "(default) or org_id.", show_default=False)] = None,
+                           "(default) or org_id; series: product or operation; requests: "
+                           "endpoint, operation, product, user_id, org_id or error_code.",
+        show_default=False)] = None,
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="log: at most this many events; top: rows.", show_default=False)] = None,
+        help="log: at most this many events; top, requests: rows.", show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
-        help="log, top: skip this many (default 0).", show_default=False)] = None,
+        help="log, top, requests: skip this many (default 0).", show_default=False)] = None,
+    operation: Annotated[str | None, typer.Option(
+        help="log: only events of this operation (exact value).", show_default=False)] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        help="log: only events of this endpoint (exact value).", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option(
+        help="log: only ok (succeeded) or failed events.", show_default=False)] = None,
+    order: Annotated[str | None, typer.Option(
+        help="log: asc (default, oldest first) or desc (newest first).",
+        show_default=False)] = None,
     out: OutOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
@@ -65,8 +77,11 @@ def report(
     counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
     show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
     events of those days), series (new consumption per --bucket hour|day|month in the
-    contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
-    page it). An option that does not apply to the chosen view is refused. --contracts FILE
+    contract's zone; --group-by product|operation splits it) and top (a meter's value per
+    --group-by, largest first; --limit/--offset page it), requests (total, successful and
+    failed requests, failures by error_code, success rate, average response time and credits,
+    per --group-by too; failures count whatever include_failed says). The log takes
+    --operation, --endpoint, --status ok|failed and --order desc. An option that does not apply to the chosen view is refused. --contracts FILE
     prices the same events under other terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
     users and daily views' count, sum and distinct meters on Spark (--spark-master URL);
@@ -77,7 +92,7 @@ def report(
     """
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
     from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, STREAM_BATCH, VIEWS,
-                                         ViewOptions, build_view, meter_names)
+                                         ViewOptions, build_view, group_by_values, meter_names)
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 
@@ -98,7 +113,8 @@ def report(
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
     given = {"--from": date_from, "--to": date_to, "--bucket": bucket, "--group-by": group_by,
-             "--limit": limit, "--offset": offset}
+             "--limit": limit, "--offset": offset, "--operation": operation,
+             "--endpoint": endpoint, "--status": status, "--order": order}
     if out is not None and fmt == "table":
         raise UsageError("--out writes json, csv or html output; a table is for the terminal. "
                          "Add --format json, csv or html, or leave --out out",
@@ -124,7 +140,8 @@ def report(
             applies = OPTION_VIEWS[option]
             raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
                              f"--view {view}", {"option": option, "views": list(applies)})
-    from usagectl.reports.breakdown import BUCKETS, GROUPS
+    from usagectl.reports.breakdown import BUCKETS
+    from usagectl.reports.log import ORDERS, STATUSES
 
     first, last = opt.day(date_from, "--from"), opt.day(date_to, "--to")
     if first and last and first > last:
@@ -135,8 +152,11 @@ def report(
         limit = opt.table_rows(limit, LOG_TABLE_ROWS)
     opts = ViewOptions(meters=meter, date_from=first, date_to=last,
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
-                       group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
-                       limit=limit, offset=offset or 0)
+                       group_by=(opt.choice(group_by, "--group-by", group_by_values(view))
+                                 if group_by is not None else None),
+                       limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
+                       status=opt.choice(status, "--status", STATUSES) if status is not None else None,
+                       order=opt.choice(order or "asc", "--order", ORDERS))
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else

@@ -153,7 +153,7 @@ def test_from_to_filter_the_log(db) -> None:
 
 @pytest.mark.parametrize(("view", "option", "applies"), [
     ("daily", ["--group-by", "endpoint"], "top"),
-    ("series", ["--group-by", "endpoint"], "top"),
+    ("users", ["--group-by", "endpoint"], "top"),  # series takes product|operation (issue 13)
     ("consolidated", ["--bucket", "hour"], "series"),
     ("users", ["--from", "2026-03-01"], "daily, log"),
     ("series", ["--to", "2026-03-01"], "daily, log"),

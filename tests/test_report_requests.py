@@ -342,3 +342,16 @@ def test_groups_sum_to_totals(tmp_path_factory, events) -> None:  # noqa: ANN001
                 for m in ("all_calls", "calls", "tokens", "users"):
                     assert summed.get(s, {}).get(m, 0) == plain.get(s, {}).get(m, 0), (
                         bucket, group, s, m)
+
+
+def test_the_views_doc_examples_are_the_readme_s_which_run() -> None:
+    """docs/requests.md shows the README's examples (tests/test_docs.py runs those)."""
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    doc = (REPO / "docs" / "requests.md").read_text(encoding="utf-8")
+    examples = [line for line in doc.splitlines() if line.startswith("$ usagectl")]
+    assert len(examples) == 3 and all(e in readme for e in examples)
+    for key in ("success_rate", "failed_by_error_code", "avg_response_time_ms", "response_times",
+                "credits", "group_by", "total_count", "has_more", "`group`", "`start`"):
+        assert key in doc

@@ -306,17 +306,22 @@ def requests_table(env: Env, doc: dict[str, Any]) -> None:
                   f"{_credits(s['credits'])}", soft_wrap=True)
     if doc["group_by"] is None:
         return
-    t = Table(title=f"Requests by {doc['group_by']}", title_justify="left")
-    t.add_column(doc["group_by"], overflow="fold")
-    for col in ("requests", "ok", "failed", "success", "avg ms", "credits"):
-        t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("failed by error_code", overflow="fold")
-    for r in doc["rows"]:
-        t.add_row(safe(r["key"]) if r["key"] is not None else "(none)", fmt(r["total"]),
-                  fmt(r["successful"]), fmt(r["failed"]), _rate(r["success_rate"]),
-                  fmt(r["avg_response_time_ms"], 3), _credits(r["credits"]),
-                  _codes(r["failed_by_error_code"]))
-    env.out.print(t)
+
+    def build(narrow: bool) -> Table:
+        t = Table(title=f"Requests by {doc['group_by']}", title_justify="left")
+        t.add_column(doc["group_by"], overflow="fold")
+        for col in ("requests", "ok", "failed", "success", "avg ms", "credits"):
+            t.add_column(col, justify="right", no_wrap=True)
+        if not narrow:
+            t.add_column("failed by error_code", no_wrap=True)
+        for r in doc["rows"]:
+            t.add_row(safe(r["key"]) if r["key"] is not None else "(none)", fmt(r["total"]),
+                      fmt(r["successful"]), fmt(r["failed"]), _rate(r["success_rate"]),
+                      fmt(r["avg_response_time_ms"], 3), _credits(r["credits"]),
+                      *([] if narrow else [_codes(r["failed_by_error_code"])]))
+        return t
+
+    print_fitting(env, build, "failed by error_code")
     if doc.get("has_more"):
         shown = doc["offset"] + len(doc["rows"])
         env.note(f"{doc['total_count'] - shown:,} more rows; use --offset {shown}")

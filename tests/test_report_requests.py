@@ -355,3 +355,27 @@ def test_the_views_doc_examples_are_the_readme_s_which_run() -> None:
     for key in ("success_rate", "failed_by_error_code", "avg_response_time_ms", "response_times",
                 "credits", "group_by", "total_count", "has_more", "`group`", "`start`"):
         assert key in doc
+
+
+def test_the_filtered_log_stays_streamed(rq, db_path: Path) -> None:
+    """The filters and the order are in the one streamed query: with ``batch_size`` the events
+    are still an iterator over DuckDB's pending result, and equal to the listed events."""
+    from collections.abc import Iterator
+
+    from usagectl.reports.report import ViewOptions, build_view
+    from usagectl.reports.window import open_window
+    from usagectl.store.db import connect
+
+    opts = ViewOptions(meters=["all_calls"], status="failed", order="desc", endpoint="/chat")
+    con = connect(db_path, read_only=True)
+    try:
+        window = open_window(con, "c", None, AS_OF)
+        whole = build_view(con, window, "log", opts)
+        streamed = build_view(con, window, "log", opts, batch_size=1)
+        assert isinstance(streamed["events"], Iterator)
+        events = list(streamed["events"])
+    finally:
+        con.close()
+    # Failed /chat events, newest first: e6 (03-03 11:00), e4 (03-03 09:00), e3 (03-02 12:00).
+    assert [e["event_id"] for e in events] == ["e6", "e4", "e3"] == ids(whole)
+    assert events == whole["events"]

@@ -8,8 +8,7 @@ the ungrouped value:
 * a ``count`` or ``sum`` meter's bucket value is split by the group of each event;
 * a ``distinct`` value counts once, in the bucket where it is first seen (as ungrouped) and in
   the group of its first event in that bucket (time, then event id; a missing group value is a
-  group too) — not once per group, which
-  would count a user seen in chat and in upload twice;
+  group too) — not once per group, which would count a user seen in chat and in upload twice;
 * ``unique_area`` meters are not split (their new area per group would not add up to the
   owner's new area, whose overlaps are counted once): pick the other meters with ``--meter``.
 

@@ -77,12 +77,13 @@ def report(
     counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
     show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
     events of those days), series (new consumption per --bucket hour|day|month in the
-    contract's zone; --group-by product|operation splits it) and top (a meter's value per
-    --group-by, largest first; --limit/--offset page it), requests (total, successful and
+    contract's zone; --group-by product|operation splits it), top (a meter's value per
+    --group-by, largest first; --limit/--offset page it) and requests (total, successful and
     failed requests, failures by error_code, success rate, average response time and credits,
     per --group-by too; failures count whatever include_failed says). The log takes
-    --operation, --endpoint, --status ok|failed and --order desc. An option that does not apply to the chosen view is refused. --contracts FILE
-    prices the same events under other terms. --format html --out FILE writes one
+    --operation, --endpoint, --status ok|failed and --order desc. An option that does not
+    apply to the chosen view is refused. --contracts FILE prices the same events under other
+    terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
     users and daily views' count, sum and distinct meters on Spark (--spark-master URL);
     --events PATH reads the events from a dataset export --events wrote (with --contracts FILE,

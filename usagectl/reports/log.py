@@ -81,7 +81,7 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
     if date_to is not None:
         where, params = (f"({where}) AND e.ts < ?",
                          [*params, local_midnight(date_to + timedelta(days=1), tz)])
-    if status is not None and status not in STATUSES or order not in ORDERS:
+    if (status is not None and status not in STATUSES) or order not in ORDERS:
         raise ValueError(f"status {status!r}, order {order!r}")
     for column, value in (("operation", operation), ("endpoint", endpoint)):
         if value is not None:  # column from this fixed list, value bound

@@ -154,7 +154,7 @@ def test_from_to_filter_the_log(db) -> None:
 
 @pytest.mark.parametrize(("view", "option", "applies"), [
     ("daily", ["--group-by", "endpoint"], "top"),
-    ("series", ["--group-by", "endpoint"], "top"),
+    ("users", ["--group-by", "endpoint"], "top"),  # series takes product|operation (issue 13)
     ("consolidated", ["--bucket", "hour"], "series"),
     ("users", ["--window", "day"], "consolidated"),
     ("series", ["--window", "week"], "consolidated"),

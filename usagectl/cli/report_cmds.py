@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 def report(
     contract: ContractOption,
     view: Annotated[str | None, typer.Option(
-        help="consolidated (default), users, daily, log, series or top.", show_default=False)] = None,
+        help="consolidated (default), users, daily, log, series, top or requests.",
+        show_default=False)] = None,
     period: PeriodOption = None,
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
@@ -45,14 +46,25 @@ def report(
         help="series: hour, day (default) or month.", show_default=False)] = None,
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="top: endpoint, operation, resource_id, session_id, user_id "
-                           "(default) or org_id.", show_default=False)] = None,
+                           "(default) or org_id; series: product or operation; requests: "
+                           "endpoint, operation, product, user_id, org_id or error_code.",
+        show_default=False)] = None,
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="log: at most this many events; top: rows.", show_default=False)] = None,
+        help="log: at most this many events; top, requests: rows.", show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
-        help="log, top: skip this many (default 0).", show_default=False)] = None,
+        help="log, top, requests: skip this many (default 0).", show_default=False)] = None,
+    operation: Annotated[str | None, typer.Option(
+        help="log: only events of this operation (exact value).", show_default=False)] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        help="log: only events of this endpoint (exact value).", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option(
+        help="log: only ok (succeeded) or failed events.", show_default=False)] = None,
+    order: Annotated[str | None, typer.Option(
+        help="log: asc (default, oldest first) or desc (newest first).",
+        show_default=False)] = None,
     out: OutOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
@@ -69,13 +81,16 @@ def report(
     counted event with what it consumed first: new_user, new_dataset, new_indicators; tables
     show the first 50, JSON and CSV every event unless --limit/--offset; --from/--to list the
     events of those days), series (new consumption per --bucket hour|day|month in the
-    contract's zone) and top (a meter's value per --group-by, largest first; --limit/--offset
-    page it). --from/--to, on every view, is a half-open range [from, to) of dates (local
-    midnight in the contract's zone) or instants: the consolidated view gives the range's
-    usage with a row per contract period it crosses (--window day|week|month splits it), the
-    others the range inside one period. An option that does not apply to the chosen view is
-    refused. --contracts FILE
-    prices the same events under other terms. --format html --out FILE writes one
+    contract's zone; --group-by product|operation splits it), top (a meter's value per
+    --group-by, largest first; --limit/--offset page it) and requests (total, successful and
+    failed requests, failures by error_code, success rate, average response time and credits,
+    per --group-by too; failures count whatever include_failed says). The log takes
+    --operation, --endpoint, --status ok|failed and --order desc. --from/--to, on every view,
+    is a half-open range [from, to) of dates (local midnight in the contract's zone) or
+    instants: the consolidated view gives the range's usage with a row per contract period it
+    crosses (--window day|week|month splits it), the others the range inside one period. An
+    option that does not apply to the chosen view is refused. --contracts FILE prices the same
+    events under other terms. --format html --out FILE writes one
     self-contained HTML report of every section. --engine spark computes the consolidated,
     users and daily views' count, sum and distinct meters on Spark (--spark-master URL);
     --events PATH reads the events from a dataset export --events wrote (with --contracts FILE,
@@ -85,7 +100,7 @@ def report(
     """
     # Library modules load with the command, not at start-up (docs/cli.md "Start-up").
     from usagectl.reports.report import (LOG_TABLE_ROWS, OPTION_VIEWS, STREAM_BATCH, VIEWS,
-                                         ViewOptions, build_view, meter_names)
+                                         ViewOptions, build_view, group_by_values, meter_names)
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 
@@ -106,7 +121,9 @@ def report(
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
-             "--group-by": group_by, "--limit": limit, "--offset": offset}
+             "--group-by": group_by, "--limit": limit, "--offset": offset,
+             "--operation": operation, "--endpoint": endpoint, "--status": status,
+             "--order": order}
     ranged = date_from is not None or date_to is not None or window_kind is not None
     if engine == "spark" and ranged and (view or "consolidated") != "daily":
         raise UsageError("--from, --to and --window are computed by the local engine (the "
@@ -136,7 +153,8 @@ def report(
             applies = OPTION_VIEWS[option]
             raise UsageError(f"{option} applies only to --view {', '.join(applies)}, not to "
                              f"--view {view}", {"option": option, "views": list(applies)})
-    from usagectl.reports.breakdown import BUCKETS, GROUPS
+    from usagectl.reports.breakdown import BUCKETS
+    from usagectl.reports.log import ORDERS, STATUSES
     from usagectl.reports.ranges import WINDOWS
 
     if window_kind is not None:
@@ -147,8 +165,11 @@ def report(
         limit = opt.table_rows(limit, LOG_TABLE_ROWS)
     opts = ViewOptions(meters=meter, window=window_kind, period_given=period is not None,
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
-                       group_by=opt.choice(group_by or "user_id", "--group-by", GROUPS),
-                       limit=limit, offset=offset or 0)
+                       group_by=(opt.choice(group_by, "--group-by", group_by_values(view))
+                                 if group_by is not None else None),
+                       limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
+                       status=opt.choice(status, "--status", STATUSES) if status is not None else None,
+                       order=opt.choice(order or "asc", "--order", ORDERS))
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else

@@ -126,9 +126,9 @@ def flatten(d: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozense
 HEAD = ("contract_id", "period_index", "period_start", "period_end", "as_of")
 #: Where each report view keeps its rows.
 VIEW_ITEMS = {"consolidated": "meters", "users": "users", "daily": "days", "log": "events",
-              "series": "series", "top": "rows"}
+              "series": "series", "top": "rows", "requests": "rows"}
 #: Objects whose keys come from the data: one JSON cell with sorted keys, not one column each.
-JSON_CELLS = frozenset({"requests_failed_by_error_code"})
+JSON_CELLS = frozenset({"requests_failed_by_error_code", "failed_by_error_code"})
 
 
 def _consolidated_columns() -> list[str]:
@@ -165,6 +165,10 @@ def view_columns(view: str, meters: Sequence[str]) -> list[str]:
         body = ["bucket", "start", *(f"meters_{m}" for m in meters)]
     elif view == "top":
         body = ["meter", "group_by", "key", "value", "events"]
+    elif view == "requests":
+        from usagectl.reports.requests import FIGURES
+
+        body = ["group_by", "key", *FIGURES]
     else:
         raise ValueError(f"unknown view {view!r}")
     return [*HEAD, *body]
@@ -186,9 +190,15 @@ def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
         return {**head, **shared, **flatten(item, keep=JSON_CELLS)}
 
     items = doc.get(VIEW_ITEMS[view]) or []
+    columns = view_columns(view, meters)
+    if view == "requests" and doc["group_by"] is None:
+        items = [doc["summary"]]  # not grouped: the one row is the summary (key empty)
+    if view == "series" and doc.get("group_by") is not None:  # --group-by product|operation
+        at = columns.index("start")
+        columns[at:at] = ["group_by", "group"]
     rows = (row_of(item) for item in items) if isinstance(items, Iterator) else [
         row_of(item) for item in items]
-    return rows, view_columns(view, meters)
+    return rows, columns
 
 
 USAGE_KEYS = ("contract", "meter", "tier", "used", "included", "overage", "overage_amount_cents",

@@ -42,6 +42,11 @@ def pct(v: Any) -> str:
     return "—" if v is None else f"{float(v):.1f} %"
 
 
+def rate(v: Any) -> str:
+    """A success rate (a fraction) as a percentage: ``57.14 %``."""
+    return "—" if v is None else f"{fmt(float(v) * 100)} %"
+
+
 def width(v: Any) -> str:
     return "0" if v is None else f"{max(0.0, min(100.0, float(v))):.1f}"
 
@@ -108,7 +113,8 @@ def _map(coverage: Any, overlaps: list[Any]) -> dict[str, Any] | None:
 
 def render_report(consolidated: dict[str, Any], daily: dict[str, Any], users: dict[str, Any],
                   log: dict[str, Any], overlap: dict[str, Any] | None, coverage: Any,
-                  regions: list[Any], generated: datetime | None = None) -> str:
+                  regions: list[Any], generated: datetime | None = None,
+                  requests: dict[str, Any] | None = None) -> str:
     """The whole HTML document for one contract period."""
     charts = []
     by_name = {m["name"]: m for m in consolidated["meters"]}
@@ -124,7 +130,7 @@ def render_report(consolidated: dict[str, Any], daily: dict[str, Any], users: di
     return template.render(
         c=consolidated["contract"], p=consolidated["period"], meters=consolidated["meters"],
         charts=charts, users=users["users"], user_meters=user_meters, overlap=overlap,
-        map=_map(coverage, regions), log=log,
+        map=_map(coverage, regions), log=log, requests=requests, rate=rate,
         log_csv=f"{consolidated['contract']['id']}.log.csv",
         events_counted=consolidated["events_counted"],
         generated=(generated or datetime.now(UTC)).isoformat(timespec="seconds"),

@@ -238,6 +238,9 @@ def log_table(env: Env, doc: dict[str, Any]) -> None:
 
 
 def series_table(env: Env, doc: dict[str, Any]) -> None:
+    if doc.get("group_by") is not None:
+        grouped_series_table(env, doc)
+        return
     header(env, doc)
     names = list(doc["series"][0]["meters"]) if doc["series"] else []
     t = Table(title=f"New consumption per {doc['bucket']}", title_justify="left")
@@ -254,6 +257,74 @@ def series_table(env: Env, doc: dict[str, Any]) -> None:
     for label, row in zip(labels, _columns(values)):
         t.add_row(label, *row)
     env.out.print(t)
+
+
+def grouped_series_table(env: Env, doc: dict[str, Any]) -> None:
+    """``--view series --group-by``: one row per bucket and group value, and the totals."""
+    header(env, doc)
+    names = list(doc["series"][0]["meters"]) if doc["series"] else []
+    t = Table(title=f"New consumption per {doc['bucket']} and {doc['group_by']}",
+              title_justify="left")
+    t.add_column(doc["bucket"], no_wrap=True)
+    t.add_column(doc["group_by"], overflow="fold")
+    for n in names:
+        t.add_column(safe(n), justify="right", no_wrap=True)
+    values = [[row["meters"][n] for n in names] for row in doc["series"]]
+    values.append([total([row[i] for row in values]) for i in range(len(names))])
+    cut = 16 if doc["bucket"] == "hour" else (7 if doc["bucket"] == "month" else 10)
+    labels = [(row["start"][:cut] if doc["bucket"] != "hour" else row["start"][:16] +
+               row["start"][19:]) for row in doc["series"]] + ["[bold]total[/]"]
+    groups = [safe(row["group"]) if row["group"] is not None else "(none)"
+              for row in doc["series"]] + [""]
+    for label, group, row in zip(labels, groups, _columns(values)):
+        t.add_row(label, group, *row)
+    env.out.print(t)
+
+
+def _rate(v: Any) -> str:
+    return "—" if v is None else f"{fmt(exact(v) * 100, 2)} %"
+
+
+def _codes(codes: dict[str, int]) -> str:
+    return ", ".join(f"{safe(c)} {n:,}" for c, n in codes.items())
+
+
+def _credits(v: Any) -> str:
+    """Credits with their own places (up to 9), thousands separated: ``4.25``, ``1,200``."""
+    d = exact(v).normalize(WIDE)
+    return format(d, ",f") if d != d.to_integral_value() else f"{int(d):,}"
+
+
+def requests_table(env: Env, doc: dict[str, Any]) -> None:
+    """The requests summary on one line, and a row per --group-by value."""
+    header(env, doc)
+    s = doc["summary"]
+    failed = f" ({_codes(s['failed_by_error_code'])})" if s["failed_by_error_code"] else ""
+    env.out.print(f"{s['total']:,} requests · {s['successful']:,} successful · "
+                  f"{s['failed']:,} failed{failed} · success rate {_rate(s['success_rate'])} · "
+                  f"average response {fmt(s['avg_response_time_ms'], 3)} ms · credits "
+                  f"{_credits(s['credits'])}", soft_wrap=True)
+    if doc["group_by"] is None:
+        return
+
+    def build(narrow: bool) -> Table:
+        t = Table(title=f"Requests by {doc['group_by']}", title_justify="left")
+        t.add_column(doc["group_by"], overflow="fold")
+        for col in ("requests", "ok", "failed", "success", "avg ms", "credits"):
+            t.add_column(col, justify="right", no_wrap=True)
+        if not narrow:
+            t.add_column("failed by error_code", no_wrap=True)
+        for r in doc["rows"]:
+            t.add_row(safe(r["key"]) if r["key"] is not None else "(none)", fmt(r["total"]),
+                      fmt(r["successful"]), fmt(r["failed"]), _rate(r["success_rate"]),
+                      fmt(r["avg_response_time_ms"], 3), _credits(r["credits"]),
+                      *([] if narrow else [_codes(r["failed_by_error_code"])]))
+        return t
+
+    print_fitting(env, build, "failed by error_code")
+    if doc.get("has_more"):
+        shown = doc["offset"] + len(doc["rows"])
+        env.note(f"{doc['total_count'] - shown:,} more rows; use --offset {shown}")
 
 
 def top_table(env: Env, doc: dict[str, Any]) -> None:
@@ -406,6 +477,7 @@ TABLES: dict[str, Callable[..., None]] = {
     "range": range_table,
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
+    "requests": requests_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,
     "alerts": alerts_table, "export": export_table,
     "export-events": export_events_table,

@@ -1,7 +1,7 @@
 """The data of the HTML report: every section, from the same views as the other formats (SPEC §7).
 
 The renderer (:mod:`usagectl.renderers.html`) only lays out what :func:`sections` returns: the
-consolidated, daily, users and first log page documents, the overlap of the first area meter
+consolidated, daily, users and first log page documents, the requests by endpoint, the overlap of the first area meter
 with its regions, and the owner's coverage for the map.
 """
 
@@ -17,6 +17,8 @@ from usagectl.reports.report import LOG_TABLE_ROWS
 
 #: Above this many geometries the map is left out (its union would dominate the run time).
 MAP_MAX_GEOMETRIES = 100_000
+#: The endpoints the requests section lists (the most requested first).
+HTML_REQUEST_ROWS = 20
 
 
 def sections(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None
@@ -31,6 +33,10 @@ def sections(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
     daily = views.daily_view(con, window, meter_names)
     users = views.users_view(con, window, meter_names)
     log = views.log_view(con, window, meter_names, LOG_TABLE_ROWS, 0)
+    from usagectl.reports.requests import requests_view
+
+    requests = requests_view(con, window, meter_names, "endpoint")
+    requests["rows"] = requests["rows"][:HTML_REQUEST_ROWS]
     area_meters = [m for m in views._pick(window.contract, meter_names) if m.aggregate == "unique_area"]
     overlap_doc, regions, coverage = None, [], None
     if area_meters:
@@ -39,4 +45,5 @@ def sections(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
         if 0 < len(wkb) <= MAP_MAX_GEOMETRIES:
             coverage = shapely.union_all(shapely.from_wkb(np.asarray([bytes(w) for w in wkb], dtype=object)))
     return {"consolidated": cons, "daily": daily, "users": users, "log": log,
+            "requests": requests,
             "overlap": overlap_doc, "coverage": coverage, "regions": [g for g, _ in regions]}

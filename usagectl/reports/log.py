@@ -36,6 +36,10 @@ LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id
 MARKS = (("user_id", "new_user"), ("dataset_id", "new_dataset"), ("indicator_ids", "new_indicators"))
 #: The keys of one event of the log, in order (the JSON keys and the CSV columns).
 LOG_KEYS = ("ts", *LOG_FIELDS, "new_user", "new_dataset", "new_indicators")
+#: ``--status``: the events listed (``ok``: succeeded, ``failed``: not), on top of the meters'.
+STATUSES = ("ok", "failed")
+#: ``--order``: oldest first (``asc``, the default) or newest first; ties by event id the same way.
+ORDERS = ("asc", "desc")
 
 
 def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
@@ -47,8 +51,15 @@ def _scope(meters: tuple[Meter, ...], field: str) -> tuple[Meter, ...]:
 def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tuple[Meter, ...],
                     limit: int | None = None, offset: int = 0,
                     values: Mapping[str, Any] | None = None, *, date_from: datetime | None = None,
-                    date_to: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
+                    date_to: datetime | None = None, batch_size: int | None = None,
+                    operation: str | None = None,
+                    endpoint: str | None = None, status: str | None = None,
+                    order: str = "asc") -> dict[str, Any]:
     """The log view's document: events with marks, paged with ``limit``/``offset``.
+
+    ``operation``, ``endpoint`` (exact values) and ``status`` (``ok``/``failed``) narrow the
+    listed events like ``date_from``/``date_to`` (bound parameters; the marks stay the period's;
+    ``--user`` is the window's, :attr:`Window.user`); ``order`` ``desc`` lists the newest first.
 
     ``values`` (meter name → computed value) spares deriving operations again.
     ``date_from``/``date_to`` (instants, the range ``[from, to)``) narrow the listed events
@@ -68,6 +79,14 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
         where, params = f"({where}) AND e.ts >= ?", [*params, date_from]
     if date_to is not None:
         where, params = f"({where}) AND e.ts < ?", [*params, date_to]
+    if (status is not None and status not in STATUSES) or order not in ORDERS:
+        raise ValueError(f"status {status!r}, order {order!r}")
+    for column, value in (("operation", operation), ("endpoint", endpoint)):
+        if value is not None:  # column from this fixed list, value bound
+            where, params = f"({where}) AND e.{column} = ?", [*params, value]
+    if status is not None:
+        where = f"({where}) AND {'' if status == 'ok' else 'NOT '}e.succeeded"
+    direction = "DESC" if order == "desc" else "ASC"
     mark_sql, mark_params = [], []
     for field, mark in MARKS:
         scope_where, scope_params = counted_where(con, _scope(meters, field), window, values,
@@ -100,7 +119,7 @@ FROM counted e
 LEFT JOIN new_user nu ON nu.event_id = e.event_id
 LEFT JOIN new_dataset nd ON nd.event_id = e.event_id
 LEFT JOIN new_indicators ni ON ni.event_id = e.event_id
-ORDER BY e.ts, e.event_id
+ORDER BY e.ts {direction}, e.event_id {direction}
 LIMIT ? OFFSET ?"""
     total_row = con.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()
     total = int(total_row[0]) if total_row else 0

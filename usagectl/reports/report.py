@@ -22,7 +22,10 @@ __all__ = ["VIEWS", "ViewOptions", "build_view", "meter_names", "page"]
 #: The views each view-shaping option applies to; given with another view it is refused.
 OPTION_VIEWS = {"--from": VIEWS, "--to": VIEWS, "--window": ("consolidated",),
                 "--bucket": ("series",),
-                "--group-by": ("top",), "--limit": ("log", "top"), "--offset": ("log", "top")}
+                "--group-by": ("top", "series", "requests"), "--limit": ("log", "top", "requests"),
+                "--offset": ("log", "top", "requests"),
+                "--operation": ("log",), "--endpoint": ("log",), "--status": ("log",),
+                "--order": ("log",)}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
 #: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming large
@@ -43,9 +46,23 @@ class ViewOptions:
     #: ``--period`` was given: the range is cut to that period (other views than consolidated).
     period_given: bool = False
     bucket: str = "day"
-    group_by: str = "user_id"
+    group_by: str | None = None  # top: user_id when None; series, requests: not grouped
     limit: int | None = None
     offset: int = 0
+    #: The log's filters and order (:func:`usagectl.reports.log.consumption_log`).
+    operation: str | None = None
+    endpoint: str | None = None
+    status: str | None = None
+    order: str = "asc"
+
+
+def group_by_values(view: str) -> tuple[str, ...]:
+    """The ``--group-by`` values of a view that takes the option."""
+    from usagectl.reports.activity import SERIES_GROUPS
+    from usagectl.reports.breakdown import GROUPS
+    from usagectl.reports.requests import REQUEST_GROUPS
+
+    return {"top": GROUPS, "series": SERIES_GROUPS, "requests": REQUEST_GROUPS}[view]
 
 
 def meter_names(window: Window, names: list[str] | None) -> list[str]:
@@ -79,12 +96,22 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
     if view == "log":
         return views.log_view(con, window, opts.meters, opts.limit, opts.offset,
                               date_from=opts.date_from, date_to=opts.date_to,
-                              batch_size=batch_size)
+                              batch_size=batch_size, operation=opts.operation,
+                              endpoint=opts.endpoint, status=opts.status, order=opts.order)
+    if view == "series" and opts.group_by is not None:
+        from usagectl.reports.activity import grouped_series
+
+        return grouped_series(con, window, opts.meters, opts.bucket, opts.group_by)
     if view == "series":
         return views.series_view(con, window, opts.meters, opts.bucket)
     if view == "top":
-        return page(views.top_view(con, window, opts.meters, opts.group_by, None), "rows",
-                    opts.limit, opts.offset)
+        return page(views.top_view(con, window, opts.meters, opts.group_by or "user_id", None),
+                    "rows", opts.limit, opts.offset)
+    if view == "requests":
+        from usagectl.reports.requests import requests_view
+
+        return page(requests_view(con, window, opts.meters, opts.group_by),
+                    "rows", opts.limit, opts.offset)
     raise ValueError(f"unknown view {view!r}")
 
 
@@ -111,7 +138,8 @@ def _ranged(con: duckdb.DuckDBPyConnection, window: Window, view: str, opts: Vie
             doc = views.daily_view(con, window, opts.meters, *days, scalars=scalars)
     elif view == "log":
         doc = views.log_view(con, window, opts.meters, opts.limit, opts.offset, date_from=lo,
-                             date_to=hi, batch_size=batch_size)
+                             date_to=hi, batch_size=batch_size, operation=opts.operation,
+                             endpoint=opts.endpoint, status=opts.status, order=opts.order)
     else:  # the figures of the range: the period clipped to it
         doc = build_view(con, ranges.range_window(window, lo, hi), view, plain,
                          batch_size=batch_size, scalars=scalars)

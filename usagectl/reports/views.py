@@ -298,12 +298,14 @@ def make_window(contract: Contract, period: Period, as_of: datetime,
 
 def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[str] | None,
              limit: int | None, offset: int, *, date_from: datetime | None = None,
-             date_to: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
+             date_to: datetime | None = None, batch_size: int | None = None,
+             **filters: Any) -> dict[str, Any]:
     """Every counted event with its first-sighting marks (SPEC §5.2, §7 log).
 
     ``date_from``/``date_to`` (instants, ``[from, to)``) list only those events; the marks
     stay the period's first sightings. ``batch_size``: the events as an iterator fetching that
-    many at a time (:func:`usagectl.reports.log.consumption_log`).
+    many at a time (:func:`usagectl.reports.log.consumption_log`, which takes ``filters``:
+    ``operation``, ``endpoint``, ``status``, ``order``).
     """
     from usagectl.reports.log import consumption_log
 
@@ -311,7 +313,8 @@ def log_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[s
         raise ValidationError("--limit and --offset must not be negative")
     c = window.contract
     body = consumption_log(con, window, _pick(c, meter_names), limit, offset,
-                           date_from=date_from, date_to=date_to, batch_size=batch_size)
+                           date_from=date_from, date_to=date_to, batch_size=batch_size,
+                           **filters)
     return {**_header(window), **body}
 
 

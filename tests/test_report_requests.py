@@ -136,9 +136,13 @@ def test_requests_with_user_from_to_and_paging(rq) -> None:
     assert [(r["key"], r["total"], r["failed"]) for r in d["rows"]] == [("chat", 2, 1),
                                                                          ("upload", 1, 0)]
     assert d["summary"]["total"] == 3 and d["user"] == "u1"
-    # --from/--to 2026-03-03: e4 e5 e6 e7 only.
-    d = doc(rq, "--view", "requests", "--from", "2026-03-03", "--to", "2026-03-03")
+    # --from 2026-03-03 --to 2026-03-04 (half-open: the 3rd only): e4 e5 e6 e7 only.
+    d = doc(rq, "--view", "requests", "--from", "2026-03-03", "--to", "2026-03-04")
     assert d["summary"]["total"] == 4 and d["summary"]["failed"] == 2
+    assert d["range"] == {"from": "2026-03-03T00:00:00+00:00", "to": "2026-03-04T00:00:00+00:00"}
+    # An instant, included: from noon on the 3rd, e7 alone.
+    later = doc(rq, "--view", "requests", "--from", "2026-03-03T12:00:00Z", "--to", "2026-03-04")
+    assert (later["summary"]["total"], later["summary"]["failed"]) == (1, 0)
     d = doc(rq, "--view", "requests", "--group-by", "user_id", "--limit", "1", "--offset", "1")
     assert [r["key"] for r in d["rows"]] == ["u2"]
     assert (d["total_count"], d["has_more"]) == (3, True)

@@ -215,6 +215,10 @@ def test_log_filters_and_order(rq) -> None:
     rows = list(csv.DictReader(io.StringIO(rq(*m, "--status", "failed", "--order", "desc",
                                               "--format", "csv").stdout)))
     assert [r["event_id"] for r in rows] == ["e6", "e4", "e3"]
+    # With a range too: the filters and the order still apply (the 3rd: e4 e5 e6 e7).
+    d = doc(rq, *m, "--from", "2026-03-03", "--to", "2026-03-04", "--status", "failed",
+            "--order", "desc")
+    assert ids(d) == ["e6", "e4"] and d["range"]["from"] == "2026-03-03T00:00:00+00:00"
 
 
 def test_log_order_ties_broken_by_event_id(cli, tmp_path: Path) -> None:

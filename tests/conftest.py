@@ -129,3 +129,52 @@ timezone = "UTC"
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# ------------------------------------------------------------------------ one Spark for the suite
+
+_SPARK: dict = {}
+
+
+def java_present() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    import shutil
+
+    return bool(home and Path(home, "bin", "java").is_file()) or shutil.which("java") is not None
+
+
+def stop_shared_spark() -> None:
+    """Stop the suite's Spark session if one runs (a test that starts its own JVM calls this
+    first, so that one JVM runs at a time); the next test that asks for ``spark`` starts it
+    again."""
+    _SPARK.pop("session", None)
+    stack = _SPARK.pop("stack", None)
+    if stack is not None:
+        stack.close()
+
+
+@pytest.fixture(scope="session")
+def _spark_lifetime():  # noqa: ANN202
+    yield
+    stop_shared_spark()
+
+
+@pytest.fixture
+def spark(_spark_lifetime):  # noqa: ANN001, ANN201
+    """The suite's one Spark session (``local[2]``, made by usagectl's own session factory):
+    started by the first test that asks for it, shared by every Spark test module of this
+    process (the ``spark`` xdist group keeps them on one worker) and stopped at the end, so
+    the JVM's start-up is paid once. Skipped when pyspark or Java is absent (``make test``
+    installs both)."""
+    pytest.importorskip("pyspark")
+    if not java_present():
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    if "session" not in _SPARK:
+        import contextlib
+
+        from usagectl.engines.spark import spark_session
+
+        stack = contextlib.ExitStack()
+        _SPARK["session"] = stack.enter_context(spark_session("local[2]"))
+        _SPARK["stack"] = stack
+    return _SPARK["session"]

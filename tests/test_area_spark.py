@@ -1,15 +1,15 @@
 """Area blocks on a real local Spark gives the local engine's figures to the last bit.
 
-One ``local[2]`` session for the whole module (one JVM: ~1 GB and 10–20 s to start), started
-offline (driver bound to 127.0.0.1, no UI) with the workers running this interpreter, which has
-usagectl installed. Skipped only when pyspark or Java is absent.
+One ``local[2]`` session (one JVM: ~1 GB and 10–20 s to start), the ``spark`` fixture of
+tests/conftest.py shared with tests/test_spark_engine.py, started offline (driver bound to
+127.0.0.1, no UI) with the workers running this interpreter, which has usagectl installed.
+Skipped only when pyspark or Java is absent.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,25 +25,6 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 from usagectl.meters.area_spark import block_table, spark_executor  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("spark")
-
-
-@pytest.fixture(scope="module")
-def spark():  # noqa: ANN201
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    session = (SparkSession.builder.master("local[2]").appName("usagectl-area-test")
-               .config("spark.driver.host", "127.0.0.1")
-               .config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.driver.memory", "1g")
-               .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """``report --engine spark`` prints the local engine's JSON byte for byte (docs/spark.md).
 
-One real Spark session (``local[2]``) serves the whole module: the fixture starts it once, every
-report run in this process reuses it, and ``xdist_group`` keeps the module's tests on one xdist
-worker (``--dist loadgroup`` in pyproject.toml), so there is one JVM, not one per worker. The
+One real Spark session (``local[2]``) serves the whole module and tests/test_area_spark.py: the
+``spark`` fixture (tests/conftest.py) starts it once, every report run in this process reuses it,
+and ``xdist_group`` keeps the Spark tests on one xdist worker (``--dist loadgroup`` in
+pyproject.toml), so there is one JVM, not one per worker or module. The
 module is skipped only when pyspark or Java is absent; ``make test`` installs both.
 
 The failures that need no JVM (pyspark missing, Java missing, an unreachable master, a bad
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, java_present, stop_shared_spark
 
 pytestmark = pytest.mark.xdist_group("spark")
 
@@ -36,8 +36,7 @@ ENGINE_VALUES = ("local", "spark")
 
 
 def _java_present() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return bool(home and Path(home, "bin", "java").is_file()) or shutil.which("java") is not None
+    return java_present()
 
 
 def _invoke(db: Path, *args: str, env: dict | None = None):  # noqa: ANN202
@@ -45,18 +44,6 @@ def _invoke(db: Path, *args: str, env: dict | None = None):  # noqa: ANN202
 
     runner = CliRunner(env={"COLUMNS": "120", **(env or {})})
     return runner.invoke(app, ["--db", str(db), *map(str, args)], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def spark():  # noqa: ANN201
-    """The module's one Spark session (local[2]); reports in this process reuse it."""
-    pytest.importorskip("pyspark")
-    if not _java_present():
-        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
-    from usagectl.engines.spark import spark_session
-
-    with spark_session("local[2]") as session:
-        yield session
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +95,7 @@ def test_spark_submit_runs_the_launcher(sample_db: Path, sample_dataset: Path,
     pyspark = pytest.importorskip("pyspark")
     if not _java_present():
         pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    stop_shared_spark()  # one JVM at a time: the suite's session starts again when asked for
     from usagectl.engines import submit
 
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -537,3 +525,235 @@ def test_export_spark_refuses_other_views(sample_db: Path, tmp_path: Path) -> No
     out = _invoke(sample_db, "export", "--all", "--out-dir", tmp_path, "--views", "users",
                   "--spark-master", "local[2]")
     assert out.exit_code == 2 and "--engine spark" in out.stderr
+
+
+# ------------------------------------------------------------------------ overlap --engine spark
+
+def assert_same_overlap(db: Path, tmp_path: Path, *args: str, spark_db: Path | None = None,
+                        spark_args: tuple[str, ...] = ()) -> None:
+    """``overlap --format json --geojson`` from both engines: the same bytes, both files."""
+    outs = {}
+    for engine in ENGINE_VALUES:
+        geojson = tmp_path / f"{engine}.geojson"
+        more = ("--engine", "spark", *spark_args) if engine == "spark" else ()
+        out = _invoke(spark_db if engine == "spark" and spark_db else db, "overlap", *args,
+                      "--format", "json", "--geojson", geojson, *more)
+        assert out.exit_code == 0, out.stdout + out.stderr
+        outs[engine] = (out.stdout, geojson.read_bytes())
+    assert outs["spark"] == outs["local"], args
+    assert json.loads(outs["local"][0])["users"], "no area at stake"
+
+
+def test_overlap_with_the_spark_engine(spark, sample_db: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    # The sample's area contract: every region, pair and exclusive area of the local engine,
+    # computed in blocks on Spark (overlap regions are never cached: every block runs).
+    from usagectl.meters.area_spark import JOB_GROUP
+
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(JOB_GROUP))
+    assert_same_overlap(sample_db, tmp_path, "--contract", "acme-farms-2026", "--as-of", AS_OF,
+                        "--pairs", "3")
+    doc = json.loads(_invoke(sample_db, "overlap", "--contract", "acme-farms-2026", "--as-of",
+                             AS_OF, "--format", "json").stdout)
+    assert doc["pairs"] and doc["overlap"] > 0  # overlapping users: pairs and regions at stake
+    assert set(tracker.getJobIdsForGroup(JOB_GROUP)) - before, "no area job ran on Spark"
+    assert_same_overlap(sample_db, tmp_path, "--contract", "acme-farms-2026", "--as-of", AS_OF,
+                        "--meter", "unified", spark_args=("--spark-master", "local[2]"))
+
+
+def test_overlap_spark_options_are_usage_errors(sample_db: Path, tmp_path: Path) -> None:
+    # Refused before anything starts (exit 2), naming the valid values.
+    base = ("overlap", "--contract", "acme-farms-2026")
+    out = _invoke(sample_db, *base, "--engine", "gpu")
+    assert out.exit_code == 2 and "local, spark" in out.stderr
+    out = _invoke(sample_db, *base, "--spark-master", "local[2]")
+    assert out.exit_code == 2 and "--engine spark" in out.stderr
+    out = _invoke(sample_db, *base, "--events", tmp_path)
+    assert out.exit_code == 2 and "--engine spark" in out.stderr
+
+
+# ------------------------------------------------------------------------ area meters from a URI
+
+AREA_CONTRACTS = """
+[[contract]]
+id = "geo-area"
+owner = "geo"
+start = 2026-01-01
+cycle = "monthly"
+timezone = "Europe/Berlin"
+
+  [[contract.meter]]
+  name = "processed"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+
+  [[contract.meter]]
+  name = "active"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+  boundary_policy = "active"
+  billed_on = "user"
+
+  [[contract.meter]]
+  name = "audit"
+  aggregate = "unique_area"
+  products = ["FIELDS_BOUNDARY"]
+  mode = "audit"
+
+  [[contract.meter]]
+  name = "operations"
+  aggregate = "unique_area"
+  products = ["OPERATIONS_OPERATION"]
+  derive_operations = true
+
+[[contract]]
+id = "geo-mixed"
+owner = "geo"
+start = 2026-01-01
+cycle = "monthly"
+timezone = "Europe/Berlin"
+
+  [[contract.meter]]
+  name = "calls"
+  aggregate = "count"
+  products = ["API"]
+
+  [[contract.meter]]
+  name = "everything"
+  aggregate = "unique_area"
+  products = "*"
+"""
+
+
+def _area_events(seed: int) -> list[dict]:
+    """Boundaries of three users that overlap, are re-processed and deleted (before and inside
+    the period), machine files and operations linked to them, and plain API calls."""
+    import shapely
+
+    rnd = random.Random(seed)
+    start = datetime(2026, 9, 20, tzinfo=UTC)
+    span = int((datetime(2026, 11, 20, tzinfo=UTC) - start).total_seconds())
+    rows: list[dict] = []
+
+    def add(product: str, user: str, resource: str | None, geom, action: str = "process",  # noqa: ANN001
+            ok: bool = True) -> None:
+        ts = start + timedelta(seconds=rnd.randint(0, span), microseconds=rnd.randint(0, 999_999))
+        rows.append({"event_id": f"e{len(rows)}", "ts": ts, "user_id": user, "product": product,
+                     "action": action, "resource_id": resource, "succeeded": ok,
+                     "geometry": None if geom is None else shapely.to_wkb(geom),
+                     "ingested_at": ts + timedelta(days=rnd.choice([0, 0, 1, 35]))})
+
+    def box():  # noqa: ANN202 — fields around a tile corner (10.1°, 50.1°): some are cut
+        lon, lat = 10.05 + rnd.random() * 0.1, 50.05 + rnd.random() * 0.1
+        w = 0.004 + rnd.random() * 0.03
+        return shapely.box(lon, lat, lon + w, lat + w * 0.7)
+
+    for i in range(70):
+        user = rnd.choice(["ua", "ub", "uc"])
+        if rnd.random() < 0.15:
+            add("FIELDS_BOUNDARY", user, f"f{i % 23}", None, action="delete")
+        else:
+            add("FIELDS_BOUNDARY", user, f"f{i % 23}", box(), ok=rnd.random() < 0.95)
+    for j in range(14):
+        add("OPERATIONS_FILE", rnd.choice(["ua", "ub", "uc"]), f"file{j}", box())
+    files = [(r["user_id"], r["resource_id"]) for r in rows if r["product"] == "OPERATIONS_FILE"]
+    for _ in range(25):
+        user, name = rnd.choice(files)
+        add("OPERATIONS_OPERATION", user, name if rnd.random() < 0.9 else "nofile", None)
+    for _ in range(30):
+        add("API", rnd.choice(["ua", "ub", "ud"]), None, None, ok=rnd.random() < 0.9)
+    add("SATELLITE_PROCESS_PLANET", "ud", None, box())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def area_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A hand-made owner of area events (and its dataset, as ``export --events`` writes it)."""
+    import pyarrow as pa
+
+    from usagectl.store.db import connect
+
+    folder = tmp_path_factory.mktemp("spark-area")
+    db = folder / "usage.duckdb"
+    rows = _area_events(seed=7)
+    types = {"ts": pa.timestamp("us", "UTC"), "ingested_at": pa.timestamp("us", "UTC"),
+             "succeeded": pa.bool_(), "geometry": pa.binary()}
+    table = pa.table({c: pa.array([r[c] for r in rows], types.get(c, pa.string()))
+                      for c in rows[0]})
+    con = connect(db)
+    con.register("generated", table)
+    con.execute(f"INSERT INTO events ({', '.join(table.column_names)}, owner_id, content_hash, "
+                "ingest_id) SELECT *, 'geo', 'h' || event_id, 1 FROM generated")
+    con.close()
+    toml = folder / "contracts.toml"
+    toml.write_text(AREA_CONTRACTS)
+    assert _invoke(db, "contracts", "load", toml).exit_code == 0
+    dataset = folder / "events"
+    out = _invoke(db, "export", "--events", dataset, "--quiet")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    return db, dataset
+
+
+def test_area_meters_from_a_uri(spark, area_db: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: ANN001
+    # The dataset given as a file:// URI is read by Spark only (no DuckDB over the folder):
+    # the rows the area meters read come from Spark, and every figure is the local engine's.
+    db, dataset = area_db
+    uri = dataset.as_uri()
+    assert uri.startswith("file://")
+    toml = db.parent / "contracts.toml"
+    missing = tmp_path / "none.duckdb"
+    for contract in ("geo-area", "geo-mixed"):
+        for period in ("current", "previous"):
+            for view in SPARK_VIEWS:
+                assert_same_json_from_dataset(db, uri, "--contract", contract, "--view", view,
+                                              "--as-of", AS_OF, "--period", period,
+                                              "--contracts", toml, report_db=missing)
+    assert_same_json_from_dataset(db, uri, "--contract", "geo-area", "--as-of", AS_OF,
+                                  "--as-ingested-at", "2026-11-02T00:00:00Z", "--user", "ub")
+    assert not missing.exists()
+    # The area figures are at stake: overlap between users, derived operations, carried
+    # boundaries.
+    doc = json.loads(_invoke(db, "report", "--contract", "geo-area", "--as-of", AS_OF,
+                             "--format", "json").stdout)
+    blocks = {b["name"]: b for b in doc["meters"]}
+    assert all(blocks[m]["owner_total"] > 0 for m in ("processed", "active", "audit",
+                                                      "operations"))
+    assert blocks["processed"]["overlap"] > 0
+    assert blocks["active"]["owner_total"] != blocks["processed"]["owner_total"]
+
+
+def test_overlap_from_a_dataset(spark, area_db: tuple[Path, Path], sample_db: Path,  # noqa: ANN001
+                                sample_dataset: Path, tmp_path: Path) -> None:
+    db, dataset = area_db
+    toml = db.parent / "contracts.toml"
+    for meter in ("processed", "active", "audit", "operations"):
+        assert_same_overlap(db, tmp_path, "--contract", "geo-area", "--meter", meter,
+                            "--as-of", AS_OF, "--contracts", toml,
+                            spark_db=tmp_path / "none.duckdb",
+                            spark_args=("--events", dataset.as_uri()))
+    assert_same_overlap(sample_db, tmp_path, "--contract", "acme-farms-2026", "--as-of", AS_OF,
+                        spark_args=("--events", str(sample_dataset)))
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_a_bad_view_is_named_before_the_engine(sample_db: Path) -> None:
+    # A mistyped --view is the usage error to report (the valid views), not that --engine spark
+    # does not compute it; nothing of Spark starts (this test has no session).
+    out = _invoke(sample_db, "report", "--contract", "docuscan-team-monthly", "--view", "bogus",
+                  "--engine", "spark")
+    assert out.exit_code == 2
+    assert "'bogus'" in out.stderr and "consolidated, users, daily, log, series" in out.stderr
+
+
+def test_a_quiet_run_prints_nothing_on_stderr(sample_db: Path) -> None:
+    # A fresh JVM (its own process): nothing of its start-up — the JVM's module warning,
+    # Spark's "Setting default log level" — reaches stderr when nothing fails under --quiet.
+    pytest.importorskip("pyspark")
+    if not _java_present():
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    stop_shared_spark()  # one JVM at a time
+    out = _report_in_subprocess(sample_db, "--spark-master", "local[1]", "--as-of", AS_OF,
+                                "--format", "json", "--quiet", env={})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["meters"]
+    assert out.stderr == ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +18,7 @@ from usagectl.renderers.output import emit, print_notes, write_output
 if TYPE_CHECKING:
     import duckdb
 
+    from usagectl.contracts import Meter
     from usagectl.meters.select import Window
 
 
@@ -104,16 +104,12 @@ def report(
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 
-    from usagectl.engines import ENGINES, SPARK_VIEWS, open_engine
+    from usagectl.engines import SPARK_VIEWS, open_engine
 
     db, fmt, env = resolve(db, fmt, quiet, allowed=opt.REPORT_FORMATS)
-    engine = opt.choice(engine or "local", "--engine", ENGINES)
-    if spark_master is not None and engine != "spark":
-        raise UsageError("--spark-master applies only to --engine spark",
-                         {"option": "--spark-master"})
-    if events is not None and engine != "spark":
-        raise UsageError("--events applies only to --engine spark: add --engine spark (the "
-                         "local engine reads the database)", {"option": "--events"})
+    engine = _engine_options(engine, spark_master, events)
+    if view is not None and fmt != "html":  # a mistyped view first: the views it may be
+        opt.choice(view, "--view", VIEWS)
     if engine == "spark" and (fmt == "html" or (view or "consolidated") not in SPARK_VIEWS):
         raise UsageError(f"--engine spark computes the {', '.join(SPARK_VIEWS)} views (json, "
                          "csv or table); leave --engine out for the others",
@@ -179,16 +175,20 @@ def report(
         if ranged:  # dates are the contract's local midnights
             opts = _with_range(opts, window, date_from, date_to)
         names = meter_names(window, meter)
-        con = db_con if events is None else stack.enter_context(
-            _dataset_events(events, window, meter))
-        with open_engine(engine, con, window, spark_master, events) as scalars:  # type: ignore[arg-type]
+        from usagectl.reports import views
+
+        with open_engine(engine, db_con, window, spark_master, events) as scalars:  # type: ignore[arg-type]
+            con = db_con if events is None else _events_connection(
+                stack, events, window, views._pick(window.contract, meter),
+                getattr(scalars, "spark", None))
             # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
             doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
                              scalars=scalars)
         emit(env, "range" if ranged and view == "consolidated" else view, doc, fmt, out,
              meters=names)
-        if con is not None:  # notes read the events with DuckDB (not a URI only Spark reads)
+        if events is None or not _is_uri(events):
+            # Notes read every event of the owner with DuckDB: not from the rows a URI gave.
             _notes(env, con, window, meter)
 
 
@@ -204,27 +204,29 @@ def _with_range(opts, window: Window, date_from: str | None, date_to: str | None
     return replace(opts, date_from=first, date_to=last)
 
 
-@contextlib.contextmanager
-def _dataset_events(events: str, window: Window, meter: list[str] | None
-                    ) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    """For ``--events PATH``: DuckDB over the owner's events of a local dataset (area meters,
-    the events a mixed contract counted, notes), or None for a URI only Spark reads, where
-    every meter must then be a count, sum or distinct meter."""
-    from usagectl.engines import dataset_connection, is_uri
-    from usagectl.meters.scan import is_scalar
-    from usagectl.reports import views
+def _is_uri(events: str) -> bool:
+    from usagectl.engines import is_uri
 
-    if not is_uri(events):
-        with dataset_connection(events, window.contract.owner) as con:
-            yield con
-        return
-    area = [m.name for m in views._pick(window.contract, meter) if not is_scalar(m)]
-    if area:
-        raise UsageError(f"--events {events}: Spark reads this URI, and the area meters "
-                         f"({', '.join(area)}) are computed with DuckDB from a local folder. "
-                         "Give the dataset as a local folder, or pick the count, sum and "
-                         "distinct meters with --meter", {"option": "--events", "meters": area})
-    yield None
+    return is_uri(events)
+
+
+def _events_connection(stack: contextlib.ExitStack, events: str, window: Window,
+                       meters: tuple[Meter, ...], spark: object | None
+                       ) -> duckdb.DuckDBPyConnection | None:
+    """For ``--events PATH``: DuckDB over the owner's events the area meters (and the events a
+    mixed pick counted) read. A local folder: a view of its files. A URI: the rows Spark
+    selects for them, in memory (:mod:`usagectl.engines.spark_rows`); None when every meter is
+    a count, sum or distinct meter (Spark computes them all)."""
+    from usagectl.engines import dataset_connection
+    from usagectl.meters.scan import is_scalar
+
+    if not _is_uri(events):
+        return stack.enter_context(dataset_connection(events, window.contract.owner))
+    if all(is_scalar(m) for m in meters):
+        return None
+    from usagectl.engines.spark_rows import area_connection
+
+    return stack.enter_context(area_connection(spark, events, window, meters))
 
 
 def _notes(env, con, window: Window, meter: list[str] | None) -> None:  # type: ignore[no-untyped-def]
@@ -247,11 +249,21 @@ def overlap(
     as_of: AsOfOption = None,
     as_ingested_at: AsIngestedOption = None,
     user: UserOption = None,
+    contracts_file: Annotated[str | None, typer.Option(
+        "--contracts", help="What-if: the terms in this TOML file (not loaded into the "
+                            "database).")] = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    events: EventsOption = None,
     db: DbOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Owner vs Σ-user area, each user's exclusive and shared area, the most overlapping pairs.
+
+    --engine spark runs the area meter's blocks of tiles on Spark (--spark-master URL); --events
+    PATH reads the events from a dataset export --events wrote (with --contracts FILE, no
+    database is needed).
 
     Example: usagectl overlap --contract acme-farms-2026 --pairs 5 --geojson overlap.geojson
     """
@@ -259,15 +271,41 @@ def overlap(
     from usagectl.reports.window import open_window
     from usagectl.store.db import session
 
+    from usagectl.engines import area_engine
+
     db, fmt, env = resolve(db, fmt, quiet)
+    engine = _engine_options(engine, spark_master, events)
     opt.moment_text(as_of, "--as-of")
     opt.moment_text(as_ingested_at, "--as-ingested-at")
     opt.rows(pairs, "--pairs")
-    with session(db, read_only=True) as con:
-        window = open_window(con, contract, period, as_of, as_ingested_at, user=user)
-        doc, regions = views.overlap_view(con, window, meter, pairs, regions=geojson is not None)
+    with contextlib.ExitStack() as stack:
+        # --events with --contracts FILE: every input is given; no database is opened.
+        db_con = (None if events is not None and contracts_file else
+                  stack.enter_context(session(db, read_only=True)))
+        window = open_window(db_con, contract, period, as_of, as_ingested_at,  # type: ignore[arg-type]
+                             contracts_file, user)
+        picked = views.overlap_meter(window.contract, meter)
+        with area_engine(engine, spark_master) as spark:
+            con = db_con if events is None else _events_connection(
+                stack, events, window, (picked,), spark)
+            doc, regions = views.overlap_view(con, window, picked.name, pairs,  # type: ignore[arg-type]
+                                              regions=geojson is not None)
     if geojson is not None:
         from usagectl.renderers.geojsonout import regions_geojson
 
         write_output(env, regions_geojson(regions, doc["unit"]), geojson)
     emit(env, "overlap", doc, fmt)
+
+
+def _engine_options(engine: str | None, spark_master: str | None, events: str | None) -> str:
+    """``--engine`` (local or spark), and ``--spark-master``/``--events`` only with spark."""
+    from usagectl.engines import ENGINES
+
+    engine = opt.choice(engine or "local", "--engine", ENGINES)
+    if spark_master is not None and engine != "spark":
+        raise UsageError("--spark-master applies only to --engine spark",
+                         {"option": "--spark-master"})
+    if events is not None and engine != "spark":
+        raise UsageError("--events applies only to --engine spark: add --engine spark (the "
+                         "local engine reads the database)", {"option": "--events"})
+    return engine

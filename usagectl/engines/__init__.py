@@ -91,6 +91,26 @@ def open_engine(engine: str, con: duckdb.DuckDBPyConnection, window: Window,
             yield scalars
 
 
+@contextlib.contextmanager
+def area_engine(engine: str, spark_master: str | None = None) -> Iterator[object | None]:
+    """Where area meters' blocks of tiles run, for a command without scalar meters
+    (``overlap``): ``local`` yields None (the local engine chooses in process or its pool);
+    ``spark`` starts a session (:func:`usagectl.engines.spark.spark_session`), runs every
+    block computed inside on it (:func:`usagectl.meters.area_spark.spark_executor`) and
+    yields the session."""
+    if engine == "local":
+        yield None
+        return
+    if engine != "spark":
+        raise ValueError(f"unknown engine {engine!r}")
+    from usagectl.engines.spark import spark_session
+    from usagectl.meters import area
+    from usagectl.meters.area_spark import spark_executor
+
+    with spark_session(spark_master) as spark, area.executing(spark_executor(spark)):
+        yield spark
+
+
 def is_uri(path: str) -> bool:
     """True for a URI Spark reads (``s3a://bucket/events``), False for a local folder."""
     return bool(_URI.match(path))

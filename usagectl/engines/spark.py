@@ -134,6 +134,45 @@ def _quiet_python_log() -> None:
     PySparkLogger.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
 
 
+#: What the JVM itself prints on stderr as it starts (Spark 4 adds ``--add-modules
+#: jdk.incubator.vector``): not an error, and no log setting reaches it.
+JVM_NOISE = ("WARNING: Using incubator modules:",)
+
+
+@contextlib.contextmanager
+def _jvm_stderr(filtered: bool) -> Iterator[None]:
+    """While the JVM starts, hand it a pipe as its stderr (it keeps it for its lifetime): a
+    thread copies every line to this process's stderr except :data:`JVM_NOISE`, so that a
+    ``--quiet`` run prints nothing while an error the JVM prints still shows."""
+    if not filtered:
+        yield
+        return
+    import threading
+
+    try:
+        sys.stderr.flush()
+        saved, forward = os.dup(2), os.dup(2)
+        read, write = os.pipe()
+    except OSError:  # no stderr to redirect (a daemon, a closed descriptor)
+        yield
+        return
+
+    def copy() -> None:
+        with os.fdopen(read, "rb") as pipe, os.fdopen(forward, "wb", buffering=0) as err:
+            for line in pipe:
+                if not line.decode(errors="replace").startswith(JVM_NOISE):
+                    err.write(line)
+
+    threading.Thread(target=copy, name="usagectl-jvm-stderr", daemon=True).start()
+    os.dup2(write, 2)
+    os.close(write)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
@@ -182,7 +221,8 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
                    .config("spark.ui.showConsoleProgress", "false"))
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     try:
-        session = builder.getOrCreate()
+        with _jvm_stderr(filtered=not remote and not submitted):
+            session = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 — Spark's many start-up errors, named with the URL
         raise SparkUnavailable(f"cannot start Spark on {target}: {_first_line(exc)}",
                                {"master": target, "reason": _first_line(exc)}) from None

@@ -540,10 +540,12 @@ def window_months(window: Window) -> list[str]:
     return months
 
 
-def read_events_dataset(spark: SparkSession, path: str, window: Window) -> DataFrame:
+def read_events_dataset(spark: SparkSession, path: str, window: Window,
+                        through: str | None = None) -> DataFrame:
     """The events of ``window``'s owner in the dataset ``export --events`` wrote at ``path`` (a
     folder or a URI), pruned to the owner's folder and the window's months (docs/spark.md
-    "Events from a dataset").
+    "Events from a dataset"); with ``through`` (``YYYY-MM``), to every month up to that one
+    instead (what area meters read: earlier periods count under some policies).
 
     Spark reads the owner's folder with ``basePath`` at the dataset's root, so ``owner`` and
     ``month`` stay columns, with partition type inference off for the read (an owner ``007``
@@ -586,8 +588,9 @@ def read_events_dataset(spark: SparkSession, path: str, window: Window) -> DataF
             spark.conf.set(key, before)
     if "owner" not in frame.columns:  # a dataset without events: one file, no folders
         return frame
-    return frame.filter((F.col("owner") == F.lit(owner))
-                        & F.col("month").isin(window_months(window)))
+    months = (F.col("month") <= F.lit(through) if through is not None
+              else F.col("month").isin(window_months(window)))
+    return frame.filter((F.col("owner") == F.lit(owner)) & months)
 
 
 @contextlib.contextmanager

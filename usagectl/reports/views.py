@@ -252,20 +252,24 @@ def daily_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list
     return {**_header(window), "days": days}
 
 
-def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str | None,
-                 top_pairs: int = 10, regions: bool = False) -> tuple[dict[str, Any], list]:
-    """Owner vs Σ users, per-user exclusive/shared area and the most overlapping pairs."""
-    c = window.contract
+def overlap_meter(c: Contract, meter_name: str | None) -> Meter:
+    """The unique_area meter ``overlap`` reports on: the one named, else the contract's first."""
     area_meters = [m for m in c.meters if m.aggregate == "unique_area"]
     if meter_name:
         meter = c.meter(meter_name)
         if meter.aggregate != "unique_area":
             raise ValidationError(f"meter {meter.name!r} is a {meter.aggregate} meter; overlap "
                                   "needs a unique_area meter")
-    elif area_meters:
-        meter = area_meters[0]
-    else:
-        raise ValidationError(f"contract {c.id!r} has no unique_area meter")
+        return meter
+    if area_meters:
+        return area_meters[0]
+    raise ValidationError(f"contract {c.id!r} has no unique_area meter")
+
+
+def overlap_view(con: duckdb.DuckDBPyConnection, window: Window, meter_name: str | None,
+                 top_pairs: int = 10, regions: bool = False) -> tuple[dict[str, Any], list]:
+    """Owner vs Σ users, per-user exclusive/shared area and the most overlapping pairs."""
+    meter = overlap_meter(window.contract, meter_name)
     from usagectl.meters.unique_area import compute_area_meter
 
     v = compute_area_meter(con, meter, window, overlap=True, pairs=True, regions=regions)

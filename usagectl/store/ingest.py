@@ -764,10 +764,11 @@ def ingest_file(target: MainDatabase | duckdb.DuckDBPyConnection | str | os.Path
 
 #: DuckDB's memory limit while a file is staged and committed (the session's own, 1 GB, is
 #: kept for reports). DuckDB fills its limit with cached blocks of the tables it writes, so the
-#: limit sets the peak. 10M-row CSV on a quiet machine: 1 GB → 62 s, 1,140 MiB; 768 MB → 61 s,
-#: 1,014 MiB; 640 MB → 61 s, 964 MiB; 512 MB → 101 s, 765 MiB (the commit's sort and join
-#: spill). docs/ingest.md "Memory and speed". USAGECTL_MEMORY_LIMIT, when set, applies here too.
-INGEST_MEMORY_LIMIT = "640MB"
+#: limit sets the peak. Since the commit works in pieces of about COMMIT_PARTITION_ROWS rows
+#: (no window or join over the whole file), nothing in an ingest needs more than this, and a
+#: 10M-row CSV peaks at ~1.1x the RSS of a 1M-row one: docs/ingest.md "Memory and speed".
+#: USAGECTL_MEMORY_LIMIT, when set, applies here too.
+INGEST_MEMORY_LIMIT = "320MB"
 
 
 def _within_ingest_memory(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:

@@ -765,10 +765,11 @@ def ingest_file(target: MainDatabase | duckdb.DuckDBPyConnection | str | os.Path
 
 #: DuckDB's memory limit while a file is staged and committed (the session's own, 1 GB, is
 #: kept for reports). DuckDB fills its limit with cached blocks of the tables it writes, so the
-#: limit sets the peak. 10M-row CSV on a quiet machine: 1 GB → 62 s, 1,140 MiB; 768 MB → 61 s,
-#: 1,014 MiB; 640 MB → 61 s, 964 MiB; 512 MB → 101 s, 765 MiB (the commit's sort and join
-#: spill). docs/ingest.md "Memory and speed". USAGECTL_MEMORY_LIMIT, when set, applies here too.
-INGEST_MEMORY_LIMIT = "640MB"
+#: limit sets the peak. Since the commit works in pieces of about COMMIT_PARTITION_ROWS rows
+#: (no window or join over the whole file), nothing in an ingest needs more than this, and a
+#: 10M-row CSV peaks at ~1.1x the RSS of a 1M-row one: docs/ingest.md "Memory and speed".
+#: USAGECTL_MEMORY_LIMIT, when set, applies here too.
+INGEST_MEMORY_LIMIT = "320MB"
 
 
 def _within_ingest_memory(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
@@ -1554,43 +1555,145 @@ WHERE c.outcome = 'conflict_file' AND {_same_except_geometry('s', 'f')}""")
         con.unregister("tolerance_settled")
 
 
+#: Staged rows per piece of the commit (docs/ingest.md "Memory and speed"): the classification
+#: runs on hash partitions of ``(owner_id, event_id)`` and the insert on ranges of ``rownum``,
+#: each with about this many rows, so that the memory the commit needs does not grow with the
+#: file. Every piece runs inside the one commit transaction.
+COMMIT_PARTITION_ROWS = 1_000_000
+
+
+def _commit_partitions(rows: int) -> int:
+    """How many hash partitions the commit classifies ``rows`` staged rows in (1 for a file of
+    at most :data:`COMMIT_PARTITION_ROWS` rows)."""
+    return max(1, -(-int(rows) // COMMIT_PARTITION_ROWS))
+
+
+def _partition_filter(parts: int, p: int, alias: str = "") -> str:
+    """SQL: the row's ``(owner_id, event_id)`` falls in hash partition ``p`` of ``parts``
+    (integers only, formatted; ``alias`` from this module)."""
+    if parts == 1:
+        return "true"
+    a = f"{alias}." if alias else ""
+    return f"hash({a}owner_id, {a}event_id) % {int(parts)} = {int(p)}"
+
+
+def _classify(con: duckdb.DuckDBPyConnection, stage: str, cls: str, rest: str,
+              valid: int) -> tuple[int, int, int]:
+    """Classify the valid staged rows, one hash partition of ``(owner_id, event_id)`` at a time.
+
+    In each partition the first row of a key is the one with the lowest ``rownum`` (file
+    order), the stored event of the key is found by a join restricted to the partition. A key
+    neither stored nor repeated in the file (nearly all, in a new file) is accepted without
+    any row-level work; only the rows of the other keys are classified row by row, exactly as
+    before: a row of a stored key is a duplicate (same content hash) or ``conflict_stored``; a
+    later row of a key first seen in this file is a duplicate of the first or
+    ``conflict_file``. Conflicts go to ``cls`` (``rownum``, ``first_rownum``, the stored side,
+    ``outcome``); ``rest`` gets the ``rownum`` of every valid row not accepted (the insert
+    leaves them out). Returns (accepted, duplicates, repaired among the accepted).
+    """
+    parts = _commit_partitions(valid)
+    accepted = duplicates = repaired = counted = 0
+    keys, hot = f"{cls}_keys", f"{cls}_hot"
+    for p in range(parts):
+        con.execute(f"""
+CREATE OR REPLACE TEMP TABLE {keys} AS
+SELECT f.owner_id, f.event_id, f.first_rownum, f.n, f.first_repaired,
+    e.event_id IS NOT NULL AS stored, e.content_hash AS stored_hash,
+    e.ingest_id AS other_ingest, e.source_line AS other_line
+FROM (SELECT owner_id, event_id, min(rownum) AS first_rownum, count(*) AS n,
+             arg_min(repaired, rownum) AS first_repaired
+      FROM {stage} WHERE reason IS NULL AND {_partition_filter(parts, p)}
+      GROUP BY owner_id, event_id) f
+LEFT JOIN (SELECT owner_id, event_id, content_hash, ingest_id, source_line
+           FROM events WHERE {_partition_filter(parts, p)}) e
+    ON e.owner_id = f.owner_id AND e.event_id = f.event_id""")
+        row = con.execute(f"""
+SELECT count(*) FILTER (WHERE NOT stored), count(*) FILTER (WHERE NOT stored AND first_repaired),
+    coalesce(sum(n), 0), count(*) FILTER (WHERE stored OR n > 1)
+FROM {keys}""").fetchone()
+        assert row is not None
+        accepted += int(row[0])
+        repaired += int(row[1])
+        counted += int(row[2])
+        if int(row[3]):
+            con.execute(f"""
+CREATE OR REPLACE TEMP TABLE {hot} AS
+WITH hot_rows AS (
+    SELECT s.rownum, s.content_hash, k.first_rownum, k.stored, k.stored_hash, k.other_ingest,
+        k.other_line,
+        first_value(s.content_hash) OVER (PARTITION BY s.owner_id, s.event_id
+                                          ORDER BY s.rownum) AS first_hash
+    FROM {stage} s JOIN (SELECT * FROM {keys} WHERE stored OR n > 1) k
+        ON k.owner_id = s.owner_id AND k.event_id = s.event_id
+    WHERE s.reason IS NULL
+)
+SELECT rownum, first_rownum, other_ingest, other_line,
+    CASE WHEN stored AND stored_hash = content_hash THEN 'duplicate'
+         WHEN stored THEN 'conflict_stored'
+         WHEN content_hash = first_hash THEN 'duplicate'
+         ELSE 'conflict_file' END AS outcome
+FROM hot_rows WHERE stored OR rownum <> first_rownum""")
+            duplicates += int(con.execute(  # type: ignore[index]
+                f"SELECT count(*) FROM {hot} WHERE outcome = 'duplicate'").fetchone()[0])
+            con.execute(f"INSERT INTO {cls} SELECT * FROM {hot} WHERE outcome <> 'duplicate'")
+            con.execute(f"INSERT INTO {rest} SELECT rownum FROM {hot}")
+            con.execute(f"DROP TABLE {hot}")
+        con.execute(f"DROP TABLE {keys}")
+    if counted != valid:
+        raise InternalError(f"the commit's partitions classified {counted} of {valid} valid "
+                            "rows; nothing was ingested. Please report this.")
+    return accepted, duplicates, repaired
+
+
+def _insert_accepted(con: duckdb.DuckDBPyConnection, stage: str, rest: str, ingest_id: int,
+                     ingested_at: datetime, accepted: int) -> None:
+    """Insert the accepted rows (the valid rows not in ``rest``) into ``events``, one range of
+    about :data:`COMMIT_PARTITION_ROWS` ``rownum`` values at a time (the staging table is in
+    file order, so each range reads only its own row groups)."""
+    if not accepted:
+        return
+    lo, hi = con.execute(f"SELECT min(rownum), max(rownum) FROM {stage} "  # type: ignore[misc]
+                         "WHERE reason IS NULL").fetchone()
+    cols = ", ".join(_EVENT_COLUMNS)
+    scols = ", ".join(f"s.{c}" for c in _EVENT_COLUMNS)
+    inserted = 0
+    for first in range(int(lo), int(hi) + 1, COMMIT_PARTITION_ROWS):
+        last = first + COMMIT_PARTITION_ROWS - 1
+        inserted += int(con.execute(f"""
+INSERT INTO events ({cols}, ingest_id, source_line, ingested_at)
+SELECT {scols}, $ingest, s.line, $at
+FROM {stage} s
+WHERE s.reason IS NULL AND s.rownum BETWEEN $lo AND $hi
+  AND NOT EXISTS (SELECT 1 FROM {rest} r
+                  WHERE r.rownum BETWEEN $lo AND $hi AND r.rownum = s.rownum)""",
+            {"ingest": ingest_id, "at": ingested_at, "lo": first, "hi": last}).fetchone()[0])  # type: ignore[index]
+    if inserted != accepted:
+        raise InternalError(f"the commit inserted {inserted} events but classified {accepted} "
+                            "as accepted; nothing was ingested. Please report this.")
+
+
 def _commit(con: duckdb.DuckDBPyConnection, stage: str, ingest_id: int, source: Source,
             options: IngestOptions, result: FileResult) -> None:
-    """Classify staged rows and land them in one transaction (SPEC §3.3)."""
-    cls = f"cls_{int(ingest_id)}"
+    """Classify staged rows and land them in one transaction (SPEC §3.3).
+
+    The classification and the insert run as several statements (:func:`_classify`,
+    :func:`_insert_accepted`), each on a bounded part of the file, all inside the one
+    transaction: the file lands whole or not at all."""
+    cls, rest = f"cls_{int(ingest_id)}", f"rest_{int(ingest_id)}"
     ingested_at = datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"""
-CREATE TEMP TABLE {cls} AS
-WITH firsts AS (
-    SELECT rownum, owner_id, event_id, content_hash,
-        first_value(rownum) OVER w AS first_rownum,
-        first_value(content_hash) OVER w AS first_hash
-    FROM {stage} WHERE reason IS NULL
-    WINDOW w AS (PARTITION BY owner_id, event_id ORDER BY rownum)
-)
-SELECT f.rownum, f.first_rownum, e.ingest_id AS other_ingest, e.source_line AS other_line,
-    CASE WHEN e.event_id IS NOT NULL AND e.content_hash = f.content_hash THEN 'duplicate'
-         WHEN e.event_id IS NOT NULL THEN 'conflict_stored'
-         WHEN f.rownum = f.first_rownum THEN 'accepted'
-         WHEN f.content_hash = f.first_hash THEN 'duplicate'
-         ELSE 'conflict_file' END AS outcome
-FROM firsts f
-LEFT JOIN events e ON e.owner_id = f.owner_id AND e.event_id = f.event_id
-""")
+        con.execute(f"CREATE TEMP TABLE {cls} (rownum BIGINT, first_rownum BIGINT, "
+                    "other_ingest BIGINT, other_line BIGINT, outcome VARCHAR)")
+        con.execute(f"CREATE TEMP TABLE {rest} (rownum BIGINT)")
+        rows_read, invalid = (int(x) for x in con.execute(  # type: ignore[union-attr]
+            f"SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM {stage}").fetchone())
+        accepted, duplicates, repaired = _classify(con, stage, cls, rest, rows_read - invalid)
         _settle_geometry_tolerance(con, stage, cls)
-        counts = con.execute(f"""
-SELECT (SELECT count(*) FROM {stage}),
-       (SELECT count(*) FROM {stage} WHERE reason IS NOT NULL),
-       count(*) FILTER (WHERE outcome = 'accepted'),
-       count(*) FILTER (WHERE outcome = 'duplicate'),
-       count(*) FILTER (WHERE outcome LIKE 'conflict%'),
-       (SELECT count(*) FROM {stage} s JOIN {cls} c USING (rownum)
-         WHERE c.outcome = 'accepted' AND s.repaired)
-FROM {cls}""").fetchone()
-        assert counts is not None
-        rows_read, invalid, accepted, duplicates, conflicts, repaired = (int(x) for x in counts)
+        settled, conflicts = (int(x) for x in con.execute(  # type: ignore[union-attr]
+            f"SELECT count(*) FILTER (WHERE outcome = 'duplicate'), "
+            f"count(*) FILTER (WHERE outcome LIKE 'conflict%') FROM {cls}").fetchone())
+        duplicates += settled
         rejected = invalid + conflicts
         result.rows_read, result.accepted, result.duplicates = rows_read, accepted, duplicates
         result.rejected, result.conflicts, result.repaired = rejected, conflicts, repaired
@@ -1634,13 +1737,7 @@ FROM {cls}""").fetchone()
             result.status, result.error, result.error_code = "failed", message, "validation_error"
             result.accepted = result.duplicates = result.repaired = 0
             return
-        cols = ", ".join(_EVENT_COLUMNS)
-        scols = ", ".join(f"s.{c}" for c in _EVENT_COLUMNS)
-        con.execute(f"""
-INSERT INTO events ({cols}, ingest_id, source_line, ingested_at)
-SELECT {scols}, ?, s.line, ?
-FROM {stage} s JOIN {cls} c USING (rownum)
-WHERE c.outcome = 'accepted'""", [ingest_id, ingested_at])
+        _insert_accepted(con, stage, rest, ingest_id, ingested_at, accepted)
         con.execute(
             "UPDATE ingests SET status = 'ok', finished_at = ?, format = ?, rows_read = ?, "
             "accepted = ?, duplicates = ?, rejected = ?, conflicts = ?, repaired = ?, "
@@ -1648,6 +1745,7 @@ WHERE c.outcome = 'accepted'""", [ingest_id, ingested_at])
             [datetime.now(UTC), source.format, rows_read, accepted, duplicates, rejected,
              conflicts, repaired, source.stats.blank_lines, ingest_id])
         con.execute(f"DROP TABLE {cls}")
+        con.execute(f"DROP TABLE {rest}")
         con.execute("COMMIT")
     except BaseException:
         try:

@@ -335,8 +335,13 @@ def test_generated_files_stage_alike_both_ways(tmp_path: Path, case: tuple[pa.Ta
     taken, rows = _stage_both(f, tmp_path)
     assert rows == table.num_rows
     folded = [name.lower() for name in table.column_names]
-    # The only generated files the bulk path may refuse: names DuckDB tells apart by case only.
-    assert taken or len(set(folded)) != len(folded)
+    # The only generated files the bulk path may refuse: names DuckDB tells apart by case only,
+    # and a map holding a key twice (that row is a reject, which the chunks decide).
+    from usagectl.sources.readers import has_map, repeated_map_keys
+
+    repeats = any(repeated_map_keys(table.column(c)) for c in table.column_names
+                  if has_map(table.column(c).type))
+    assert taken or len(set(folded)) != len(folded) or repeats
 
 
 def test_nan_compares_equal_in_the_staging_comparison(tmp_path: Path) -> None:

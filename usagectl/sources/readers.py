@@ -1388,6 +1388,7 @@ class ParquetSource(Source):
             t = pa.Table.from_batches([rb])
             n = t.num_rows
             t, bad_text = _without_invalid_text(t)
+            t, bad_text = _without_repeated_map_keys(t, bad_text)
             arrays: dict[str, Any] = {}
             for c in CANONICAL:
                 src = plan.canonical.get(c)
@@ -1453,6 +1454,98 @@ def _without_invalid_text(t: pa.Table) -> tuple[pa.Table, dict[int, str]]:
                 reasons.setdefault(i, f"column {name!r} holds text that is not valid UTF-8"
                                       f"{detail}; re-export the file with UTF-8 text")
         cleaned = pc.if_else(pa.array(bad), pa.scalar(None, arr.type), arr)
+        t = t.set_column(t.column_names.index(name), name, cleaned)
+    return t, reasons
+
+
+def has_map(t: pa.DataType) -> bool:
+    """Whether a map type sits anywhere in ``t``."""
+    if pa.types.is_map(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return has_map(t.value_type)
+    if pa.types.is_struct(t):
+        return any(has_map(t.field(i).type) for i in range(t.num_fields))
+    return False
+
+
+def _repeated_key(value: Any, t: pa.DataType) -> Any:
+    """The first key a map inside ``value`` (a row's Python value of type ``t``) holds twice,
+    or None."""
+    if value is None:
+        return None
+    if pa.types.is_map(t):
+        seen: set[Any] = set()
+        for key, item in value:  # a map's entries, as (key, value) pairs
+            if key in seen:
+                return key
+            seen.add(key)
+            found = _repeated_key(item, t.item_type)
+            if found is not None:
+                return found
+        return None
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return next((k for k in (_repeated_key(v, t.value_type) for v in value)
+                     if k is not None), None)
+    if pa.types.is_struct(t):
+        return next((k for k in (_repeated_key(value.get(t.field(i).name), t.field(i).type)
+                                 for i in range(t.num_fields)) if k is not None), None)
+    return None
+
+
+def repeated_map_keys(arr: pa.Array | pa.ChunkedArray) -> dict[int, Any]:
+    """Row index → the key a map in that row holds twice, for a column with maps at any depth.
+
+    Arrow lets a map repeat a key; DuckDB's maps refuse it (the whole scan fails). A map at the
+    top level is checked in Arrow (entries per row against distinct keys per row); only the rows
+    that repeat a key, or every row of a column with maps deeper down, are read in Python."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    rows: Any = range(len(arr))
+    if pa.types.is_map(arr.type) and not has_map(arr.type.item_type):
+        import pyarrow.compute as pc
+
+        # The keys of each row as a list array (offsets index the map's whole key buffer).
+        keys = pa.ListArray.from_arrays(arr.offsets, arr.keys)
+        flat = keys.flatten()
+        if len(flat) == 0:
+            return {}
+        try:
+            counts = pa.table({"row": pc.list_parent_indices(keys), "key": flat}) \
+                .group_by("row").aggregate([("key", "count"), ("key", "count_distinct")])
+        except pa.ArrowNotImplementedError:  # keys Arrow cannot count (nested): every row
+            pass
+        else:
+            repeats = pc.not_equal(counts["key_count"], counts["key_count_distinct"])
+            rows = counts["row"].filter(repeats).to_pylist()
+    out: dict[int, Any] = {}
+    for i in rows:
+        key = _repeated_key(arr[i].as_py(), arr.type)
+        if key is not None:
+            out[i] = key
+    return out
+
+
+def _without_repeated_map_keys(t: pa.Table, reasons: dict[int, str]
+                               ) -> tuple[pa.Table, dict[int, str]]:
+    """``t`` with each row whose map repeats a key set to NULL in that column, and the row's
+    reject reason (``reasons`` extended: an earlier reason of a row is kept)."""
+    import pyarrow.compute as pc
+
+    for name in t.column_names:
+        col = t.column(name)
+        if not has_map(col.type):
+            continue
+        repeated = repeated_map_keys(col)
+        if not repeated:
+            continue
+        reasons = dict(reasons)
+        for i, key in repeated.items():
+            reasons.setdefault(i, f"column {name!r} holds a map with the key {key!r} twice "
+                                  "(a map's keys must be unique); re-export the file with "
+                                  "unique keys, or write the pairs as a list of structs")
+        bad = pa.array([i in repeated for i in range(len(col))])
+        cleaned = pc.if_else(bad, pa.scalar(None, col.type), col.combine_chunks())
         t = t.set_column(t.column_names.index(name), name, cleaned)
     return t, reasons
 

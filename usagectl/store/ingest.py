@@ -66,10 +66,12 @@ from usagectl.sources.readers import (
     _RecordBatcher,
     _text,
     count_lines,
+    has_map,
     is_supported,
     open_binary,
     open_source,
     read_failure,
+    repeated_map_keys,
 )
 from usagectl.sources.routes import RAW_ENDPOINT_KEY, parse_routes, route_columns, route_fields
 from usagectl.store import db
@@ -1356,6 +1358,8 @@ def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, s
     and anything else falls back (whole file):
 
     - a geometry column or a CRS in the file (GeoParquet), or ``--route``;
+    - a map (at any depth) that holds a key twice: that row is a reject, decided by the chunks
+      (:func:`usagectl.sources.readers.repeated_map_keys`; only files with maps are scanned);
     - an endpoint with a URL in it (``?``, ``#``, ``://``: the chunks reduce it to its path
       in Python); checked by the same function the chunks use, over that column only;
     - a column whose Arrow type is not among :func:`_parquet_bulk_type`, or that
@@ -1375,6 +1379,10 @@ def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, s
     if len(set(names)) != len(names) or not all(
             _parquet_bulk_type(schema.field(n).type) for n in used):
         return False
+    for name in used:  # a map repeating a key is a reject, which the reader's chunks decide
+        if has_map(schema.field(name).type) and any(
+                repeated_map_keys(column) for column in source.column_batches(name)):
+            return False
     endpoint = plan.canonical.get("endpoint")
     if endpoint is not None:
         for column in source.column_batches(endpoint):

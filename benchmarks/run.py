@@ -76,9 +76,10 @@ def _cpu_model() -> str:
 def _usagectl_limit() -> str:
     try:
         from usagectl.store.db import DEFAULT_MEMORY_LIMIT
+        from usagectl.store.ingest import INGEST_MEMORY_LIMIT
     except ImportError:
         return "unknown"
-    return str(DEFAULT_MEMORY_LIMIT)
+    return f"{DEFAULT_MEMORY_LIMIT} (reports), {INGEST_MEMORY_LIMIT} (ingest)"
 
 
 def machine_description() -> list[str]:
@@ -99,7 +100,7 @@ def machine_description() -> list[str]:
         f"PyArrow {pyarrow.__version__}, usagectl {usagectl_version}",
         f"- DuckDB threads: {os.environ.get('USAGECTL_THREADS') or 'default (one per core)'}; "
         "memory_limit: usagectl "
-        f"{os.environ.get('USAGECTL_MEMORY_LIMIT') or _usagectl_limit() + ' (its default)'}, "
+        f"{os.environ.get('USAGECTL_MEMORY_LIMIT') or _usagectl_limit() + ' (its defaults)'}, "
         "the peers DuckDB's "
         "default (80 % of RAM)",
     ]

@@ -2,7 +2,7 @@
 
 Every file is staged twice into one staging database: once through the Arrow chunks (the
 path every Parquet file took before) and once by :func:`_stage_parquet_bulk`. The two staging
-tables must be equal row for row (rowid, line, reason, raw text, every typed value, content
+tables must be equal row for row (rownum, line, reason, raw text, every typed value, content
 hash), and the bulk path must be taken exactly where it is claimed to be proven.
 """
 
@@ -57,12 +57,11 @@ def _stage_both(path: Path, work: Path, options: IngestOptions | None = None
             return False, rows
         assert bulk.stats.records == expected
         diff = con.execute("""
-            SELECT 'chunks' AS side, * FROM (SELECT rowid AS r, * FROM by_chunks
-                                             EXCEPT ALL SELECT rowid AS r, * FROM in_bulk)
+            SELECT 'chunks' AS side, * FROM (SELECT * FROM by_chunks
+                                             EXCEPT ALL SELECT * FROM in_bulk)
             UNION ALL
-            SELECT 'bulk', * FROM (SELECT rowid AS r, * FROM in_bulk
-                                   EXCEPT ALL SELECT rowid AS r, * FROM by_chunks)
-            ORDER BY r, side LIMIT 6""").fetchall()
+            SELECT 'bulk', * FROM (SELECT * FROM in_bulk EXCEPT ALL SELECT * FROM by_chunks)
+            ORDER BY rownum, side LIMIT 6""").fetchall()
         assert diff == [], diff
         assert con.execute("SELECT count(*) FROM in_bulk").fetchone()[0] == rows
         return True, rows

@@ -991,8 +991,8 @@ def _spans_path(con: duckdb.DuckDBPyConnection, suffix: str) -> Path:
 def _stage_region_rows(con: duckdb.DuckDBPyConnection, source: CsvSource | JsonLinesSource,
                        stage: str, stager: _ChunkStager, layout: CsvLayout | JsonlLayout) -> int:
     """Stage the records of the regions of ``layout`` (the exact reader's, each with its own
-    line) through the chunk pipeline; they go in before the bulk rows, whose lines are then
-    numbered by :func:`_number_bulk_lines`. Returns how many rows the regions staged."""
+    line) through the chunk pipeline; they go in before the bulk rows, whose lines the bulk
+    statement maps back through the spans table. Returns how many rows the regions staged."""
     for chunk in read_ahead(prepare_chunks(source, stager.user_crs, stager.routes,
                                            source.region_chunks(layout))):
         stager.stage_prepared(chunk)
@@ -1013,20 +1013,6 @@ def _create_spans_table(con: duckdb.DuckDBPyConnection, stage: str,
     return j
 
 
-def _number_bulk_lines(con: duckdb.DuckDBPyConnection, stage: str, ahead: int, first: int,
-                       regions: bool) -> None:
-    """Set rownum and line of the bulk rows, staged in file order after ``ahead`` rows of the
-    regions: the ``i``-th is line ``i + first`` of a file without regions, else mapped back
-    through the spans table to the file's own line."""
-    if not regions:
-        con.execute(f"UPDATE {stage} SET rownum = rowid + $first, line = rowid + $first",
-                    {"first": first})
-        return
-    con.execute(f"UPDATE {stage} SET rownum = {stage}.rowid - $ahead + s.delta, "
-                f"line = {stage}.rowid - $ahead + s.delta FROM {stage}_spans s "
-                f"WHERE {stage}.rowid - $ahead BETWEEN s.lo AND s.hi", {"ahead": ahead})
-
-
 def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage: str,
                        options: IngestOptions, stager: _ChunkStager, layout: CsvLayout,
                        spans_file: Path) -> bool:
@@ -1036,7 +1022,7 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     expected = layout.lines - 1
     ahead = 0  # rows staged before the bulk rows (the regions')
     if layout.runs:
-        # The regions' rows are staged first, the bulk rows after them (numbered below).
+        # The regions' rows are staged first, then the bulk rows (each with its file line).
         ahead = _stage_region_rows(con, source, stage, stager, layout)
         path = spans_file
         source.write_spans(layout, path)
@@ -1059,18 +1045,19 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
     direct = not ("geometry" in layout.plan.canonical or stager.routes
                   or (layout.url_like and "endpoint" in layout.plan.canonical))
     raw_table = f"{stage}_csv"
+    line, join = "r.rowid + 2", ""
+    if layout.runs:
+        line, join = "r.rowid + s.delta", f"JOIN {spans_table} s ON r.rowid BETWEEN s.lo AND s.hi"
     try:
+        # Only this copy keeps file order (row ``rowid`` of the table is the ``rowid``-th line
+        # read); the typing and checks below carry each row's line with it and run unordered.
+        # Order costs memory: DuckDB holds back batches that finish early, and under the
+        # ingest's memory limit it serialises a heavy ordered statement (docs/ingest.md).
+        con.execute(f"DROP TABLE IF EXISTS {raw_table}")
         with _file_order(con):
-            if direct:
-                sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
-                                         False, [], [], relation=_bulk_relation(select, reader))
-                con.execute(sql, {**params, **_option_params(options), "path": str(path)})
-                counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
-            else:
-                con.execute(f"DROP TABLE IF EXISTS {raw_table}")
-                con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
-                            {"path": str(path)})
-                counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchone()[0]  # type: ignore[index]
+            con.execute(f"CREATE TABLE {raw_table} AS SELECT * FROM {reader}",
+                        {"path": str(path)})
+        counted = con.execute(f"SELECT count(*) FROM {raw_table}").fetchall()[0][0]
     except duckdb.Error:
         counted = -1
     rows = int(counted)
@@ -1078,11 +1065,17 @@ def _stage_csv_vouched(con: duckdb.DuckDBPyConnection, source: CsvSource, stage:
         if rows != expected:
             return False
         if direct:
-            _number_bulk_lines(con, stage, ahead, 2, bool(layout.runs))
+            sql, params = _stage_sql(stage, _bulk_schema(len(layout.plan.extras)), source.extras,
+                                     False, [], [], relation=_bulk_relation(
+                                         select, f"{raw_table} r {join}", line))
+            try:
+                con.execute(sql, {**params, **_option_params(options)})
+            except duckdb.Error:
+                return False
+            staged = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0] - ahead
+            if staged != rows:
+                return False
         else:
-            line, join = "r.rowid + 2", ""
-            if layout.runs:
-                line, join = "r.rowid + s.delta", f"JOIN {spans_table} s ON r.rowid BETWEEN s.lo AND s.hi"
             for lo in range(0, rows, CHUNK_ROWS):
                 chunk = con.sql(
                     f"SELECT {', '.join(select)}, CAST({line} AS BIGINT) AS _line, "
@@ -1181,9 +1174,27 @@ def _stage_jsonl_vouched(con: duckdb.DuckDBPyConnection, source: JsonLinesSource
     reader = (f"read_ndjson_objects($path, compression = "
               f"'{_JSON_COMPRESSION[compression]}', "
               f"maximum_object_size = {int(_JSON_MAX_OBJECT_BYTES)})")
+    raw_table = f"{stage}_jsonl"
     try:
-        found = con.execute(f"SELECT DISTINCT json_keys(json) FROM {reader} "
-                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}", {"path": str(path)}).fetchall()
+        return _stage_jsonl_objects(con, source, stage, options, stager, layout, path, reader,
+                                    raw_table)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+
+
+def _stage_jsonl_objects(con: duckdb.DuckDBPyConnection, source: JsonLinesSource, stage: str,
+                         options: IngestOptions, stager: _ChunkStager, layout: JsonlLayout,
+                         path: Path, reader: str, raw_table: str) -> bool:
+    """:func:`_stage_jsonl_vouched` once the reader is known: copy the objects in file order
+    into ``raw_table`` (row ``rowid`` is the ``rowid``-th vouched line), then type and check
+    them in one statement that carries each row's line and runs unordered (as for CSV)."""
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {raw_table}")
+        with _file_order(con):
+            con.execute(f"CREATE TABLE {raw_table} AS SELECT json FROM {reader}",
+                        {"path": str(path)})
+        found = con.execute(f"SELECT DISTINCT json_keys(json) FROM {raw_table} "
+                            f"LIMIT {_JSON_MAX_SEQUENCES + 1}").fetchall()
     except duckdb.Error:
         found = []
     sequences = sorted(tuple(row[0]) for row in found)
@@ -1198,13 +1209,12 @@ def _stage_jsonl_vouched(con: duckdb.DuckDBPyConnection, source: JsonLinesSource
         return False
     ahead, expected = 0, layout.lines
     if layout.runs:
-        # The regions' rows are staged first, the bulk rows after them (numbered below).
+        # The regions' rows are staged first, then the bulk rows (each with its file line).
         ahead = _stage_region_rows(con, source, stage, stager, layout)
         expected = _create_spans_table(con, stage, layout.spans)
     keys = sorted({k for seq in sequences for k in seq})
     slot = {k: i + 1 for i, k in enumerate(keys)}  # 1-based list positions
     params: dict[str, Any] = {
-        "path": str(path),
         "seqs": ["\x01".join(seq) for seq in sequences],
         "plain_list": _PLAIN_LIST,
         "paths": ["$." + k if k.replace("_", "a").isalnum() else f'$."{k}"' for k in keys],
@@ -1255,8 +1265,11 @@ def _stage_jsonl_vouched(con: duckdb.DuckDBPyConnection, source: JsonLinesSource
     select.append(f"CASE seq {' '.join(attrs)} END AS _attributes" if attrs
                   else "CAST(NULL AS VARCHAR) AS _attributes")
     reason_sql = f"CASE seq {' '.join(reasons)} END" if reasons else "CAST(NULL AS VARCHAR)"
+    line, join = "r._rid + 1", ""
+    if layout.runs:
+        line, join = "r._rid + s.delta", f"JOIN {stage}_spans s ON r._rid BETWEEN s.lo AND s.hi"
     relation = (
-        f"(SELECT {', '.join(select)}, CAST(NULL AS BIGINT) AS _line, "
+        f"(SELECT {', '.join(select)}, CAST({line} AS BIGINT) AS _line, "
         "CAST(NULL AS VARCHAR) AS _raw, "
         f"CASE WHEN seq = 0 THEN error('jsonl bulk: a key sequence not listed') "
         f"ELSE {reason_sql} END AS _pre_reason, "
@@ -1266,19 +1279,20 @@ def _stage_jsonl_vouched(con: duckdb.DuckDBPyConnection, source: JsonLinesSource
         "CAST(NULL AS VARCHAR) AS _r_reason "
         "FROM (SELECT CAST(json AS VARCHAR) AS line, "
         "coalesce(list_position($seqs, array_to_string(json_keys(json), chr(1))), 0) AS seq, "
-        f"json_extract(json, $paths) AS vals FROM {reader})) AS chunk")
+        f"r.rowid AS _rid, json_extract(json, $paths) AS vals FROM {raw_table} r) r {join}) AS chunk")
     schema = _bulk_schema(0).append(pa.field("_attributes", pa.string()))
     sql, stage_params = _stage_sql(stage, schema, [], True, [], [], relation=relation)
+    rows = -1
     try:
-        with _file_order(con):
-            con.execute(sql, {**stage_params, **params, **_option_params(options)})
-            counted = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0] - ahead  # type: ignore[index]
+        rows = int(con.execute(f"SELECT count(*) FROM {raw_table}").fetchall()[0][0])
+        if rows != expected:
+            return False
+        con.execute(sql, {**stage_params, **params, **_option_params(options)})
+        counted = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0] - ahead
     except duckdb.Error:
         counted = -1
-    rows = int(counted)
-    if rows != expected:
+    if counted != rows:
         return False
-    _number_bulk_lines(con, stage, ahead, 1, bool(layout.runs))
     st = source.stats
     st.records, st.physical_lines = rows, rows
     st.blank_lines = st.header_lines = st.continuation_lines = 0
@@ -1421,12 +1435,13 @@ def _stage_parquet_bulk(con: duckdb.DuckDBPyConnection, source: ParquetSource, s
         types[f"x_{i}"] = schema.field(e).type
     sql, params = _stage_sql(stage, _bulk_schema(len(plan.extras), types), source.extras, False,
                              _raw_names(source), [], relation=_bulk_relation(select, reader, "rn + 1"))
-    # Rows land in file order, as the chunks append them (the staging tables are equal row for
-    # row, rowid included).
+    # Each row carries its line (``file_row_number``), so the statement runs unordered: DuckDB
+    # keeps insertion order only by holding back batches, which under the ingest's memory
+    # limit serialises the statement (docs/ingest.md). The staging table equals the chunks'
+    # row for row by rownum.
     try:
-        with _file_order(con):
-            con.execute(sql, {**params, **_option_params(options), "path": path})
-            counted = int(con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0])  # type: ignore[index]
+        con.execute(sql, {**params, **_option_params(options), "path": path})
+        counted = int(con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0])
     except duckdb.Error:
         counted = -1
     if counted != source.expected_rows:
@@ -1657,7 +1672,7 @@ def _insert_accepted(con: duckdb.DuckDBPyConnection, stage: str, rest: str, inge
                      ingested_at: datetime, accepted: int) -> None:
     """Insert the accepted rows (the valid rows not in ``rest``) into ``events``, one range of
     about :data:`COMMIT_PARTITION_ROWS` ``rownum`` values at a time (the staging table is in
-    file order, so each range reads only its own row groups)."""
+    file order up to the morsels each thread staged, so a range reads only a few row groups)."""
     if not accepted:
         return
     lo, hi = con.execute(f"SELECT min(rownum), max(rownum) FROM {stage} "  # type: ignore[misc]

@@ -267,6 +267,36 @@ def test_meter_picks_the_meters_listed_not_the_plans_priced(plan) -> None:
     assert d["recommendation"]["cents_saved"] == 450  # every meter of each plan is priced
 
 
+def test_user_is_that_users_usage_against_the_owners_terms(plan) -> None:
+    d = doc(plan, "--user", "u1")
+    # u1 has the odd hours: days 1-5 one event each (01:00), days 6-15 three (01, 03, 05):
+    # 5 + 30 = 35 requests; projected 35 / 15 × 30 = 70, under the owner's limit of 100.
+    assert d["user"] == "u1"
+    requests = d["meters"][0]
+    assert (requests["used"], requests["projected"], requests["will_exceed_limit"]) == (35, 70, False)
+    # 70 − 50 included = 20 × 10 cents.
+    assert d["plans"][0]["projected_cost_cents"] == 200
+
+
+def test_a_missing_alternatives_file_is_an_io_error(plan) -> None:
+    r = plan("--alternatives", str(plan.dir / "nope.toml"), "--format", "json", code=1)
+    assert r.json()["error"]["code"] == "io_error"
+
+
+def test_a_dst_month_has_its_calendar_days_and_its_hours(plan) -> None:
+    chicago = write(plan.dir / "chicago.toml", CURRENT.replace('timezone = "UTC"',
+                                                               'timezone = "America/Chicago"'))
+    d = doc(plan, "--contracts", str(chicago), as_of="2026-03-20T12:00:00Z")
+    # March 2026 in Chicago: 31 calendar days, but 8 March has 23 hours: 743 / 24 = 30.958333
+    # days of elapsed time, which the projection (and so a plan's period) counts.
+    assert d["billing_period"]["days_in_period"] == 31
+    assert d["billing_period"]["start"] == "2026-03-01T00:00:00-06:00"
+    assert d["billing_period"]["end"] == "2026-04-01T00:00:00-05:00"
+    # As of 20 March 07:00 local: 20..31 March remain, today included: 12.
+    assert d["billing_period"]["days_remaining"] == 12
+    assert d["plans"][0]["period_days"] == 30.958333
+
+
 @pytest.mark.parametrize("option", [("--from", "2026-04-02"), ("--to", "2026-04-03"),
                                     ("--limit", "1"), ("--offset", "1"),
                                     ("--group-by", "endpoint"), ("--window", "day")])

@@ -8,16 +8,15 @@ from typing import Any
 from rich.table import Table
 
 from usagectl.renderers.console import Env
+from usagectl.reports.plan import METER_KEYS, PLAN_KEYS
 from usagectl.renderers.report_tables import STATUS_STYLE, fmt, header, money
 from usagectl.renderers.tables import print_first_fitting
 from usagectl.renderers.text import safe
 
 HEAD = ["contract_id", "period_index", "period_start", "period_end", "as_of"]
 PERIOD = ["days_in_period", "days_remaining", "renewal_date"]
-METER = ["aggregate", "unit", "used", "limit", "remaining", "usage_percentage", "projected",
-         "projected_usage_percentage", "will_exceed_limit", "exceeds_on", "trending", "status"]
-PLAN = ["tier", "cycle", "current", "period_days", "projected_cost_cents",
-        "cost_for_current_period_cents", "recommended", "cents_saved", "reason"]
+METER = list(METER_KEYS[1:])  # after name
+PLAN = [*PLAN_KEYS[1:], "recommended", "cents_saved", "reason"]  # after the contract's id
 #: CSV columns: fixed, whatever the data holds.
 PLAN_COLUMNS = [*HEAD, *PERIOD, "row", "name", *METER, *PLAN]
 
@@ -34,7 +33,7 @@ def plan_rows(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     rec = doc["recommendation"]
     for plan in doc["plans"]:
         row = {**head, "row": "plan", "name": plan["contract"],
-               **{k: plan[k] for k in PLAN[:6]}}
+               **{k: plan[k] for k in PLAN_KEYS[1:]}}
         if rec is not None:
             row["recommended"] = plan["contract"] == rec["contract"]
             if row["recommended"]:

@@ -44,7 +44,7 @@ AREA_QUANTUM = Decimal("0.000001")
 METER_KEYS = ("name", "aggregate", "unit", "used", "limit", "remaining", "usage_percentage",
               "projected", "projected_usage_percentage", "will_exceed_limit", "exceeds_on",
               "trending", "status")
-#: The keys of each plan, in order.
+#: The keys of each plan that are single values, in order (``meters`` is the plan's list).
 PLAN_KEYS = ("contract", "tier", "cycle", "current", "period_days", "projected_cost_cents",
              "cost_for_current_period_cents")
 
@@ -222,10 +222,9 @@ def plan_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[
     ``recommendation`` (``null`` when ``alternatives`` is None or empty)."""
     from usagectl.reports import views
 
+    names = {window.contract.meter(n).name for n in meter_names or []} or {
+        m.name for m in window.contract.meters}  # an unknown name: NotFoundError, the meters
     doc = views.consolidated(con, window, None, scalars=scalars)
-    names = set(meter_names or [m.name for m in window.contract.meters])
-    for n in names:
-        window.contract.meter(n)  # an unknown name: NotFoundError listing the meters
     plans = [price_plan(window.contract, doc["meters"], window, True)]
     for alt in alternatives or []:
         alt_doc = views.consolidated(con, replace(window, contract=alt), None, scalars=scalars)
@@ -234,5 +233,5 @@ def plan_view(con: duckdb.DuckDBPyConnection, window: Window, meter_names: list[
     return {**head, "billing_period": billing_period(window),
             "meters": [meter_row(b) for b in doc["meters"] if b["name"] in names],
             "plans": [p.to_dict() for p in plans],
-            "recommendation": recommend(plans) if alternatives else None}
+            "recommendation": recommend(plans)}
 

@@ -373,6 +373,11 @@ def test_the_recommended_plan_is_never_dearer_than_another(plan, alts) -> None: 
     with session(plan.dir / "usage.duckdb", read_only=True) as con:
         d = plan_view(con, open_window(con, "basic", None, HALF), None, contracts)
     costs = {p["contract"]: p["cost_for_current_period_cents"] for p in d["plans"]}
+    for k, a in enumerate(alts):  # a per-unit price, by hand: 4 requests a day over its days
+        if not a["tiers"]:
+            days = {"monthly": 30, "quarterly": 91, "annual": 365}[a["cycle"]]  # from 04-01
+            cost = max(0, 4 * days - a["included"]) * a["cents"]
+            assert costs[f"alt{k}"] == (cost * 30 * 2 + days) // (2 * days)  # × 30/days, half-up
     rec = d["recommendation"]
     assert all(costs[rec["contract"]] <= c for c in costs.values())
     assert rec["cents_saved"] == costs["basic"] - costs[rec["contract"]] >= 0

@@ -106,3 +106,27 @@ def test_semantics_names_every_rule_area() -> None:
                     "## 4. Which events a meter counts", "## 5. What each aggregate computes",
                     "## 6. Limits, money and projections", "## 7. Outputs"):
         assert heading in text
+
+
+def test_plan_doc_example_runs_and_shows_real_output(tmp_path: Path) -> None:
+    """docs/plan.md: its alternatives file (the first TOML block) is written where its example
+    reads it, and every `$ usagectl …` line runs against the bundled sample and prints the
+    lines shown under it."""
+    shutil.copytree(SAMPLE_DATA, tmp_path / "sample_data")
+    text = (REPO / "docs" / "plan.md").read_text(encoding="utf-8")
+    toml = re.search(r"```toml\n(.*?)```", text, flags=re.S)
+    assert toml is not None
+    examples = _examples(text)
+    files = {a.split()[1] for c, _ in examples for a in re.findall(r"--alternatives \S+", c)}
+    assert files == {"docuscan-plans.toml"}
+    (tmp_path / "docuscan-plans.toml").write_text(toml.group(1), encoding="utf-8")
+    env = {**os.environ, "USAGECTL_DB": str(tmp_path / "usage.duckdb"), "COLUMNS": "120"}
+    assert any("--view plan" in c for c, _ in examples)
+    for command, shown in examples:
+        args = shlex.split(command)
+        assert args[0] == "usagectl"
+        r = subprocess.run([sys.executable, "-m", "usagectl", *args[1:]], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (command, r.stdout, r.stderr)
+        for line in shown:
+            assert line.rstrip() in r.stdout + r.stderr, (command, line, r.stdout)

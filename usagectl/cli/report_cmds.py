@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def report(
     contract: ContractOption,
     view: Annotated[str | None, typer.Option(
-        help="consolidated (default), users, daily, log, series, top or requests.",
+        help="consolidated (default), users, daily, log, series, top, requests or plan.",
         show_default=False)] = None,
     period: PeriodOption = None,
     as_of: AsOfOption = None,
@@ -52,6 +52,10 @@ def report(
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
+    alternatives: Annotated[str | None, typer.Option(
+        "--alternatives", metavar="FILE",
+        help="plan: other plans of the contract's owner (a contracts TOML file), priced on the "
+             "projected usage to recommend the cheapest.", show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
         help="log: at most this many events; top, requests: rows.", show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
@@ -84,7 +88,9 @@ def report(
     contract's zone; --group-by product|operation splits it), top (a meter's value per
     --group-by, largest first; --limit/--offset page it) and requests (total, successful and
     failed requests, failures by error_code, success rate, average response time and credits,
-    per --group-by too; failures count whatever include_failed says). The log takes
+    per --group-by too; failures count whatever include_failed says) and plan (the billing
+    period's days left and renewal date, each meter's use and projection against its limit,
+    and with --alternatives FILE the plan that costs least for the projected usage). The log takes
     --operation, --endpoint, --status ok|failed and --order desc. --from/--to, on every view,
     is a half-open range [from, to) of dates (local midnight in the contract's zone) or
     instants: the consolidated view gives the range's usage with a row per contract period it
@@ -119,7 +125,7 @@ def report(
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
              "--group-by": group_by, "--limit": limit, "--offset": offset,
              "--operation": operation, "--endpoint": endpoint, "--status": status,
-             "--order": order}
+             "--order": order, "--alternatives": alternatives}
     ranged = date_from is not None or date_to is not None or window_kind is not None
     if engine == "spark" and ranged and (view or "consolidated") != "daily":
         raise UsageError("--from, --to and --window are computed by the local engine (the "
@@ -165,7 +171,8 @@ def report(
                                  if group_by is not None else None),
                        limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
                        status=opt.choice(status, "--status", STATUSES) if status is not None else None,
-                       order=opt.choice(order or "asc", "--order", ORDERS))
+                       order=opt.choice(order or "asc", "--order", ORDERS),
+                       alternatives=alternatives)
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else

@@ -126,7 +126,7 @@ def flatten(d: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozense
 HEAD = ("contract_id", "period_index", "period_start", "period_end", "as_of")
 #: Where each report view keeps its rows.
 VIEW_ITEMS = {"consolidated": "meters", "users": "users", "daily": "days", "log": "events",
-              "series": "series", "top": "rows", "requests": "rows"}
+              "series": "series", "top": "rows", "requests": "rows", "plan": "meters"}
 #: Objects whose keys come from the data: one JSON cell with sorted keys, not one column each.
 JSON_CELLS = frozenset({"requests_failed_by_error_code", "failed_by_error_code"})
 
@@ -180,6 +180,10 @@ def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
 
     Items given as an iterator (a streamed log) give an iterator of rows, made as it is read.
     """
+    if view == "plan":  # rows of two kinds: meters and plans (usagectl.renderers.plan_out)
+        from usagectl.renderers.plan_out import plan_rows
+
+        return plan_rows(doc)
     p = doc["period"]
     head = {"contract_id": doc["contract"]["id"], "period_index": p["index"],
             "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}

@@ -466,6 +466,12 @@ def export_events_table(env: Env, doc: dict[str, Any]) -> None:
     env.out.print(t)
 
 
+def plan_table(env: Env, doc: dict[str, Any]) -> None:
+    from usagectl.renderers.plan_out import plan_table as draw
+
+    draw(env, doc)
+
+
 #: The table renderer of each document kind.
 def range_table(env: Env, doc: dict[str, Any]) -> None:
     from usagectl.renderers.range_out import range_table as draw
@@ -477,7 +483,7 @@ TABLES: dict[str, Callable[..., None]] = {
     "range": range_table,
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
-    "requests": requests_table,
+    "requests": requests_table, "plan": plan_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,
     "alerts": alerts_table, "export": export_table,
     "export-events": export_events_table,

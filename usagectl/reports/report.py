@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = ["VIEWS", "ViewOptions", "build_view", "meter_names", "page"]
 #: The views each view-shaping option applies to; given with another view it is refused.
-OPTION_VIEWS = {"--from": VIEWS, "--to": VIEWS, "--window": ("consolidated",),
+#: ``plan`` is about whole periods (limits, projection and prices apply per period): no range.
+RANGE_VIEWS = tuple(v for v in VIEWS if v != "plan")
+OPTION_VIEWS = {"--from": RANGE_VIEWS, "--to": RANGE_VIEWS, "--window": ("consolidated",),
                 "--bucket": ("series",),
                 "--group-by": ("top", "series", "requests"), "--limit": ("log", "top", "requests"),
                 "--offset": ("log", "top", "requests"),
                 "--operation": ("log",), "--endpoint": ("log",), "--status": ("log",),
-                "--order": ("log",)}
+                "--order": ("log",), "--alternatives": ("plan",)}
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
 #: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming large
@@ -54,6 +56,8 @@ class ViewOptions:
     endpoint: str | None = None
     status: str | None = None
     order: str = "asc"
+    #: ``--alternatives FILE``: the plan view's other plans (a contracts TOML file).
+    alternatives: str | None = None
 
 
 def group_by_values(view: str) -> tuple[str, ...]:
@@ -112,6 +116,12 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
 
         return page(requests_view(con, window, opts.meters, opts.group_by),
                     "rows", opts.limit, opts.offset)
+    if view == "plan":
+        from usagectl.reports.plan import load_alternatives, plan_view
+
+        alternatives = (load_alternatives(opts.alternatives, window.contract)
+                        if opts.alternatives is not None else None)
+        return plan_view(con, window, opts.meters, alternatives, scalars=scalars)
     raise ValueError(f"unknown view {view!r}")
 
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -92,6 +93,23 @@ class LeafDay(BaseModel):
 class LeafAreaPerDay(BaseModel):
     areaUnit: str
     areaPerDay: list[LeafDay]
+
+
+class LandUsage(BaseModel):
+    tier: str | None
+    tokens_used: int | float | str
+    tokens_included: int | float | str
+    tokens_overage: int | float | str
+    overage_cents: int
+    period_start: str | None
+    period_end: str | None
+
+
+class CheckRequest(BaseModel):
+    contract: str | None = Field(None, max_length=200, description="Default: the owner's "
+                                                                    "only contract.")
+    meter: str = Field(max_length=200)
+    amount: Decimal = Field(gt=0, le=Decimal("1e30"), description="Units the operation needs.")
 
 
 class ErrorBody(BaseModel):
@@ -373,6 +391,148 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                   startTime: Moment = None, endTime: Moment = None) -> Response:  # noqa: N803
         with reading() as con:
             return _range(con, caller, contract_id, startTime, endTime, user_id)
+
+    # --- Land-data API -----------------------------------------------------------------------
+    def owner_only(caller: Caller) -> None:
+        if caller.grant.user is not None:
+            raise ApiError(403, "forbidden", "this route reports the owner's totals; a token "
+                                             "limited to one user cannot read it", {})
+
+    @app.get("/api/public/v1/usage/", tags=["Land-data API"], response_model=LandUsage,
+             summary="Current-period token usage (usage --owner, the token meter)")
+    def land_usage(caller: CallerDep) -> Response:
+        from usagectl.reports import status
+        from usagectl.server import landdata
+
+        owner_only(caller)
+        with reading() as con:
+            rows = status.usage(con, caller.grant.owner, caller.as_of)
+        return _json(landdata.usage_doc(rows))
+
+    @app.get("/api/public/v1/usage/breakdown/", tags=["Land-data API"],
+             response_model=list[dict[str, Any]],
+             summary="Every meter of the current period(s): the usage command's rows")
+    def land_breakdown(caller: CallerDep) -> Response:
+        from usagectl.reports import status
+
+        owner_only(caller)
+        with reading() as con:
+            rows = status.usage(con, caller.grant.owner, caller.as_of)
+        return _json(rows, {"X-Total-Count": str(len(rows))})
+
+    # --- v2 (document-analysis API) ------------------------------------------------------
+    v2 = ["v2 usage"]
+    ContractQ = Annotated[str | None, Query(
+        description="Contract id (default: the owner's only contract).", max_length=200)]
+    PeriodQ = Annotated[str | None, Query(
+        description="current (default), previous, an index or a date inside the period.",
+        max_length=40)]
+    FromQ = Annotated[str | None, Query(alias="from", max_length=40,
+                                        description="Range start: a date or an instant.")]
+    ToQ = Annotated[str | None, Query(alias="to", max_length=40,
+                                      description="Range end, excluded.")]
+    MeterQ = Annotated[list[str] | None, Query(description="Only these meters.")]
+    LimitQ = Annotated[int, Query(ge=1, le=1000)]
+    OffsetQ = Annotated[int, Query(ge=0, le=10**9)]
+
+    def chosen(con: duckdb.DuckDBPyConnection, caller: Caller, contract_id: str | None
+               ) -> Contract:
+        if contract_id:
+            return owned(con, caller, contract_id)
+        cs = owner_contracts(con, caller)
+        if len(cs) == 1:
+            return cs[0]
+        if not cs:
+            raise ApiError(404, "not_found", "this token's owner has no contract", {})
+        raise ApiError(422, "validation_error", "this owner has several contracts: pass "
+                       "contract=ID", {"parameter": "contract", "valid": [c.id for c in cs]})
+
+    def view(caller: Caller, contract_id: str | None, period: str | None, name: str,
+             date_from: str | None = None, date_to: str | None = None, **options: Any
+             ) -> Response:
+        from usagectl.contracts import resolve_period
+        from usagectl.reports.ranges import check_order, parse_bound
+        from usagectl.reports.report import ViewOptions, build_view
+
+        with reading() as con:
+            c = chosen(con, caller, contract_id)
+            window = Window(c, resolve_period(c, period, caller.as_of), caller.as_of, None,
+                            caller.grant.user)
+            lo = parse_bound(date_from, c, "from")
+            hi = parse_bound(date_to, c, "to")
+            check_order(lo, hi)
+            opts = ViewOptions(date_from=lo, date_to=hi, period_given=period is not None,
+                               **options)
+            return _json(build_view(con, window, name, opts))
+
+    @app.get("/api/v2/usage/summary", tags=v2, response_model=dict[str, Any],
+             summary="Every meter of a period: report --view consolidated")
+    def v2_summary(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                   meter: MeterQ = None) -> Response:
+        return view(caller, contract, period, "consolidated", meters=meter)
+
+    @app.get("/api/v2/usage/details", tags=v2, response_model=dict[str, Any],
+             summary="Counted events, paged and filtered: report --view log")
+    def v2_details(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                   date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
+                   limit: LimitQ = 100, offset: OffsetQ = 0,
+                   operation: Annotated[str | None, Query(max_length=200)] = None,
+                   endpoint: Annotated[str | None, Query(max_length=500)] = None,
+                   status: Literal["ok", "failed"] | None = None,
+                   order: Literal["asc", "desc"] = "asc") -> Response:
+        return view(caller, contract, period, "log", date_from, date_to, meters=meter,
+                    limit=limit, offset=offset, operation=operation, endpoint=endpoint,
+                    status=status, order=order)
+
+    @app.get("/api/v2/usage/by-period", tags=v2, response_model=dict[str, Any],
+             summary="A range split by day, week or month: report --from --to --window")
+    def v2_by_period(caller: CallerDep, date_from: FromQ = None, date_to: ToQ = None,
+                     contract: ContractQ = None,
+                     window: Literal["day", "week", "month"] = "day",
+                     meter: MeterQ = None) -> Response:
+        return view(caller, contract, None, "consolidated", date_from, date_to, meters=meter,
+                    window=window)
+
+    @app.get("/api/v2/usage/top-endpoints", tags=v2, response_model=dict[str, Any],
+             summary="Requests per endpoint: report --view requests --group-by endpoint")
+    def v2_top_endpoints(caller: CallerDep, contract: ContractQ = None,
+                         period: PeriodQ = None, date_from: FromQ = None,
+                         date_to: ToQ = None, meter: MeterQ = None,
+                         limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                         offset: OffsetQ = 0) -> Response:
+        return view(caller, contract, period, "requests", date_from, date_to, meters=meter,
+                    group_by="endpoint", limit=limit, offset=offset)
+
+    @app.get("/api/v2/usage/breakdown", tags=v2, response_model=dict[str, Any],
+             summary="Requests per dimension: report --view requests --group-by")
+    def v2_breakdown(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                     date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
+                     group_by: Literal["endpoint", "operation", "product", "user_id",
+                                       "org_id", "error_code"] | None = None,
+                     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                     offset: OffsetQ = 0) -> Response:
+        return view(caller, contract, period, "requests", date_from, date_to, meters=meter,
+                    group_by=group_by, limit=limit, offset=offset)
+
+    @app.get("/api/v2/usage/dashboard-analytics", tags=v2, response_model=dict[str, Any],
+             summary="Usage per hour, day or month: report --view series")
+    def v2_dashboard(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                     date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
+                     bucket: Literal["hour", "day", "month"] = "day",
+                     group_by: Literal["product", "operation"] | None = None) -> Response:
+        return view(caller, contract, period, "series", date_from, date_to, meters=meter,
+                    bucket=bucket, group_by=group_by)
+
+    @app.post("/api/v2/usage/check", tags=v2, response_model=dict[str, Any],
+              summary="Pre-flight check: can AMOUNT more units be used? (usagectl check)")
+    def v2_check(body: CheckRequest,
+                 caller: Annotated[Caller, Depends(access("check"))]) -> Response:
+        from usagectl.reports import status
+
+        owner_only(caller)
+        with reading() as con:
+            c = chosen(con, caller, body.contract)
+            return _json(status.check(con, c.id, body.meter, body.amount, caller.as_of))
 
     return app
 

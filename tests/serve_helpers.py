@@ -3,6 +3,7 @@ for until it answers, stopped at the end. Never FastAPI's in-process client."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import REPO, SAMPLE_DATA
 
@@ -40,7 +43,20 @@ owner = "acme-farms"
 [[token]]
 token = "acme-docs-token-5"
 owner = "acme-farms"
-"""
+
+[[token]]
+token = "terra-token-6"
+owner = "terra-tokens"
+
+[[token]]
+token = "docuscan-user-token-7"
+owner = "docuscan"
+user = "usr_greta"
+""" + "".join(f"""
+[[token]]
+token = "docuscan-token-{c}"
+owner = "docuscan"
+""" for c in "abcdefghij")
 
 
 def free_port() -> int:
@@ -98,6 +114,33 @@ def running_server(db: Path, tokens: Path, *extra: str) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         out.close()
+
+
+@pytest.fixture(scope="session")
+def serve_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample database every serve test reads (built once per worker)."""
+    return sample_database(tmp_path_factory.mktemp("serve"))
+
+
+@pytest.fixture(scope="session")
+def server(serve_db: Path) -> Iterator[Server]:
+    """One server on the sample database for the serve tests of a worker."""
+    tokens = serve_db.parent / "tokens.toml"
+    tokens.write_text(TOKENS)
+    with running_server(serve_db, tokens) as s:
+        yield s
+
+
+def cli_json(db: Path, *args: str, exit_code: int = 0) -> Any:
+    """``usagectl --db DB ARGS --format json`` in-process, parsed."""
+    from typer.testing import CliRunner
+
+    from usagectl.cli import app
+
+    r = CliRunner().invoke(app, ["--db", str(db), *args, "--format", "json"],
+                           catch_exceptions=False)
+    assert r.exit_code == exit_code, r.output
+    return json.loads(r.stdout)
 
 
 def sample_database(folder: Path) -> Path:

@@ -3,7 +3,6 @@ they map (docs/api.md), auth, isolation, errors, limits and locks."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.serve_helpers import AS_OF, TOKENS, running_server, sample_database
+from tests.serve_helpers import AS_OF, cli_json, serve_db, server  # noqa: F401 (fixtures)
 from usagectl.cli import app
 
 pytestmark = pytest.mark.xdist_group("serve")
@@ -24,29 +23,12 @@ CONTRACT = "acme-farms-2026"
 DAYS = ("2026-10-03", "2026-10-07")
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_database(tmp_path_factory.mktemp("serve"))
+@pytest.fixture
+def db(serve_db: Path) -> Path:
+    return serve_db
 
 
-@pytest.fixture(scope="module")
-def tokens(db: Path) -> Path:
-    path = db.parent / "tokens.toml"
-    path.write_text(TOKENS)
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(db: Path, tokens: Path):  # noqa: ANN201
-    with running_server(db, tokens) as s:
-        yield s
-
-
-def cli(db: Path, *args: str):  # noqa: ANN201
-    r = CliRunner().invoke(app, ["--db", str(db), *args, "--format", "json"],
-                           catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
+cli = cli_json
 
 
 def leaf_instant(text: str) -> str:

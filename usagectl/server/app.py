@@ -47,6 +47,11 @@ RATE_LIMITS = {"default": 30, "check": 60}
 REQUEST_WAIT = 2.0
 #: ``Retry-After`` on 503: an ingest's commit of a file of a few million rows.
 RETRY_AFTER_LOCKED = 2
+#: The errors every route may answer (OpenAPI), in the one error shape.
+ERROR_RESPONSES = {401: "No valid bearer token", 403: "Another owner's contract, or another "
+                   "user's figures", 404: "No such contract, meter or route",
+                   422: "Malformed parameters", 429: "Rate limit reached (Retry-After)",
+                   503: "The database is busy with an ingest's commit (Retry-After)"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -192,7 +197,9 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     app = FastAPI(title="usagectl serve", version=__version__,
                   description="Vendors' usage endpoints recomputed from your own logs "
                               "(docs/api.md).",
-                  docs_url=None, redoc_url=None)  # the HTML UIs fetch scripts from a CDN
+                  docs_url=None, redoc_url=None,  # the HTML UIs fetch scripts from a CDN
+                  responses={status: {"model": ErrorResponse, "description": text}
+                             for status, text in ERROR_RESPONSES.items()})
     limiter = RateLimiter(cfg.rate_limits)
     bearer = HTTPBearer(auto_error=False, description="A token from the --tokens file.")
     what_if = _what_if(cfg.contracts_file)

@@ -219,7 +219,7 @@ def test_errors_have_the_land_data_shape(server, path: str, status: int, code: s
 
 def test_method_not_allowed_is_405_in_the_error_shape(server) -> None:
     r = httpx.post(server.url + "/billing/contracts",
-                   headers={"Authorization": "Bearer acme-owner-token-1"})
+                   headers={"Authorization": "Bearer acme-owner-token-1c"})
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
 

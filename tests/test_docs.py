@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -10,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.conftest import REPO, SAMPLE_DATA
+from tests.serve_helpers import serve_db, server  # noqa: F401 (fixtures)
 from usagectl.cli import docgen
 
 # The illustrative file the README ingests to show rejects.
@@ -130,3 +135,36 @@ def test_plan_doc_example_runs_and_shows_real_output(tmp_path: Path) -> None:
         assert r.returncode == 0, (command, r.stdout, r.stderr)
         for line in shown:
             assert line.rstrip() in r.stdout + r.stderr, (command, line, r.stdout)
+
+
+def _curl_examples(page: str) -> list[tuple[str, list[str]]]:
+    """(command, shown output lines) for every `$ curl …` line of a page's console blocks."""
+    return [(c, shown) for c, shown in _examples(page) if c.startswith("curl ")]
+
+
+@pytest.mark.xdist_group("serve")
+def test_api_doc_curl_examples_run_against_a_live_server(server) -> None:  # noqa: F811
+    """Every `curl` of docs/api.md, run by a shell against a real `usagectl serve` on the
+    sample, prints what the page shows (lines with … or a request id are abbreviations)."""
+    examples = _curl_examples((REPO / "docs" / "api.md").read_text(encoding="utf-8"))
+    assert len(examples) >= 14
+    env = {**os.environ, "USAGECTL_URL": server.url, "ACME_TOKEN": "acme-docs-token-5",
+           "TERRA_TOKEN": "terra-token-6", "DOCUSCAN_TOKEN": "docuscan-docs-token"}
+    routes = set()
+    for command, shown in examples:
+        r = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, (command, r.stderr)
+        body = json.loads(r.stdout)
+        if "error" not in " ".join(shown[:3]):
+            assert not (isinstance(body, dict) and "error" in body), (command, r.stdout)
+        for line in shown:
+            if "…" in line or "request_id" in line or not line.strip():
+                continue
+            assert line.rstrip() in r.stdout, (command, line, r.stdout)
+        routes.add(re.sub(r"\?.*", "", command.split("$USAGECTL_URL")[1].split('"')[0]))
+    # One example per route.
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    documented = {re.sub(r"acme-farms-2026:boundaries", "{contract_id}",
+                         re.sub(r"leaf-user/[^/]+$", "leaf-user/{user_id}", p)) for p in routes}
+    assert set(paths) <= documented, set(paths) - documented

@@ -18,7 +18,8 @@ def test_cli_import_does_not_load_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]"
 
 
-HEAVY = ("duckdb", "pyarrow", "shapely", "pyproj", "pandas", "jinja2", "numpy", "pyspark", "py4j")
+HEAVY = ("duckdb", "pyarrow", "shapely", "pyproj", "pandas", "jinja2", "numpy", "pyspark", "py4j",
+         "fastapi", "uvicorn", "starlette")  # typer itself imports pydantic when installed
 
 
 @pytest.mark.parametrize("args", [["--version"], ["report", "--help"], ["--help"]])

@@ -309,3 +309,4 @@ from usagectl.cli import report_cmds  # noqa: E402,F401
 from usagectl.cli import demo_cmd  # noqa: E402,F401
 from usagectl.cli import status_cmds  # noqa: E402,F401
 from usagectl.cli import export_cmds  # noqa: E402,F401
+from usagectl.cli import serve_cmd  # noqa: E402,F401

@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("alerts",),
     ("export",),
     ("reconcile",),
+    ("serve",),
     ("demo",),
 )
 

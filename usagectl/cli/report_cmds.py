@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def report(
     contract: ContractOption,
     view: Annotated[str | None, typer.Option(
-        help="consolidated (default), users, daily, log, series, top, requests or plan.",
+        help="consolidated (default), users, daily, log, series, top, requests, plan or tokens.",
         show_default=False)] = None,
     period: PeriodOption = None,
     as_of: AsOfOption = None,
@@ -47,7 +47,8 @@ def report(
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="top: endpoint, operation, resource_id, session_id, user_id "
                            "(default) or org_id; series: product or operation; requests: "
-                           "endpoint, operation, product, user_id, org_id or error_code.",
+                           "endpoint, operation, product, user_id, org_id or error_code; "
+                           "tokens: resource_id, session_id or product (default).",
         show_default=False)] = None,
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
@@ -57,9 +58,11 @@ def report(
         help="plan: other plans of the contract's owner (a contracts TOML file), priced on the "
              "projected usage to recommend the cheapest.", show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
-        help="log: at most this many events; top, requests: rows.", show_default=False)] = None,
+        help="log: at most this many events; top, requests, tokens: rows.",
+        show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
-        help="log, top, requests: skip this many (default 0).", show_default=False)] = None,
+        help="log, top, requests, tokens: skip this many (default 0).",
+        show_default=False)] = None,
     operation: Annotated[str | None, typer.Option(
         help="log: only events of this operation (exact value).", show_default=False)] = None,
     endpoint: Annotated[str | None, typer.Option(
@@ -69,6 +72,10 @@ def report(
     order: Annotated[str | None, typer.Option(
         help="log: asc (default, oldest first) or desc (newest first).",
         show_default=False)] = None,
+    label: Annotated[str | None, typer.Option(
+        "--label", metavar="KEY", help="tokens: label each item with this extra column of its "
+                                       "events (filename, title): its most recent non-blank "
+                                       "value.", show_default=False)] = None,
     out: OutOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
@@ -88,9 +95,12 @@ def report(
     contract's zone; --group-by product|operation splits it), top (a meter's value per
     --group-by, largest first; --limit/--offset page it) and requests (total, successful and
     failed requests, failures by error_code, success rate, average response time and credits,
-    per --group-by too; failures count whatever include_failed says) and plan (the billing
+    per --group-by too; failures count whatever include_failed says), plan (the billing
     period's days left and renewal date, each meter's use and projection against its limit,
-    and with --alternatives FILE the plan that costs least for the projected usage). The log takes
+    and with --alternatives FILE the plan that costs least for the projected usage), tokens (input, output,
+    thinking and total tokens per --group-by resource_id (file), session_id (conversation) or
+    product (default), newest first, with --label KEY from the events' extra columns, paged
+    with --limit/--offset, totals of the page and of the range). The log takes
     --operation, --endpoint, --status ok|failed and --order desc. --from/--to, on every view,
     is a half-open range [from, to) of dates (local midnight in the contract's zone) or
     instants: the consolidated view gives the range's usage with a row per contract period it
@@ -125,7 +135,7 @@ def report(
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
              "--group-by": group_by, "--limit": limit, "--offset": offset,
              "--operation": operation, "--endpoint": endpoint, "--status": status,
-             "--order": order, "--alternatives": alternatives}
+             "--order": order, "--alternatives": alternatives, "--label": label}
     ranged = date_from is not None or date_to is not None or window_kind is not None
     if engine == "spark" and ranged and (view or "consolidated") != "daily":
         raise UsageError("--from, --to and --window are computed by the local engine (the "
@@ -163,8 +173,11 @@ def report(
         window_kind = opt.choice(window_kind, "--window", WINDOWS)
     opt.rows(limit, "--limit")
     opt.rows(offset, "--offset")
-    if view == "log" and fmt == "table":
+    if view in ("log", "tokens") and fmt == "table":
         limit = opt.table_rows(limit, LOG_TABLE_ROWS)
+    if label is not None and not label.strip():
+        raise UsageError("--label needs the name of an extra column of the events (e.g. "
+                         "filename or title)", {"option": "--label", "value": label})
     opts = ViewOptions(meters=meter, window=window_kind, period_given=period is not None,
                        bucket=opt.choice(bucket or "day", "--bucket", BUCKETS),
                        group_by=(opt.choice(group_by, "--group-by", group_by_values(view))
@@ -172,7 +185,7 @@ def report(
                        limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
                        status=opt.choice(status, "--status", STATUSES) if status is not None else None,
                        order=opt.choice(order or "asc", "--order", ORDERS),
-                       alternatives=alternatives)
+                       alternatives=alternatives, label=label)
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else

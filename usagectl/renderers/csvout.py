@@ -126,7 +126,8 @@ def flatten(d: dict[str, Any], prefix: str = "", keep: frozenset[str] = frozense
 HEAD = ("contract_id", "period_index", "period_start", "period_end", "as_of")
 #: Where each report view keeps its rows.
 VIEW_ITEMS = {"consolidated": "meters", "users": "users", "daily": "days", "log": "events",
-              "series": "series", "top": "rows", "requests": "rows", "plan": "meters"}
+              "series": "series", "top": "rows", "requests": "rows", "plan": "meters",
+              "tokens": "rows"}
 #: Objects whose keys come from the data: one JSON cell with sorted keys, not one column each.
 JSON_CELLS = frozenset({"requests_failed_by_error_code", "failed_by_error_code"})
 
@@ -169,6 +170,11 @@ def view_columns(view: str, meters: Sequence[str]) -> list[str]:
         from usagectl.reports.requests import FIGURES
 
         body = ["group_by", "key", *FIGURES]
+    elif view == "tokens":  # the default grouping's; a doc's own: renderers.tokens_out
+        from usagectl.renderers.tokens_out import tokens_columns
+        from usagectl.reports.tokens import DEFAULT_GROUP
+
+        return tokens_columns(DEFAULT_GROUP)
     else:
         raise ValueError(f"unknown view {view!r}")
     return [*HEAD, *body]
@@ -184,6 +190,10 @@ def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
         from usagectl.renderers.plan_out import plan_rows
 
         return plan_rows(doc)
+    if view == "tokens":
+        from usagectl.renderers.tokens_out import tokens_rows
+
+        return tokens_rows(doc)
     p = doc["period"]
     head = {"contract_id": doc["contract"]["id"], "period_index": p["index"],
             "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}

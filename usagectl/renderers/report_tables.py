@@ -479,11 +479,17 @@ def range_table(env: Env, doc: dict[str, Any]) -> None:
     draw(env, doc)
 
 
+def tokens_table(env: Env, doc: dict[str, Any]) -> None:
+    from usagectl.renderers.tokens_out import tokens_table as draw
+
+    draw(env, doc)
+
+
 TABLES: dict[str, Callable[..., None]] = {
     "range": range_table,
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
-    "requests": requests_table, "plan": plan_table,
+    "requests": requests_table, "plan": plan_table, "tokens": tokens_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,
     "alerts": alerts_table, "export": export_table,
     "export-events": export_events_table,

@@ -28,6 +28,10 @@ OPTION_VIEWS = {"--from": RANGE_VIEWS, "--to": RANGE_VIEWS, "--window": ("consol
                 "--offset": ("log", "top", "requests"),
                 "--operation": ("log",), "--endpoint": ("log",), "--status": ("log",),
                 "--order": ("log",), "--alternatives": ("plan",)}
+# ``report --view tokens`` (usagectl.reports.tokens): its own options, and the shared ones.
+OPTION_VIEWS["--label"] = ("tokens",)
+for _option in ("--group-by", "--limit", "--offset"):
+    OPTION_VIEWS[_option] = (*OPTION_VIEWS[_option], "tokens")
 #: Tables list the first page of the log; JSON and CSV list every event (SPEC §7).
 LOG_TABLE_ROWS = 50
 #: Rows fetched from DuckDB at a time when a view is streamed (docs/cli.md "Streaming large
@@ -58,6 +62,8 @@ class ViewOptions:
     order: str = "asc"
     #: ``--alternatives FILE``: the plan view's other plans (a contracts TOML file).
     alternatives: str | None = None
+    #: ``--label KEY``: the tokens view's label, an extra column (attribute) of the events.
+    label: str | None = None
 
 
 def group_by_values(view: str) -> tuple[str, ...]:
@@ -66,7 +72,10 @@ def group_by_values(view: str) -> tuple[str, ...]:
     from usagectl.reports.breakdown import GROUPS
     from usagectl.reports.requests import REQUEST_GROUPS
 
-    return {"top": GROUPS, "series": SERIES_GROUPS, "requests": REQUEST_GROUPS}[view]
+    from usagectl.reports.tokens import TOKEN_GROUPS
+
+    return {"top": GROUPS, "series": SERIES_GROUPS, "requests": REQUEST_GROUPS,
+            "tokens": TOKEN_GROUPS}[view]
 
 
 def meter_names(window: Window, names: list[str] | None) -> list[str]:
@@ -122,6 +131,11 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         alternatives = (load_alternatives(opts.alternatives, window.contract)
                         if opts.alternatives is not None else None)
         return plan_view(con, window, opts.meters, alternatives, scalars=scalars)
+    if view == "tokens":
+        from usagectl.reports.tokens import tokens_view
+
+        return tokens_view(con, window, opts.meters, opts.group_by, opts.label, opts.limit,
+                           opts.offset, batch_size=batch_size)
     raise ValueError(f"unknown view {view!r}")
 
 

@@ -53,9 +53,13 @@ def report(
         "--contracts", help="What-if: price the same events under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="log: at most this many events; top, requests: rows.", show_default=False)] = None,
+        help="log: at most this many events; top, requests: rows; users: users.",
+        show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
-        help="log, top, requests: skip this many (default 0).", show_default=False)] = None,
+        help="log, top, requests, users: skip this many (default 0).", show_default=False)] = None,
+    detail: Annotated[bool, typer.Option(
+        "--detail", help="users: list each user's and organisation's values of the distinct "
+                         "meters (which datasets and indicators), not only their counts.")] = False,
     operation: Annotated[str | None, typer.Option(
         help="log: only events of this operation (exact value).", show_default=False)] = None,
     endpoint: Annotated[str | None, typer.Option(
@@ -84,7 +88,8 @@ def report(
     contract's zone; --group-by product|operation splits it), top (a meter's value per
     --group-by, largest first; --limit/--offset page it) and requests (total, successful and
     failed requests, failures by error_code, success rate, average response time and credits,
-    per --group-by too; failures count whatever include_failed says). The log takes
+    per --group-by too; failures count whatever include_failed says). users --detail lists
+    which values (datasets, indicators) each user and organisation accessed. The log takes
     --operation, --endpoint, --status ok|failed and --order desc. --from/--to, on every view,
     is a half-open range [from, to) of dates (local midnight in the contract's zone) or
     instants: the consolidated view gives the range's usage with a row per contract period it
@@ -119,8 +124,11 @@ def report(
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
              "--group-by": group_by, "--limit": limit, "--offset": offset,
              "--operation": operation, "--endpoint": endpoint, "--status": status,
-             "--order": order}
+             "--order": order, "--detail": detail or None}
     ranged = date_from is not None or date_to is not None or window_kind is not None
+    if engine == "spark" and detail:
+        raise UsageError("--detail lists values with the local engine; leave --engine out",
+                         {"option": "--engine", "valid": ["local"]})
     if engine == "spark" and ranged and (view or "consolidated") != "daily":
         raise UsageError("--from, --to and --window are computed by the local engine (the "
                          "daily view excepted); leave --engine out", {"option": "--engine"})
@@ -165,7 +173,7 @@ def report(
                                  if group_by is not None else None),
                        limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
                        status=opt.choice(status, "--status", STATUSES) if status is not None else None,
-                       order=opt.choice(order or "asc", "--order", ORDERS))
+                       order=opt.choice(order or "asc", "--order", ORDERS), detail=detail)
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else
@@ -185,7 +193,8 @@ def report(
             doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
                              scalars=scalars)
-        emit(env, "range" if ranged and view == "consolidated" else view, doc, fmt, out,
+        kind = "users-detail" if detail else view
+        emit(env, "range" if ranged and view == "consolidated" else kind, doc, fmt, out,
              meters=names)
         if events is None or not _is_uri(events):
             # Notes read every event of the owner with DuckDB: not from the rows a URI gave.

@@ -488,6 +488,8 @@ def export_table(env: Env, doc: dict[str, Any], out_dir: str = "") -> None:
     env.out.print(t)
     for f in doc["failures"]:
         env.err.print(f"[red]failed[/] {safe(f['contract'])} {safe(f['view'] or '')}: {safe(f['error'])}")
+    for f in doc.get("skipped", []):
+        env.note(f"skipped {safe(f['contract'])} {safe(f['view'])}: {safe(f['reason'])}")
 
 
 def export_events_table(env: Env, doc: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ The contract's ``calls`` meter counts every successful event (e7 too), so a user
 
 * ann (events e1 e2 e3 e8 = 4; org-1): datasets 12345 (e1 e2: 2 events, 03-02 09:00 → 03-03
   10:00), 4242 (e8), 777 (e3) → 3; indicators 5 (e8), 897 (e1), 901 (e3), 962 (e1), 964 (e1
-  e2: 2 events) → 5. Values sort as text: "12345" < "4242" < "777".
+  e2: 2 events) → 5. Numeric values are listed by number: 777, 4242, 12345.
 * bob (events e4 e5 e7 e9 = 4; org-1, his latest counted event with an org): datasets 12345 (e4), 55 (e5 e9: 2
   events, 03-06 08:00 → 03-08 00:00) → 2; indicators 897, 933 (e4), 964 (e5 e9: 2 events — e9
   lists 964 twice and is still one event) → 3.
@@ -105,16 +105,16 @@ def _item(value: str, events: int, first: str, last: str | None = None) -> dict:
             "last_seen": f"2026-03-{last or first}:00+00:00"}
 
 
-ANN_DATASETS = [_item("12345", 2, "02T09:00", "03T10:00"), _item("4242", 1, "10T00:00"),
-                _item("777", 1, "04T11:00")]
+ANN_DATASETS = [_item("777", 1, "04T11:00"), _item("4242", 1, "10T00:00"),
+                _item("12345", 2, "02T09:00", "03T10:00")]
 ANN_INDICATORS = [_item("5", 1, "10T00:00"), _item("897", 1, "02T09:00"),
                   _item("901", 1, "04T11:00"), _item("962", 1, "02T09:00"),
                   _item("964", 2, "02T09:00", "03T10:00")]
-BOB_DATASETS = [_item("12345", 1, "05T12:00"), _item("55", 2, "06T08:00", "08T00:00")]
+BOB_DATASETS = [_item("55", 2, "06T08:00", "08T00:00"), _item("12345", 1, "05T12:00")]
 BOB_INDICATORS = [_item("897", 1, "05T12:00"), _item("933", 1, "05T12:00"),
                   _item("964", 2, "06T08:00", "08T00:00")]
-ORG_DATASETS = [_item("12345", 3, "02T09:00", "05T12:00"), _item("4242", 1, "10T00:00"),
-                _item("55", 1, "08T00:00"), _item("777", 1, "04T11:00")]
+ORG_DATASETS = [_item("55", 1, "08T00:00"), _item("777", 1, "04T11:00"),
+                _item("4242", 1, "10T00:00"), _item("12345", 3, "02T09:00", "05T12:00")]
 ORG_INDICATORS = [_item("5", 1, "10T00:00"), _item("897", 2, "02T09:00", "05T12:00"),
                   _item("901", 1, "04T11:00"), _item("933", 1, "05T12:00"),
                   _item("962", 1, "02T09:00"), _item("964", 3, "02T09:00", "08T00:00")]
@@ -164,12 +164,12 @@ def test_detail_over_a_range_leaves_out_the_event_at_its_end(lic) -> None:
     assert doc["range"] == {"from": "2026-03-01T00:00:00+00:00", "to": "2026-03-10T00:00:00+00:00"}
     ann = doc["users"][0]
     assert ann["events"] == 3 and ann["meters"]["datasets"] == 2 and ann["meters"]["indicators"] == 4
-    assert [i["value"] for i in ann["detail"]["datasets"]] == ["12345", "777"]
+    assert [i["value"] for i in ann["detail"]["datasets"]] == ["777", "12345"]
     assert [i["value"] for i in ann["detail"]["indicators"]] == ["897", "901", "962", "964"]
     assert doc["users"][1]["detail"] == {"datasets": BOB_DATASETS, "indicators": BOB_INDICATORS}
     org = doc["orgs"][0]
     assert org["meters"] == {"datasets": 3, "indicators": 5}
-    assert [i["value"] for i in org["detail"]["datasets"]] == ["12345", "55", "777"]
+    assert [i["value"] for i in org["detail"]["datasets"]] == ["55", "777", "12345"]
     # The boundary instant itself is in a range that starts there.
     late = lic("--detail", "--from", "2026-03-10T00:00:00Z", "--to", "2026-03-11").json()
     assert [(u["user_id"], u["detail"]["datasets"]) for u in late["users"]] == [
@@ -207,13 +207,13 @@ def test_detail_csv_is_one_row_per_user_and_item(lic) -> None:
              if x["level"] == "user"]
     # 3 + 5 items of ann, 2 + 3 of bob, then org-1's 4 + 6.
     assert len(users) == 13 and len(rows) == 23
-    assert users[:3] == [("ann", "datasets", "12345", "2"), ("ann", "datasets", "4242", "1"),
-                         ("ann", "datasets", "777", "1")]
+    assert users[:3] == [("ann", "datasets", "777", "1"), ("ann", "datasets", "4242", "1"),
+                         ("ann", "datasets", "12345", "2")]
     assert users[-1] == ("bob", "indicators", "964", "2")
     orgs = [x for x in rows if x["level"] == "org"]
     assert {x["org_id"] for x in orgs} == {"org-1"} and {x["user_id"] for x in orgs} == {""}
     assert [(x["meter"], x["value"], x["events"]) for x in orgs][-1] == ("indicators", "964", "3")
-    assert rows[0]["first_seen"] == "2026-03-02T09:00:00+00:00"
+    assert rows[0]["first_seen"] == "2026-03-04T11:00:00+00:00"
 
 
 def test_detail_csv_keeps_a_user_without_any_item(cli, tmp_path: Path) -> None:
@@ -238,9 +238,9 @@ def test_detail_table_names_each_users_values(lic) -> None:
     r = lic("--detail", fmt="table")
     assert r.exit_code == 0, r.stderr
     out = r.stdout
-    assert "12345, 4242, 777" in out and "5, 897, 901, 962, 964" in out
-    assert "12345, 55" in out and "897, 933, 964" in out
-    assert "org-1" in out and "12345, 4242, 55, 777" in out
+    assert "3: 777, 4242, 12345" in out and "5: 5, 897, 901, 962, 964" in out
+    assert "2: 55, 12345" in out and "3: 897, 933, 964" in out
+    assert "org-1" in out and "4: 55, 777, 4242, 12345" in out
 
 
 @pytest.mark.parametrize(("args", "option", "valid_key", "valid"), [
@@ -268,7 +268,7 @@ def test_detail_on_a_contract_without_a_listable_meter_names_the_meters(sample) 
 # -- the property: a list is as long as the users view's distinct count ------------------------
 
 EVENT = st.tuples(st.integers(0, 20 * 24 - 1), st.sampled_from(["u1", "u2", "u3"]),
-                  st.sampled_from(["", "o1", "o2"]), st.sampled_from(["1", "2", "10", "x y"]),
+                  st.sampled_from(["", "o1", "o2"]), st.sampled_from(["1", "2", "10", "01", "x y"]),
                   st.lists(st.sampled_from(["7", "8", "70", "9"]), max_size=3),
                   st.sampled_from([200, 200, 429]))
 
@@ -280,6 +280,7 @@ def test_each_list_is_as_long_as_the_users_views_count(tmp_path_factory, events,
     from typer.testing import CliRunner
 
     from usagectl.cli import app
+    from usagectl.reports.users_detail import value_order
 
     tmp = tmp_path_factory.mktemp("p")
     db = tmp / "p.duckdb"
@@ -306,7 +307,7 @@ def test_each_list_is_as_long_as_the_users_views_count(tmp_path_factory, events,
             for meter in ("datasets", "indicators"):
                 values = [i["value"] for i in u["detail"][meter]]
                 assert len(values) == plain[u["user_id"]][meter], (u["user_id"], meter)
-                assert values == sorted(set(values))
+                assert values == sorted(set(values), key=value_order)
         for org in detail["orgs"]:
             for meter in ("datasets", "indicators"):
                 assert len(org["detail"][meter]) == org["meters"][meter]

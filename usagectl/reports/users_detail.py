@@ -13,7 +13,8 @@ Organisations: every ``org_id`` that the counted events carry (an event without 
 no organisation), with its users and, per meter, its own distinct values and their count, read
 from the events that carry it — not from the user's latest org the users view shows.
 
-Values are text, sorted by code point (``"12345" < "4242" < "777"``); users by ``user_id``;
+Values are text, in :func:`value_order`: whole numbers (ASCII digits) first, by number
+(``55, 777, 4242, 12345``), then the other values by code point; users by ``user_id``;
 ``--limit/--offset`` page the users (``orgs`` are always the whole range's).
 """
 
@@ -55,6 +56,14 @@ def listed_meters(window: Window, meter_names: list[str] | None) -> tuple[Meter,
                      {"option": "--detail", "valid": valid})
 
 
+def value_order(value: str) -> tuple[int, int, str]:
+    """The order values are listed in: numeric ids by number, then the rest by code point
+    (``007`` and ``7`` are one number: their text orders them, so the order is total)."""
+    if value.isascii() and value.isdigit():
+        return (0, int(value), value)
+    return (1, 0, value)
+
+
 def _when(ts: datetime, window: Window) -> str:
     return ts.astimezone(window.contract.zone).isoformat()
 
@@ -76,7 +85,7 @@ def _items(con: duckdb.DuckDBPyConnection, m: Meter, window: Window, key: str,
     rows = con.execute(sql, params + ([keys] if keys is not None and key == "user_id" else [])
                        ).fetchall()
     out: dict[str, list[dict[str, Any]]] = {}
-    for k, v, n, first, last in sorted(rows, key=lambda r: (r[0], r[1])):
+    for k, v, n, first, last in sorted(rows, key=lambda r: (r[0], value_order(r[1]))):
         out.setdefault(k, []).append({"value": v, "events": int(n),
                                       "first_seen": _when(first, window),
                                       "last_seen": _when(last, window)})

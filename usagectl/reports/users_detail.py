@@ -116,7 +116,8 @@ def users_detail(con: duckdb.DuckDBPyConnection, window: Window,
     listed = listed_meters(window, meter_names)
     doc = page(views.users_view(con, window, meter_names, scalars=scalars), "users", limit,
                offset)
-    shown = [u["user_id"] for u in doc["users"]]
+    # Only the page's users are read (every user when the page is the whole list).
+    shown = (None if limit is None and not offset else [u["user_id"] for u in doc["users"]])
     per_user = {m.name: _items(con, m, window, "user_id", shown) for m in listed}
     for u in doc["users"]:
         u["detail"] = {m.name: per_user[m.name].get(u["user_id"], []) for m in listed}

@@ -359,7 +359,7 @@ def test_the_views_doc_examples_are_the_readme_s_which_run() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     doc = (REPO / "docs" / "requests.md").read_text(encoding="utf-8")
     examples = [line for line in doc.splitlines() if line.startswith("$ usagectl")]
-    assert len(examples) == 3 and all(e in readme for e in examples)
+    assert len(examples) >= 3 and all(e in readme for e in examples)  # more views add theirs
     for key in ("success_rate", "failed_by_error_code", "avg_response_time_ms", "response_times",
                 "credits", "group_by", "total_count", "has_more", "`group`", "`start`"):
         assert key in doc

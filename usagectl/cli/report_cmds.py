@@ -58,11 +58,14 @@ def report(
         help="plan: other plans of the contract's owner (a contracts TOML file), priced on the "
              "projected usage to recommend the cheapest.", show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
-        help="log: at most this many events; top, requests, tokens: rows.",
+        help="log: at most this many events; top, requests, tokens: rows; users: users.",
         show_default=False)] = None,
     offset: Annotated[int | None, typer.Option(
-        help="log, top, requests, tokens: skip this many (default 0).",
+        help="log, top, requests, tokens, users: skip this many (default 0).",
         show_default=False)] = None,
+    detail: Annotated[bool, typer.Option(
+        "--detail", help="users: list each user's and organisation's values of the distinct "
+                         "meters (which datasets and indicators), not only their counts.")] = False,
     operation: Annotated[str | None, typer.Option(
         help="log: only events of this operation (exact value).", show_default=False)] = None,
     endpoint: Annotated[str | None, typer.Option(
@@ -100,7 +103,8 @@ def report(
     and with --alternatives FILE the plan that costs least for the projected usage), tokens (input, output,
     thinking and total tokens per --group-by resource_id (file), session_id (conversation) or
     product (default), newest first, with --label KEY from the events' extra columns, paged
-    with --limit/--offset, totals of the page and of the range). The log takes
+    with --limit/--offset, totals of the page and of the range). users --detail lists
+    which values (datasets, indicators) each user and organisation accessed. The log takes
     --operation, --endpoint, --status ok|failed and --order desc. --from/--to, on every view,
     is a half-open range [from, to) of dates (local midnight in the contract's zone) or
     instants: the consolidated view gives the range's usage with a row per contract period it
@@ -135,8 +139,12 @@ def report(
     given = {"--from": date_from, "--to": date_to, "--window": window_kind, "--bucket": bucket,
              "--group-by": group_by, "--limit": limit, "--offset": offset,
              "--operation": operation, "--endpoint": endpoint, "--status": status,
-             "--order": order, "--alternatives": alternatives, "--label": label}
+             "--order": order, "--alternatives": alternatives, "--label": label,
+             "--detail": detail or None}
     ranged = date_from is not None or date_to is not None or window_kind is not None
+    if engine == "spark" and detail:
+        raise UsageError("--detail lists values with the local engine; leave --engine out",
+                         {"option": "--engine", "valid": ["local"]})
     if engine == "spark" and ranged and (view or "consolidated") != "daily":
         raise UsageError("--from, --to and --window are computed by the local engine (the "
                          "daily view excepted); leave --engine out", {"option": "--engine"})
@@ -185,7 +193,7 @@ def report(
                        limit=limit, offset=offset or 0, operation=operation, endpoint=endpoint,
                        status=opt.choice(status, "--status", STATUSES) if status is not None else None,
                        order=opt.choice(order or "asc", "--order", ORDERS),
-                       alternatives=alternatives, label=label)
+                       alternatives=alternatives, label=label, detail=detail)
     with contextlib.ExitStack() as stack:
         # --events with --contracts FILE: every input is given; no database is opened.
         db_con = (None if events is not None and contracts_file else
@@ -205,7 +213,8 @@ def report(
             doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
                              scalars=scalars)
-        emit(env, "range" if ranged and view == "consolidated" else view, doc, fmt, out,
+        kind = "users-detail" if detail else view
+        emit(env, "range" if ranged and view == "consolidated" else kind, doc, fmt, out,
              meters=names)
         if events is None or not _is_uri(events):
             # Notes read every event of the owner with DuckDB: not from the rows a URI gave.

@@ -315,11 +315,7 @@ def _distinct(con: duckdb.DuckDBPyConnection, m: Meter, window: Window, v: Scala
     """A distinct meter's owner value, per-user values (their Σ is billed on ``user``) and,
     with ``days``, its billed series of first sightings, from one query over its
     ``(user, value)`` groups."""
-    if m.field not in DISTINCT_FIELDS:
-        raise ValueError(f"cannot count distinct {m.field!r}")
-    col = "unnest(indicator_ids)" if m.field == "indicator_ids" else m.field
-    where, wp = window_conditions(window)
-    cond, cp = _cond(m)
+    source, sp = distinct_values_sql(m, window)
     tz = window.contract.timezone
     by_instant = days is not None and local_order_kept(
         tz, window.period.start, min(window.as_of, window.period.end), "day")
@@ -340,11 +336,10 @@ def _distinct(con: duckdb.DuckDBPyConnection, m: Meter, window: Window, v: Scala
                          "GROUP BY v) WHERE d BETWEEN ? AND ? GROUP BY d")
         params += ([tz] if by_instant else []) + list(days)
     sql = (f"WITH uv AS (SELECT user_id, v, min(ts) AS t{first_day} FROM "
-           f"(SELECT user_id, ts, CAST({col} AS VARCHAR) AS v FROM events "
-           f"WHERE {' AND '.join(where)} AND {cond}) WHERE v IS NOT NULL GROUP BY user_id, v) "
+           f"{source} WHERE v IS NOT NULL GROUP BY user_id, v) "
            + " UNION ALL ".join(parts))
     head = [tz] if first_day else []
-    rows = con.execute(sql, head + wp + cp + params).fetchall()
+    rows = con.execute(sql, head + sp + params).fetchall()
     series: dict[date, Decimal] = {}
     for k, u, d, n in sorted(rows, key=lambda r: (r[0], str(r[1]), r[2] or date.min)):
         if k == 1:
@@ -355,6 +350,32 @@ def _distinct(con: duckdb.DuckDBPyConnection, m: Meter, window: Window, v: Scala
             series[d] = exact(n)
     if days is not None:
         v.billed_daily = series
+
+
+#: Columns of the events table :func:`distinct_values_sql` may add to its rows (an allowlist).
+VALUE_ROW_COLUMNS = ("org_id", "event_id")
+
+
+def distinct_values_sql(m: Meter, window: Window, columns: tuple[str, ...] = ()
+                        ) -> tuple[str, list[Any]]:
+    """``(SELECT user_id, ts, v[, columns] FROM events WHERE …)`` and its parameters: one row
+    per value of a distinct meter's field in each event it counts (``v`` as text, NULL when the
+    event has none; a list field gives a row per element).
+
+    The one selection behind a distinct meter's owner and user values (:func:`_distinct`) and
+    the values the users view lists with ``--detail`` (:mod:`usagectl.reports.users_detail`),
+    so a user's list and count cannot disagree. ``columns`` come from VALUE_ROW_COLUMNS.
+    """
+    if m.field not in DISTINCT_FIELDS:
+        raise ValueError(f"cannot count distinct {m.field!r}")
+    if not set(columns) <= set(VALUE_ROW_COLUMNS):
+        raise ValueError(f"cannot select {columns!r}")
+    col = "unnest(indicator_ids)" if m.field == "indicator_ids" else m.field
+    where, wp = window_conditions(window)
+    cond, cp = _cond(m)
+    extra = "".join(f", {c}" for c in columns)
+    return (f"(SELECT user_id, ts, CAST({col} AS VARCHAR) AS v{extra} FROM events "
+            f"WHERE {' AND '.join(where)} AND {cond})"), wp + cp
 
 
 @lru_cache(maxsize=64)

@@ -221,6 +221,31 @@ ALERT_KEYS = ("contract", "owner", "meter", "status", "billed", "limit", "percen
               "projected", "will_exceed_limit", "exceeds_on", "period_end")
 OVERLAP_KEYS = ("user_id", "area", "exclusive_area", "shared_area")
 RECONCILE_KEYS = ("key", "ours", "theirs", "difference", "within_tolerance", "only_in")
+#: ``report --view users --detail``: one row per user × value, then per organisation × value.
+DETAIL_KEYS = ("level", "user_id", "org_id", "meter", "field", "value", "events", "first_seen",
+               "last_seen")
+
+
+def detail_rows(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The users detail flat: a row per user and value of each listed meter (a user without
+    any value: one row with ``meter`` empty, so every user of the page is there), then a row
+    per organisation and value (``level`` org, ``user_id`` empty)."""
+    p = doc["period"]
+    head = {"contract_id": doc["contract"]["id"], "period_index": p["index"],
+            "period_start": p["start"], "period_end": p["end"], "as_of": p["as_of"]}
+    fields = {d["meter"]: d["field"] for d in doc["detail_meters"]}
+    rows: list[dict[str, Any]] = []
+    for level, items in (("user", doc["users"]), ("org", doc["orgs"])):
+        for it in items:
+            who = {"level": level, "user_id": it["user_id"] if level == "user" else None,
+                   "org_id": it["org_id"]}
+            before = len(rows)
+            for meter, values in it["detail"].items():
+                rows += [{**head, **who, "meter": meter, "field": fields[meter], **v}
+                         for v in values]
+            if level == "user" and len(rows) == before:
+                rows.append({**head, **who})
+    return rows, [*HEAD, *DETAIL_KEYS]
 
 
 def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()
@@ -228,6 +253,8 @@ def rows_of(kind: str, doc: Any, meters: Sequence[str] = ()
     """(rows, columns) of any document that has a CSV form."""
     if kind in VIEW_ITEMS:
         return view_rows(kind, doc, meters)
+    if kind == "users-detail":
+        return detail_rows(doc)
     if kind == "range":  # report --from/--to, consolidated
         from usagectl.renderers.range_out import range_rows
 

@@ -174,6 +174,7 @@ def users_table(env: Env, doc: dict[str, Any]) -> None:
     values = [[u["meters"][n] for n in names] + [u["events"]] for u in doc["users"]]
     values.append([total([row[i] for row in values]) for i in range(len(names) + 1)])
     cells = _columns(values)
+    paged = "total_count" in doc  # --limit/--offset: one page of the users
 
     def build(narrow: bool) -> Table:
         t = Table(title_justify="left")
@@ -185,10 +186,45 @@ def users_table(env: Env, doc: dict[str, Any]) -> None:
         t.add_column("events", justify="right", no_wrap=True)
         for u, row in zip(doc["users"], cells):
             t.add_row(safe(u["user_id"]), *([] if narrow else [safe(u["org_id"] or "")]), *row)
-        t.add_row("[bold]Σ users[/]", *([] if narrow else [""]), *cells[-1])
+        t.add_row("[bold]Σ users[/]" if not paged else "[bold]Σ this page[/]",
+                  *([] if narrow else [""]), *cells[-1])
         return t
 
     print_fitting(env, build, "org")
+    _more(env, doc, "users", "users")
+
+
+def _more(env: Env, doc: dict[str, Any], key: str, what: str) -> None:
+    """The note under a page that is not the last: how many more, and the --offset to ask."""
+    if doc.get("has_more"):
+        shown = doc["offset"] + len(doc[key])
+        env.note(f"{doc['total_count'] - shown:,} more {what}; use --offset {shown}")
+
+
+def _values(items: list[dict[str, Any]]) -> str:
+    """A list of values in one cell: how many, then the values (``3: 12345, 4242, 777``)."""
+    return f"{len(items):,}: " + ", ".join(safe(i["value"]) for i in items) if items else "0"
+
+
+def users_detail_table(env: Env, doc: dict[str, Any]) -> None:
+    """Each user's values of the listed meters, then each organisation's."""
+    header(env, doc)
+    names = [d["meter"] for d in doc["detail_meters"]]
+    for title, rows, key in (("Users", doc["users"], "user_id"),
+                             ("Organisations", doc["orgs"], "org_id")):
+        if key == "org_id" and not rows:
+            continue
+        t = Table(title=title, title_justify="left")
+        t.add_column("user" if key == "user_id" else "org", overflow="fold")
+        t.add_column("org" if key == "user_id" else "users", overflow="fold")
+        for n in names:
+            t.add_column(safe(n), overflow="fold")
+        for r in rows:
+            other = (safe(r["org_id"] or "") if key == "user_id"
+                     else ", ".join(safe(u) for u in r["users"]))
+            t.add_row(safe(r[key]), other, *[_values(r["detail"][n]) for n in names])
+        env.out.print(t)
+    _more(env, doc, "users", "users")
 
 
 def daily_table(env: Env, doc: dict[str, Any]) -> None:
@@ -452,6 +488,8 @@ def export_table(env: Env, doc: dict[str, Any], out_dir: str = "") -> None:
     env.out.print(t)
     for f in doc["failures"]:
         env.err.print(f"[red]failed[/] {safe(f['contract'])} {safe(f['view'] or '')}: {safe(f['error'])}")
+    for f in doc.get("skipped", []):
+        env.note(f"skipped {safe(f['contract'])} {safe(f['view'])}: {safe(f['reason'])}")
 
 
 def export_events_table(env: Env, doc: dict[str, Any]) -> None:
@@ -488,6 +526,7 @@ def tokens_table(env: Env, doc: dict[str, Any]) -> None:
 TABLES: dict[str, Callable[..., None]] = {
     "range": range_table,
     "consolidated": consolidated_table, "users": users_table, "daily": daily_table,
+    "users-detail": users_detail_table,
     "log": log_table, "series": series_table, "top": top_table, "overlap": overlap_table,
     "requests": requests_table, "plan": plan_table, "tokens": tokens_table,
     "reconcile": reconcile_table, "usage": usage_table, "check": check_line,

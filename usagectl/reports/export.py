@@ -3,6 +3,11 @@
 * File names come from contract ids made safe (:func:`usagectl.renderers.files.safe_stem`),
   each depending only on its own id, and stay inside the folder: an entry that is a symbolic
   link is never written through (that file fails, the link is left alone).
+* Every view of :data:`usagectl.reports.VIEWS` is built by
+  :func:`usagectl.reports.report.build_view` and written as ``report --view V --format csv``
+  writes it (:func:`usagectl.renderers.csvout.rows_of`), so a view added to the registry is
+  exported with no change here; ``overlap`` is the ``overlap`` command's CSV, and a contract
+  without a unique_area meter has none: it is listed in ``skipped``, not a failure.
 * The folder is locked for the whole run (:func:`usagectl.renderers.files.folder_lock`): a
   second export into it waits, so the manifest always matches the files beside it.
 * Each file is written atomically (a FIFO or a device already at its name is written into),
@@ -90,6 +95,7 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
         raise IOFailure(f"cannot create {folder}: {exc.strerror}", {"path": str(folder)}) from None
     files: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     with folder_lock(folder, wait):
         # A run killed mid-write leaves its temp file (never a half-written CSV); under the lock
         # no other run is writing, so every temp file here is stale.
@@ -103,9 +109,10 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
                 failures.append({"contract": c.id, "view": None, "file": None, "error": err.message})
                 continue
             with engine(window) if engine is not None else nullcontext() as scalars:
-                _write_views(con, window, views, stem, folder, now, scalars, files, failures)
+                _write_views(con, window, views, stem, folder, now, scalars, files, failures,
+                             skipped)
         manifest = {"tool_version": __version__, "as_of": now.isoformat(), "files": files,
-                    "failures": failures}
+                    "failures": failures, "skipped": skipped}
         target = folder / MANIFEST
         try:
             write_file(target, jsonout.dumps(manifest).encode("utf-8"), through_links=False)
@@ -118,16 +125,24 @@ def export(con: duckdb.DuckDBPyConnection, contracts: list[Contract], views: lis
 
 def _write_views(con: duckdb.DuckDBPyConnection, window: Window, views: list[str], stem: str,
                  folder: Path, now: datetime, scalars: ScalarEngine | None,
-                 files: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
-    """One contract's files, one per view; a view that fails is listed in ``failures``."""
+                 files: list[dict[str, Any]], failures: list[dict[str, Any]],
+                 skipped: list[dict[str, Any]]) -> None:
+    """One contract's files, one per view; a view that fails is listed in ``failures``, one
+    that does not apply to the contract (``overlap`` without an area meter) in ``skipped``."""
     c = window.contract
     for view in views:
+        if view == "overlap" and not any(m.aggregate == "unique_area" for m in c.meters):
+            skipped.append({"contract": c.id, "view": view,
+                            "reason": "the contract has no unique_area meter"})
+            continue
+        # The view comes from the registry and the stem from the contract id made safe;
+        # ``inside`` checks the path stays in the folder all the same.
         name = f"{stem}.{view}.csv"
         path = folder / name
         try:
             path = inside(folder, name)
-            doc = build_view(con, window, view, batch_size=STREAM_BATCH, scalars=scalars)
-            rows, cols = csvout.view_rows(view, doc, [m.name for m in c.meters])
+            doc = _view_doc(con, window, view, scalars)
+            rows, cols = csvout.rows_of(view, doc, [m.name for m in c.meters])
             tally = _Tally()
             try:
                 write_file(path, tally.hashed(csvout.chunks(tally.counted(rows), cols)),
@@ -145,3 +160,14 @@ def _write_views(con: duckdb.DuckDBPyConnection, window: Window, views: list[str
         files.append({"name": name, "contract": c.id, "view": view, "rows": tally.rows,
                       "sha256": tally.sha.hexdigest(),
                       "period": window.period.to_dict(now)})
+
+
+def _view_doc(con: duckdb.DuckDBPyConnection, window: Window, view: str,
+              scalars: ScalarEngine | None) -> dict[str, Any]:
+    """A view's document with its default options, as ``report --view`` (or ``overlap``)
+    builds it; the log's events streamed."""
+    if view == "overlap":
+        from usagectl.reports.views import overlap_view
+
+        return overlap_view(con, window, None)[0]
+    return build_view(con, window, view, batch_size=STREAM_BATCH, scalars=scalars)

@@ -24,8 +24,9 @@ __all__ = ["VIEWS", "ViewOptions", "build_view", "meter_names", "page"]
 RANGE_VIEWS = tuple(v for v in VIEWS if v != "plan")
 OPTION_VIEWS = {"--from": RANGE_VIEWS, "--to": RANGE_VIEWS, "--window": ("consolidated",),
                 "--bucket": ("series",),
-                "--group-by": ("top", "series", "requests"), "--limit": ("log", "top", "requests"),
-                "--offset": ("log", "top", "requests"),
+                "--group-by": ("top", "series", "requests"),
+                "--limit": ("log", "top", "requests", "users"),
+                "--offset": ("log", "top", "requests", "users"), "--detail": ("users",),
                 "--operation": ("log",), "--endpoint": ("log",), "--status": ("log",),
                 "--order": ("log",), "--alternatives": ("plan",)}
 # ``report --view tokens`` (usagectl.reports.tokens): its own options, and the shared ones.
@@ -64,6 +65,9 @@ class ViewOptions:
     alternatives: str | None = None
     #: ``--label KEY``: the tokens view's label, an extra column (attribute) of the events.
     label: str | None = None
+    #: ``--detail``: the users view lists each user's values of its distinct meters
+    #: (:mod:`usagectl.reports.users_detail`).
+    detail: bool = False
 
 
 def group_by_values(view: str) -> tuple[str, ...]:
@@ -101,8 +105,15 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         return _ranged(con, window, view, opts, batch_size=batch_size, scalars=scalars)
     if view == "consolidated":
         return views.consolidated(con, window, opts.meters, scalars=scalars)
+    if view == "users" and opts.detail:
+        from usagectl.reports.users_detail import users_detail
+
+        return users_detail(con, window, opts.meters, opts.limit, opts.offset, scalars=scalars)
     if view == "users":
-        return views.users_view(con, window, opts.meters, scalars=scalars)
+        doc = views.users_view(con, window, opts.meters, scalars=scalars)
+        # Paged only when asked: the plain view's JSON stays what it was.
+        paged = opts.limit is not None or opts.offset
+        return page(doc, "users", opts.limit, opts.offset) if paged else doc
     if view == "daily":
         return views.daily_view(con, window, opts.meters, opts.date_from, opts.date_to,
                                 scalars=scalars)

@@ -59,6 +59,7 @@ FILE_NAMES = (
     "token_usage.parquet",
     "requests.jsonl",
     "contracts.toml",
+    "plan_alternatives.toml",
     "README.md",
 )
 
@@ -526,6 +527,27 @@ def _csv_text(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
+def _link_operations(agro: _Agronomy) -> None:
+    """Each operation names the machine file it was recorded from, in a ``file_id`` column.
+
+    The file: the latest successful ``OPERATIONS_FILE`` of the same user and operation type at or
+    before the operation; an operation without one names no file (it stays unlinked, and a
+    ``derive_operations`` meter reports it in ``unlinked_operations``). No random draw: the
+    rows of every other event stay exactly as they were.
+    """
+    files = [r for r in agro.machine_rows if r["product"] == "OPERATIONS_FILE" and r["status"] == 200]
+    for r in agro.machine_rows:
+        if r["product"] != "OPERATIONS_OPERATION":
+            continue
+        earlier = [
+            f
+            for f in files
+            if f["user"] == r["user"] and f["operation"] == r["operation"] and f["t"] <= r["t"]
+        ]
+        if earlier:
+            r["file_id"] = max(earlier, key=lambda f: (f["t"], f["event_id"]))["resource_id"]
+
+
 def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) -> None:
     rows = []
     for r in agro.machine_rows:
@@ -540,11 +562,14 @@ def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) 
                 r["user"],
                 r["product"],
                 r["resource_id"],
+                r.get("file_id", ""),
                 r["operation"],
                 r["status"],
                 geom,
             ]
         )
+    # `file_id` next to `resource_id` is not an alias of it: it lands in the event's attributes,
+    # where derive_operations looks for the operation's machine file (docs/area.md).
     header = [
         "event_id",
         "timestamp",
@@ -552,6 +577,7 @@ def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) 
         "user_id",
         "product",
         "resource_id",
+        "file_id",
         "operation",
         "status",
         "geometry",
@@ -710,11 +736,38 @@ TOKEN_SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("thinking_tokens", pa.int64()),
         ("status", pa.int64()),
+        # The file a /v1/parcels or /v1/soil call processed, and its name; the title of the
+        # conversation a /v1/chat call belongs to. Null where they do not apply.
+        ("resource_id", pa.string()),
+        ("filename", pa.string()),
+        ("title", pa.string()),
     ]
 )
 
+_FILE_KINDS = (
+    ("parcels", "geojson"),
+    ("field_boundaries", "shp.zip"),
+    ("soil_samples", "csv"),
+    ("soil_report", "pdf"),
+    ("yield_map", "csv"),
+    ("lease_map", "pdf"),
+)
+_COUNTIES = ("story", "boone", "polk", "hardin", "marshall", "dallas", "jasper", "greene")
+_TOPICS = (
+    "Nitrogen rate for field {n} in {c}",
+    "Drainage tile layout, {c} field {n}",
+    "Cover crops after soybeans on {c} {n}",
+    "Soil pH map of {c} field {n}",
+    "Splitting parcel {n} of the {c} lease",
+    "Yield gap on {c} field {n}",
+    "Spring tillage plan for {c} {n}",
+    "Phosphorus levels in {c} field {n}",
+)
+#: The one conversation renamed midway: its first chat calls carry this title, later ones the new.
+FIRST_TITLE = "New conversation"
 
-def _token_table(rng: np.random.Generator) -> pa.Table:
+
+def _token_rows(rng: np.random.Generator) -> list[dict]:
     keys = [k for k, _ in TERRA_KEYS]
     kw = [w for _, w in TERRA_KEYS]
     rows: list[dict] = []
@@ -754,7 +807,59 @@ def _token_table(rng: np.random.Generator) -> pa.Table:
             if t >= WINDOW_END:
                 break
     rows.sort(key=lambda r: (r["ts"], r["event_id"]))
-    return pa.Table.from_pylist(rows, schema=TOKEN_SCHEMA)
+    return rows
+
+
+def _label_tokens(rows: list[dict], rng: np.random.Generator) -> None:
+    """File ids and names on file calls, conversation titles on chat calls, from their own ``rng``
+    (the token figures stay those of the unlabelled log).
+
+    Each API key works on a few files of its own, most calls on its favourites; a session keeps
+    to one file most of the time. Every file keeps its name and every conversation its title,
+    except one conversation (the one with the most chat calls, the latest on a tie) that starts as
+    ``FIRST_TITLE`` and is renamed halfway: the label of an item is then its latest event's.
+    """
+    keys = sorted({r["api_key_id"] for r in rows})
+    names: set[str] = set()
+    pools: dict[str, list[tuple[str, str]]] = {}
+    for key in keys:
+        pool = []
+        for _ in range(int(rng.integers(3, 7))):
+            while True:
+                kind, ext = _FILE_KINDS[int(rng.integers(len(_FILE_KINDS)))]
+                county = _COUNTIES[int(rng.integers(len(_COUNTIES)))]
+                name = f"{county}_{kind}_{int(rng.integers(1, 40)):02d}.{ext}"
+                if name not in names:
+                    break
+            names.add(name)
+            pool.append(("file_" + rng.bytes(6).hex(), name))
+        pools[key] = pool
+    titles: dict[str, str] = {}
+    session_file: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        sess, pool = r["session_id"], pools[r["api_key_id"]]
+        if r["endpoint"] == "/v1/chat":
+            if sess not in titles:
+                while True:  # 8 × 8 × 40 titles: a few draws at most
+                    topic = _TOPICS[int(rng.integers(len(_TOPICS)))]
+                    county = _COUNTIES[int(rng.integers(len(_COUNTIES)))].title()
+                    title = topic.format(c=county, n=int(rng.integers(1, 41)))
+                    if title not in titles.values():
+                        break
+                titles[sess] = title
+            r["resource_id"], r["filename"], r["title"] = None, None, titles[sess]
+            continue
+        if sess not in session_file or rng.random() < 0.3:
+            session_file[sess] = pool[min(int(rng.geometric(0.45)) - 1, len(pool) - 1)]
+        r["resource_id"], r["filename"] = session_file[sess]
+        r["title"] = None
+    chats: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["endpoint"] == "/v1/chat":
+            chats.setdefault(r["session_id"], []).append(r)
+    renamed = max(chats.values(), key=lambda c: (len(c), c[-1]["ts"], c[-1]["event_id"]))
+    for r in renamed[: len(renamed) // 2]:
+        r["title"] = FIRST_TITLE
 
 
 # --------------------------------------------------------------------------------------------
@@ -881,6 +986,17 @@ tier = "growth"
   billed_on = "owner"
   limit = 15000
 
+  # Operations carry no geometry: each counts its machine file (named in `file_id`) within the
+  # user's active boundaries.
+  [[contract.meter]]
+  name = "operations"
+  aggregate = "unique_area"
+  products = ["OPERATIONS_OPERATION"]
+  unit = "acre"
+  billed_on = "user"
+  derive_operations = true
+  limit = 2000
+
 # --- 2. Life-cycle-data licence API: distinct users, datasets, indicators ---------------------
 [[contract]]
 id = "lca-licence-2026"
@@ -985,6 +1101,96 @@ tier = "team"
 """
 
 
+#: Other plans the token owner could be on: an ordinary contracts file, for `report --view plan
+#: --contracts` (a recommendation) or `report --contracts` (a what-if). Same anchor, cycle and zone
+#: as terra-pro-monthly, so the periods line up; a plan's monthly fee is the first price row's
+#: `flat_cents`, charged on an idle month too (docs/meters.md).
+ALTERNATIVES_TOML = """\
+# Other plans for terra-tokens (see contracts.toml for the one it is on, terra-pro-monthly).
+# Generated by `python -m usagectl.sample.generator sample_data`; do not edit by hand.
+#
+# At the demo's --as-of 2026-11-20T12:00:00Z the current period (2026-10-31 → 2026-11-30) is
+# projected to about 637,000 tokens: "business" costs less than the current plan for that, while
+# "starter" (too small: most tokens at its overage price) and "enterprise" (a fee for far more
+# than is used) cost more.
+
+[[contract]]
+id = "terra-starter-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "starter"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 200000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 150000
+    cents_per_unit = 0
+    flat_cents = 900
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.008
+
+[[contract]]
+id = "terra-business-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "business"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 1000000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 750000
+    cents_per_unit = 0
+    flat_cents = 1000
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.003
+
+[[contract]]
+id = "terra-enterprise-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "enterprise"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 5000000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 3000000
+    cents_per_unit = 0
+    flat_cents = 9900
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.001
+"""
+
+
 # --------------------------------------------------------------------------------------------
 # README
 # --------------------------------------------------------------------------------------------
@@ -1050,6 +1256,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     counts: dict[str, int] = {}
 
     agro = _agronomy(np.random.default_rng([seed, 1]))
+    _link_operations(agro)
     _write_geojson(paths["fields_boundaries.geojson"], agro)
     counts["fields_boundaries.geojson"] = len(agro.boundaries)
     _write_machine_files(paths["machine_files.csv"], agro, np.random.default_rng([seed, 2]))
@@ -1065,7 +1272,9 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     counts["failed_boundaries"] = sum(e["status"] != 200 for e in agro.boundaries)
     counts["operations"] = sum(r["geom"] is None for r in agro.machine_rows)
 
-    table = _token_table(np.random.default_rng([seed, 4]))
+    token_rows = _token_rows(np.random.default_rng([seed, 4]))
+    _label_tokens(token_rows, np.random.default_rng([seed, 6]))
+    table = pa.Table.from_pylist(token_rows, schema=TOKEN_SCHEMA)
     pq.write_table(table, paths["token_usage.parquet"], compression="zstd")
     counts["token_usage.parquet"] = table.num_rows
 
@@ -1074,6 +1283,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     counts["requests.jsonl"] = len(lines)
 
     paths["contracts.toml"].write_text(CONTRACTS_TOML, encoding="utf-8", newline="")
+    paths["plan_alternatives.toml"].write_text(ALTERNATIVES_TOML, encoding="utf-8", newline="")
     paths["README.md"].write_text(_readme(counts, seed), encoding="utf-8", newline="")
     return [paths[name] for name in FILE_NAMES]
 

@@ -30,3 +30,31 @@ def test_demo_generates_data_when_none_is_given(cli, tmp_path: Path, monkeypatch
     r = cli("demo")
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "1,972" in r.stdout  # every sample event accepted
+
+
+def test_demo_shows_one_example_of_each_new_view(cli, tmp_path: Path, monkeypatch) -> None:
+    """Issue 13: requests, a range split by --window, series by product, contracts' status."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = cli("demo", "--data", SAMPLE_DATA)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    out = r.stdout
+    # Each example is introduced by the command that prints the same table.
+    for command in (
+        "usagectl report --contract docuscan-team-monthly --view requests --group-by product",
+        "usagectl report --contract terra-pro-monthly --from 2026-10-15 --to 2026-11-15 "
+        "--window week",
+        "usagectl report --contract docuscan-team-monthly --view series --group-by product",
+        "usagectl contracts list",
+    ):
+        assert command in out, command
+    # The contracts table has each contract's status: terra's tokens are over the limit.
+    assert "status" in out and "exceeded" in out
+    # The requests view's figures, the range's weeks, the series' products.
+    assert "success" in out and "error_code" not in out.split("--view requests")[0]
+    assert "2026-10-31" in out.split("--window week")[1]
+    assert "upload" in out.split("--view series")[1]
+    # The place the remaining issue-13 views go when their branches merge.
+    assert "issue 13: tokens, plan and users --detail examples go here" in \
+        (Path(__file__).resolve().parents[1] / "usagectl/cli/demo_cmd.py").read_text()

@@ -267,7 +267,11 @@ def test_the_worked_examples_of_docs_meters_md(cli) -> None:
     assert (b["user_total"], b["owner_total"], b["overlap"]) == (7295.231827, 5497.197778, 1798.034049)
     assert quantities_of(b) == (6000, 1295.231827, 1296, 32400) and b["status"] == "ok"
     assert quantities_of(m["unified"]) == (0, 7354.758771, 7355, 0)
-    assert (acme["users"], acme["events_counted"]) == (6, 258)
+    # The operations meter derives its area from machine files (74.590874 acres, recomputed
+    # with shapely + pyproj in test_sample_data.py); no allotment and no price, as unified.
+    assert quantities_of(m["operations"]) == (0, 74.590874, 75, 0)
+    # 258 events with a geometry of their own + the 2 operations of the quarter that derive one.
+    assert (acme["users"], acme["events_counted"]) == (6, 260)
 
     lca = {x["name"]: x for x in report("lca-licence-2026")["meters"]}
     assert [lca[n]["owner_total"] for n in ("users", "datasets", "indicators")] == [12, 40, 60]

@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections import defaultdict
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,7 +50,7 @@ CONTRACT_KEYS = {"id", "owner", "start", "end", "cycle", "timezone", "tier", "me
 METER_KEYS = {
     "name", "aggregate", "products", "unit", "billed_on", "limit", "included", "overage_unit",
     "overage_cents_per_unit", "warn_at",  # the §4 example
-    "boundary_policy", "mode",  # unique_area
+    "boundary_policy", "mode", "derive_operations",  # unique_area
     "field",  # distinct
     "fields",  # sum
     "endpoints", "operations", "require", "include_failed",  # filters
@@ -480,10 +480,53 @@ def _unique_area(geoms: list) -> float:
     return _area_acres(shapely.union_all([shapely.make_valid(g) for g in geoms])) if geoms else 0.0
 
 
+def _derived_operations(data: dict, start: datetime) -> dict[str, list]:
+    """user → the geometries of that user's operations in the period, derived from SPEC §5.1 as
+    docs/area.md words it: the operation's file (its ``file_id``, else its ``resource_id``) is the
+    user's successful OPERATIONS_FILE with that resource_id, the latest at or before the operation
+    (else the earliest after it); it counts within the user's boundaries active at the file's
+    time (per (user, resource_id) the latest successful boundary event at or before it is a
+    process). An operation without such a file gives nothing."""
+    events = [e for e in data["area"] if e["ok"] and e["ts"] <= AS_OF]
+    out: dict[str, list] = defaultdict(list)
+    for op in events:
+        if op["product"] != "OPERATIONS_OPERATION" or op["geom"] is not None:
+            continue
+        if not start <= op["ts"] <= AS_OF:
+            continue
+        key = op.get("file_id") or op["resource_id"]
+        files = [e for e in events if e["product"] == "OPERATIONS_FILE" and e["geom"] is not None
+                 and e["user_id"] == op["user_id"] and e["resource_id"] == key]
+        before = [f for f in files if f["ts"] <= op["ts"]]
+        if before:
+            file = max(before, key=lambda f: (f["ts"], f["event_id"]))
+        elif files:
+            file = min(files, key=lambda f: (f["ts"], f["event_id"]))
+        else:
+            continue
+        latest: dict[str, dict] = {}
+        for b in events:
+            if (b["product"] == "FIELDS_BOUNDARY" and b["user_id"] == op["user_id"]
+                    and b["ts"] <= file["ts"]):
+                seen = latest.get(b["resource_id"])
+                if seen is None or (b["ts"], b["event_id"]) > (seen["ts"], seen["event_id"]):
+                    latest[b["resource_id"]] = b
+        active = [b["geom"] for b in latest.values() if b["action"] == "process"]
+        if active:
+            out[op["user_id"]].append(shapely.intersection(file["geom"], shapely.union_all(active)))
+    return out
+
+
 def _meter_value(c: dict, m: dict, data: dict) -> Decimal | float:
     start = _period_start(c)
     in_period = lambda t: start <= t <= AS_OF  # noqa: E731  (the period end lies after AS_OF)
     agg = m["aggregate"]
+    if agg == "unique_area" and m.get("derive_operations"):
+        assert set(m["products"]) == {"OPERATIONS_OPERATION"}  # the sample's operations meter
+        derived = _derived_operations(data, start)
+        if m.get("billed_on") == "user":
+            return sum(_unique_area(g) for g in derived.values())
+        return _unique_area([g for gs in derived.values() for g in gs])
     if agg == "unique_area":
         products = set(m["products"])
         products = AREA_PRODUCTS if "*" in products else products
@@ -548,3 +591,229 @@ def test_demo_statuses(data):
     acme = next(c for c in data["contracts"] if c["owner"] == "acme-farms")
     as_owner = dict(boundaries, billed_on="owner")
     assert values[("acme-farms-2026", "boundaries")][0] > _meter_value(acme, as_owner, data)
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13 item 9: operations linked to machine files, labelled token calls, plan alternatives
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> Path:
+    """The committed sample ingested with the real CLI, as conftest's ``sample`` does (once)."""
+    from typer.testing import CliRunner
+
+    from usagectl.cli import app
+
+    db = tmp_path_factory.mktemp("sample-db") / "usage.duckdb"
+    runner = CliRunner(env={"COLUMNS": "120"})
+    for f in sorted(SAMPLE.iterdir()):
+        if f.suffix in (".csv", ".geojson", ".jsonl", ".parquet"):
+            owner = ["--owner", "lca-institute"] if f.name == "licence_calls.csv" else []
+            r = runner.invoke(app, ["--db", str(db), "ingest", str(f), *owner, "--quiet"])
+            assert r.exit_code == 0, (f, r.output)
+    r = runner.invoke(app, ["--db", str(db), "contracts", "load", str(SAMPLE / "contracts.toml")])
+    assert r.exit_code == 0, r.output
+    return db
+
+
+def _run(db: Path, *args: str):  # noqa: ANN202
+    from typer.testing import CliRunner
+
+    from usagectl.cli import app
+
+    result = CliRunner(env={"COLUMNS": "120"}).invoke(app, ["--db", str(db), *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_operations_name_their_machine_files(data):
+    """Each operation's ``file_id`` is the latest successful machine file of the same user and
+    operation type at or before it; operations without one name none (they stay unlinked)."""
+    area = data["area"]
+    files = {e["resource_id"]: e for e in area if e["product"] == "OPERATIONS_FILE"}
+    ops = [e for e in area if e["product"] == "OPERATIONS_OPERATION"]
+    linked = [e for e in ops if e["file_id"]]
+    for op in linked:
+        f = files[op["file_id"]]
+        assert f["ok"] and f["user_id"] == op["user_id"] and f["operation"] == op["operation"]
+        assert f["ts"] <= op["ts"]
+        later = [g for g in files.values() if g["ok"] and g["user_id"] == op["user_id"]
+                 and g["operation"] == op["operation"] and f["ts"] < g["ts"] <= op["ts"]]
+        assert not later
+    assert len(linked) == 3 and len(ops) - len(linked) == 3
+    # Machine files themselves name no file; file_id never replaces an operation's resource_id.
+    assert all(e["file_id"] == "" for e in files.values())
+    assert all(e["resource_id"] and e["resource_id"] != e["file_id"] for e in ops)
+
+
+def test_derived_operation_area_is_the_file_within_active_boundaries(data, sample_db):
+    # Recomputed here with shapely + pyproj (_derived_operations) from the rule in docs/area.md:
+    # two operations of the current quarter (from 2026-10-01 Chicago) are linked — agri-boone's
+    # harvest of 2026-10-02 to its harvest file of 2026-10-01, agri-hardin's planting of
+    # 2026-10-02 to its planting file of 2026-09-10 (an earlier period: files count whenever
+    # they were processed). Each file within that user's boundaries active at the file's time.
+    acme = next(c for c in data["contracts"] if c["id"] == "acme-farms-2026")
+    derived = _derived_operations(data, _period_start(acme))
+    per_user = {u: _unique_area(g) for u, g in derived.items()}
+    assert set(per_user) == {"agri-boone", "agri-hardin"}
+    assert per_user["agri-boone"] == pytest.approx(43.516553, abs=1e-5)
+    assert per_user["agri-hardin"] == pytest.approx(31.074321, abs=1e-5)
+    meter = next(m for m in acme["meter"] if m["name"] == "operations")
+    assert _meter_value(acme, meter, data) == pytest.approx(74.590874, abs=1e-5)
+    # usagectl's own report says the same, with no unlinked operation in this period.
+    doc = json.loads(_run(sample_db, "report", "--contract", "acme-farms-2026", "--as-of",
+                          "2026-11-20T12:00:00Z", "--format", "json").stdout)
+    row = next(m for m in doc["meters"] if m["name"] == "operations")
+    assert row["billed"] == pytest.approx(74.590874, abs=1e-6)
+    assert (row["events"], row["unlinked_operations"], row["status"]) == (2, 0, "ok")
+    users = json.loads(_run(sample_db, "report", "--contract", "acme-farms-2026", "--view",
+                            "users", "--as-of", "2026-11-20T12:00:00Z", "--format", "json").stdout)
+    got = {u["user_id"]: u["meters"]["operations"] for u in users["users"]
+           if u["meters"]["operations"]}
+    assert got == pytest.approx(per_user, abs=1e-6)
+
+
+def test_token_calls_carry_file_names_and_titles(data):
+    rows = data["tokens"].to_pylist()
+    for name in ("resource_id", "filename", "title"):
+        assert data["tokens"].schema.field(name).type == pa.string()
+    files, chats = defaultdict(set), defaultdict(list)
+    for r in rows:
+        if r["endpoint"] == "/v1/chat":
+            assert r["resource_id"] is None and r["filename"] is None and r["title"]
+            chats[r["session_id"]].append(r)
+        else:
+            assert r["resource_id"].startswith("file_") and r["filename"] and r["title"] is None
+            files[r["resource_id"]].add(r["filename"])
+    # One name per file, and no name for two files.
+    assert all(len(v) == 1 for v in files.values())
+    assert len({n for v in files.values() for n in v}) == len(files)
+    assert 20 <= len(files) <= 45 and max(
+        sum(r["resource_id"] == f for r in rows) for f in files) >= 10
+    # One title per conversation except one, renamed once: the first half of its chat calls
+    # carry FIRST_TITLE, the rest the new title (the latest event's label is the new one).
+    from usagectl.sample.generator import FIRST_TITLE
+
+    renamed = {s: c for s, c in chats.items() if len({r["title"] for r in c}) > 1}
+    assert len(renamed) == 1
+    (calls,) = renamed.values()
+    calls.sort(key=lambda r: (r["ts"], r["event_id"]))
+    titles = [r["title"] for r in calls]
+    half = len(calls) // 2
+    assert titles[:half] == [FIRST_TITLE] * half and len(set(titles[half:])) == 1
+    assert titles[-1] != FIRST_TITLE
+    others = [c[0]["title"] for s, c in chats.items() if s not in renamed]
+    assert len(set(others)) == len(others) and FIRST_TITLE not in others
+
+
+def test_token_labels_land_in_attributes(sample_db):
+    import duckdb
+
+    con = duckdb.connect(str(sample_db), read_only=True)
+    try:
+        rows = con.execute("""
+            SELECT endpoint, resource_id, session_id,
+                   json_extract_string(attributes, '$.filename'),
+                   json_extract_string(attributes, '$.title')
+            FROM events WHERE owner_id = 'terra-tokens'""").fetchall()
+    finally:
+        con.close()
+    raw = {(r["endpoint"], r["resource_id"], r["session_id"], r["filename"], r["title"])
+           for r in pq.read_table(SAMPLE / "token_usage.parquet").to_pylist()}
+    assert len(rows) == pq.read_metadata(SAMPLE / "token_usage.parquet").num_rows
+    assert set(rows) == raw  # resource_id canonical, filename and title in attributes
+
+
+# The token owner's current period at the demo's --as-of: 2026-10-31 → 2026-11-30 (UTC), 30 days,
+# 20.5 of them elapsed at 2026-11-20T12:00Z.
+PERIOD_DAYS, ELAPSED_DAYS = Decimal(30), Decimal("20.5")
+
+
+def _graduated_cents(units: Decimal, rows: list[dict]) -> Decimal:
+    """SPEC §5.4 graduated: each unit at its tier's price, plus every reached tier's flat_cents
+    (the first tier's also on an idle period)."""
+    total, lower = Decimal(0), Decimal(0)
+    for i, row in enumerate(rows):
+        upper = Decimal(row["up_to"]) if "up_to" in row else None
+        if i and units <= lower:
+            break
+        top = units if upper is None else min(units, upper)
+        total += max(top - lower, Decimal(0)) * Decimal(str(row["cents_per_unit"]))
+        total += Decimal(str(row.get("flat_cents", 0)))
+        if upper is None:
+            break
+        lower = upper
+    return total
+
+
+def _plan_cents(contract: dict, tokens: Decimal) -> Decimal:
+    """A token plan's price for ``tokens`` in one period: each meter's overage or tier table."""
+    total = Decimal(0)
+    for m in contract["meter"]:
+        over = max(tokens - Decimal(m.get("included", 0)), Decimal(0))
+        if m.get("pricing") == "graduated":
+            total += _graduated_cents(over, m["price"])
+        elif "overage_cents_per_unit" in m:
+            unit = Decimal(m.get("overage_unit", 1))
+            units = (over / unit).to_integral_value(rounding=ROUND_CEILING)  # started units
+            total += units * Decimal(str(m["overage_cents_per_unit"]))
+    return total
+
+
+def test_plan_alternatives_are_other_plans_for_the_token_owner(data):
+    from usagectl.contracts.loader import load_contracts_file
+
+    loaded = load_contracts_file(SAMPLE / "plan_alternatives.toml")  # the real loader validates
+    with (SAMPLE / "plan_alternatives.toml").open("rb") as f:
+        alts = tomllib.load(f, parse_float=Decimal)["contract"]
+    assert [c.id for c in loaded] == [c["id"] for c in alts] == [
+        "terra-starter-monthly", "terra-business-monthly", "terra-enterprise-monthly"]
+    current = next(c for c in data["contracts"] if c["id"] == "terra-pro-monthly")
+    assert not {c["id"] for c in alts} & {c["id"] for c in data["contracts"]}
+    for c in alts:
+        assert set(c) <= CONTRACT_KEYS
+        assert all(set(m) <= METER_KEYS for m in c["meter"])
+        assert (c["owner"], c["start"], c["cycle"], c["timezone"]) == (
+            current["owner"], current["start"], current["cycle"], current["timezone"])
+    # The projected period, from the Parquet file alone: successful calls' tokens from
+    # 2026-10-31T00:00Z to as-of, over the 20.5 elapsed days, times 30.
+    start = datetime(2026, 10, 31, tzinfo=UTC)
+    used = sum(r["input_tokens"] + r["output_tokens"] + r["thinking_tokens"]
+               for r in data["tokens"].to_pylist() if start <= r["ts"] <= AS_OF and r["status"] == 200)
+    assert used == 435339
+    projected = Decimal(used) / ELAPSED_DAYS * PERIOD_DAYS  # 637,081.46…
+    assert int(projected) == 637081
+    cents = {c["id"]: _plan_cents(c, projected).quantize(Decimal("0.01")) for c in [current, *alts]}
+    # By hand: pro = tokens ⌈337,081.46/1000⌉ × 4 = 1,352 + graduated 200,000 × 0.003 +
+    # 337,081.46 × 0.002 + 500 = 1,774.16 → 3,126.16; starter = 900 + 487,081.46 × 0.008 =
+    # 4,796.65; business = 1,000 (under its 750,000 tokens); enterprise = 9,900.
+    assert cents == {
+        "terra-pro-monthly": Decimal("3126.16"),
+        "terra-starter-monthly": Decimal("4796.65"),
+        "terra-business-monthly": Decimal("1000.00"),
+        "terra-enterprise-monthly": Decimal("9900.00"),
+    }
+    assert min(cents, key=cents.get) == "terra-business-monthly"
+    # Status at the projection: starter would be over its limit, the others not.
+    assert projected > Decimal(alts[0]["meter"][0]["limit"])
+    assert all(projected < Decimal(c["meter"][0]["limit"]) for c in alts[1:])
+
+
+def test_plan_alternatives_load_and_price_with_the_cli(sample_db, tmp_path):
+    alt = SAMPLE / "plan_alternatives.toml"
+    # What-if: the sample's events under the business plan, without loading it.
+    doc = json.loads(_run(sample_db, "report", "--contract", "terra-business-monthly",
+                          "--contracts", alt, "--as-of", "2026-11-20T12:00:00Z",
+                          "--format", "json").stdout)
+    (meter,) = doc["meters"]
+    assert (meter["billed"], meter["status"]) == (435339, "ok")
+    # 435,339 tokens under the 750,000 of the first tier: its 1,000 ¢ fee only.
+    assert meter["overage_amount_cents"] == 1000
+    # An ordinary contracts file: it loads next to the sample's contracts and lists with status.
+    db = tmp_path / "alts.duckdb"
+    _run(db, "contracts", "load", alt)
+    listed = json.loads(_run(db, "contracts", "list", "--as-of", "2026-11-20T12:00:00Z",
+                             "--format", "json").stdout)
+    assert [c["id"] for c in listed] == sorted(
+        ["terra-starter-monthly", "terra-business-monthly", "terra-enterprise-monthly"])

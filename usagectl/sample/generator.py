@@ -1,8 +1,8 @@
 """Deterministic sample usage logs for the four usage shapes of SPEC §1.
 
 ``generate(out_dir, seed)`` writes one file per source format (GeoJSON, CSV with WKT, CSV with
-GeoJSON text, CSV without event ids, Parquet, JSON Lines) plus ``contracts.toml`` (SPEC §4) and a
-README. Everything comes from ``numpy.random.default_rng`` seeded with ``seed``: no wall clock, no
+GeoJSON text, CSV without event ids, Parquet, JSON Lines) plus ``contracts.toml`` (SPEC §4),
+``plan_alternatives.toml`` (other plans for the token owner) and a README. Everything comes from ``numpy.random.default_rng`` seeded with ``seed``: no wall clock, no
 network, no machine time zone. Same seed → byte-identical text files and Parquet files with equal
 tables (Parquet bytes also match as long as the pyarrow version does).
 
@@ -59,6 +59,7 @@ FILE_NAMES = (
     "token_usage.parquet",
     "requests.jsonl",
     "contracts.toml",
+    "plan_alternatives.toml",
     "README.md",
 )
 
@@ -526,6 +527,27 @@ def _csv_text(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
+def _link_operations(agro: _Agronomy) -> None:
+    """Each operation names the machine file it was recorded from, in a ``file_id`` column.
+
+    The file: the latest successful ``OPERATIONS_FILE`` of the same user and operation type at or
+    before the operation; an operation without one names no file (it stays unlinked, and a
+    ``derive_operations`` meter reports it in ``unlinked_operations``). No random draw: the
+    rows of every other event stay exactly as they were.
+    """
+    files = [r for r in agro.machine_rows if r["product"] == "OPERATIONS_FILE" and r["status"] == 200]
+    for r in agro.machine_rows:
+        if r["product"] != "OPERATIONS_OPERATION":
+            continue
+        earlier = [
+            f
+            for f in files
+            if f["user"] == r["user"] and f["operation"] == r["operation"] and f["t"] <= r["t"]
+        ]
+        if earlier:
+            r["file_id"] = max(earlier, key=lambda f: (f["t"], f["event_id"]))["resource_id"]
+
+
 def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) -> None:
     rows = []
     for r in agro.machine_rows:
@@ -540,11 +562,14 @@ def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) 
                 r["user"],
                 r["product"],
                 r["resource_id"],
+                r.get("file_id", ""),
                 r["operation"],
                 r["status"],
                 geom,
             ]
         )
+    # `file_id` next to `resource_id` is not an alias of it: it lands in the event's attributes,
+    # where derive_operations looks for the operation's machine file (docs/area.md).
     header = [
         "event_id",
         "timestamp",
@@ -552,6 +577,7 @@ def _write_machine_files(path: Path, agro: _Agronomy, rng: np.random.Generator) 
         "user_id",
         "product",
         "resource_id",
+        "file_id",
         "operation",
         "status",
         "geometry",
@@ -710,11 +736,38 @@ TOKEN_SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("thinking_tokens", pa.int64()),
         ("status", pa.int64()),
+        # The file a /v1/parcels or /v1/soil call processed, and its name; the title of the
+        # conversation a /v1/chat call belongs to. Null where they do not apply.
+        ("resource_id", pa.string()),
+        ("filename", pa.string()),
+        ("title", pa.string()),
     ]
 )
 
+_FILE_KINDS = (
+    ("parcels", "geojson"),
+    ("field_boundaries", "shp.zip"),
+    ("soil_samples", "csv"),
+    ("soil_report", "pdf"),
+    ("yield_map", "csv"),
+    ("lease_map", "pdf"),
+)
+_COUNTIES = ("story", "boone", "polk", "hardin", "marshall", "dallas", "jasper", "greene")
+_TOPICS = (
+    "Nitrogen rate for field {n} in {c}",
+    "Drainage tile layout, {c} field {n}",
+    "Cover crops after soybeans on {c} {n}",
+    "Soil pH map of {c} field {n}",
+    "Splitting parcel {n} of the {c} lease",
+    "Yield gap on {c} field {n}",
+    "Spring tillage plan for {c} {n}",
+    "Phosphorus levels in {c} field {n}",
+)
+#: The one conversation renamed midway: its first chat calls carry this title, later ones the new.
+FIRST_TITLE = "New conversation"
 
-def _token_table(rng: np.random.Generator) -> pa.Table:
+
+def _token_rows(rng: np.random.Generator) -> list[dict]:
     keys = [k for k, _ in TERRA_KEYS]
     kw = [w for _, w in TERRA_KEYS]
     rows: list[dict] = []
@@ -754,7 +807,59 @@ def _token_table(rng: np.random.Generator) -> pa.Table:
             if t >= WINDOW_END:
                 break
     rows.sort(key=lambda r: (r["ts"], r["event_id"]))
-    return pa.Table.from_pylist(rows, schema=TOKEN_SCHEMA)
+    return rows
+
+
+def _label_tokens(rows: list[dict], rng: np.random.Generator) -> None:
+    """File ids and names on file calls, conversation titles on chat calls, from their own ``rng``
+    (the token figures stay those of the unlabelled log).
+
+    Each API key works on a few files of its own, most calls on its favourites; a session keeps
+    to one file most of the time. Every file keeps its name and every conversation its title,
+    except one conversation (the one with the most chat calls, the latest on a tie) that starts as
+    ``FIRST_TITLE`` and is renamed halfway: the label of an item is then its latest event's.
+    """
+    keys = sorted({r["api_key_id"] for r in rows})
+    names: set[str] = set()
+    pools: dict[str, list[tuple[str, str]]] = {}
+    for key in keys:
+        pool = []
+        for _ in range(int(rng.integers(3, 7))):
+            while True:
+                kind, ext = _FILE_KINDS[int(rng.integers(len(_FILE_KINDS)))]
+                county = _COUNTIES[int(rng.integers(len(_COUNTIES)))]
+                name = f"{county}_{kind}_{int(rng.integers(1, 40)):02d}.{ext}"
+                if name not in names:
+                    break
+            names.add(name)
+            pool.append(("file_" + rng.bytes(6).hex(), name))
+        pools[key] = pool
+    titles: dict[str, str] = {}
+    session_file: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        sess, pool = r["session_id"], pools[r["api_key_id"]]
+        if r["endpoint"] == "/v1/chat":
+            if sess not in titles:
+                while True:  # 8 × 8 × 40 titles: a few draws at most
+                    topic = _TOPICS[int(rng.integers(len(_TOPICS)))]
+                    county = _COUNTIES[int(rng.integers(len(_COUNTIES)))].title()
+                    title = topic.format(c=county, n=int(rng.integers(1, 41)))
+                    if title not in titles.values():
+                        break
+                titles[sess] = title
+            r["resource_id"], r["filename"], r["title"] = None, None, titles[sess]
+            continue
+        if sess not in session_file or rng.random() < 0.3:
+            session_file[sess] = pool[min(int(rng.geometric(0.45)) - 1, len(pool) - 1)]
+        r["resource_id"], r["filename"] = session_file[sess]
+        r["title"] = None
+    chats: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["endpoint"] == "/v1/chat":
+            chats.setdefault(r["session_id"], []).append(r)
+    renamed = max(chats.values(), key=lambda c: (len(c), c[-1]["ts"], c[-1]["event_id"]))
+    for r in renamed[: len(renamed) // 2]:
+        r["title"] = FIRST_TITLE
 
 
 # --------------------------------------------------------------------------------------------
@@ -881,6 +986,17 @@ tier = "growth"
   billed_on = "owner"
   limit = 15000
 
+  # Operations carry no geometry: each counts its machine file (named in `file_id`) within the
+  # user's active boundaries.
+  [[contract.meter]]
+  name = "operations"
+  aggregate = "unique_area"
+  products = ["OPERATIONS_OPERATION"]
+  unit = "acre"
+  billed_on = "user"
+  derive_operations = true
+  limit = 2000
+
 # --- 2. Life-cycle-data licence API: distinct users, datasets, indicators ---------------------
 [[contract]]
 id = "lca-licence-2026"
@@ -985,6 +1101,96 @@ tier = "team"
 """
 
 
+#: Other plans the token owner could be on: an ordinary contracts file, for `report --view plan
+#: --contracts` (a recommendation) or `report --contracts` (a what-if). Same anchor, cycle and zone
+#: as terra-pro-monthly, so the periods line up; a plan's monthly fee is the first price row's
+#: `flat_cents`, charged on an idle month too (docs/meters.md).
+ALTERNATIVES_TOML = """\
+# Other plans for terra-tokens (see contracts.toml for the one it is on, terra-pro-monthly).
+# Generated by `python -m usagectl.sample.generator sample_data`; do not edit by hand.
+#
+# At the demo's --as-of 2026-11-20T12:00:00Z the current period (2026-10-31 → 2026-11-30) is
+# projected to about 637,000 tokens: "business" costs less than the current plan for that, while
+# "starter" (too small: most tokens at its overage price) and "enterprise" (a fee for far more
+# than is used) cost more.
+
+[[contract]]
+id = "terra-starter-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "starter"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 200000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 150000
+    cents_per_unit = 0
+    flat_cents = 900
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.008
+
+[[contract]]
+id = "terra-business-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "business"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 1000000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 750000
+    cents_per_unit = 0
+    flat_cents = 1000
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.003
+
+[[contract]]
+id = "terra-enterprise-monthly"
+owner = "terra-tokens"
+start = 2026-01-31
+cycle = "monthly"
+timezone = "UTC"
+tier = "enterprise"
+
+  [[contract.meter]]
+  name = "tokens"
+  aggregate = "sum"
+  fields = ["input_tokens", "output_tokens", "thinking_tokens"]
+  products = ["API_TOKENS"]
+  billed_on = "owner"
+  limit = 5000000
+  pricing = "graduated"
+
+    [[contract.meter.price]]
+    up_to = 3000000
+    cents_per_unit = 0
+    flat_cents = 9900
+
+    [[contract.meter.price]]
+    cents_per_unit = 0.001
+"""
+
+
 # --------------------------------------------------------------------------------------------
 # README
 # --------------------------------------------------------------------------------------------
@@ -1010,18 +1216,19 @@ Generated by `usagectl/sample/generator.py` (seed {seed}); **do not edit by hand
 | file | rows | owner | what it shows |
 | --- | ---: | --- | --- |
 | `fields_boundaries.geojson` | {counts["fields_boundaries.geojson"]} features | `acme-farms` | GeoJSON FeatureCollection of field boundaries (`FIELDS_BOUNDARY`) in central Iowa, 4–6-sided fields of 6–190 acres. About 30 % of fields are processed by 2–3 different users (some redrawn with 1–5 m of vertex jitter), about 25 % are re-processed by the same user under the same `resource_id`, a few fields partially overlap another. {counts["deletes"]} `delete` events (null geometry) of earlier boundaries; {counts["failed_boundaries"]} failed calls (`status` 500, `error_code` `internal_error`) on fields that user never processed successfully. User id in `leafUserId`; `org_id` groups some users. Timestamps in UTC with milliseconds. |
-| `machine_files.csv` | {counts["machine_files.csv"]} | `acme-farms` | `OPERATIONS_FILE` events with WKT geometry (whole field, part of a field, or a MultiPolygon spanning two adjacent fields), `operation` harvest/planting/application, a few `status` 500; {counts["operations"]} `OPERATIONS_OPERATION` rows without geometry. Timestamps in UTC (`Z`) or Chicago local time with its offset (`-05:00` before 1 Nov, `-06:00` after). |
+| `machine_files.csv` | {counts["machine_files.csv"]} | `acme-farms` | `OPERATIONS_FILE` events with WKT geometry (whole field, part of a field, or a MultiPolygon spanning two adjacent fields), `operation` harvest/planting/application, a few `status` 500; {counts["operations"]} `OPERATIONS_OPERATION` rows without geometry, {counts["linked"]} of them naming in `file_id` the machine file they were recorded from (the latest successful file of the same user and operation type before them; a `file_id` column next to `resource_id` stays an attribute), the others no file. Timestamps in UTC (`Z`) or Chicago local time with its offset (`-05:00` before 1 Nov, `-06:00` after). |
 | `satellite_images.csv` | {counts["satellite_images.csv"]} | `acme-farms` | `SATELLITE_PROCESS_SENTINEL` (the field polygon) and `SATELLITE_PROCESS_PLANET` (a rectangular AOI around the field) with the geometry as GeoJSON text in a quoted CSV cell; users revisit their fields. `created_at` is naive (UTC by SPEC §3.1); the user column is `userId`. |
 | `licence_calls.csv` | {counts["licence_calls.csv"]} | `lca-institute` | API gateway log without an `event_id` or owner column (the ingest derives the id from a hash of the row; the owner comes from `usagectl ingest --owner lca-institute`); headers `X-User-ID`, `X-Organization-ID`, `status_code`. 12 users in 3 orgs, {counts["datasets"]} datasets, {counts["indicators"]} indicator ids as a quoted comma list (sometimes empty), endpoints `/datasets`, `/datasets/search`, `/health`, some 401/429/500. Contains the SPEC §5.2 example exactly: `user-a` fetches dataset `123` with indicators `964,897,962,901,933` ten times (= 1 user, 1 dataset, 5 indicators); user-a's other calls (a 429, a search, a call without indicators) count nothing. |
-| `token_usage.parquet` | {counts["token_usage.parquet"]} | `terra-tokens` | `API_TOKENS` requests per API key (`api_key_id`) in sessions (`session_id`), endpoints `/v1/parcels`, `/v1/soil`, `/v1/chat`; `input_tokens`, `output_tokens`, `thinking_tokens` (int64, thinking often 0); `ts` is an Arrow timestamp in UTC; some `status` 429 with zero tokens. |
+| `token_usage.parquet` | {counts["token_usage.parquet"]} | `terra-tokens` | `API_TOKENS` requests per API key (`api_key_id`) in sessions (`session_id`), endpoints `/v1/parcels`, `/v1/soil`, `/v1/chat`; `input_tokens`, `output_tokens`, `thinking_tokens` (int64, thinking often 0); `ts` is an Arrow timestamp in UTC; some `status` 429 with zero tokens. File calls (`/v1/parcels`, `/v1/soil`) name their file: `resource_id` ({counts["token_files"]} files, a few per key) and `filename` (one name per file); chat calls carry their conversation's `title` (one per `session_id`, except one conversation renamed halfway from `{FIRST_TITLE}`). `filename` and `title` are kept in the events' `attributes`. |
 | `requests.jsonl` | {counts["requests.jsonl"]} | `docuscan` | One JSON object per line: `event_id` = `request_id`, `timestamp` in UTC or Berlin local time (`+02:00`/`+01:00`), `user_id`, `org_id`, `product` verify/describe/upload/chat, `operation`, `credits` (a JSON number with up to 2 decimals), `status` success/failed with `error_code` rate_limited, usage_limit_exceeded or internal_error (crashed calls still carry their would-be credits, which must not count), `response_time_ms`. |
 | `contracts.toml` | 4 contracts | all | See below. |
+| `plan_alternatives.toml` | 3 contracts | `terra-tokens` | Other plans for the token owner, in the same format: `terra-starter-monthly` (smaller), `terra-business-monthly` (bigger, and cheaper than `terra-pro-monthly` for the current period's projected ~637,000 tokens: a 1,000 ¢ fee against ~3,126 ¢), `terra-enterprise-monthly` (a 9,900 ¢ fee). A plan's monthly fee is its first price row's `flat_cents`. Not loaded by the demo: give it to `--contracts` (e.g. `usagectl report --contract terra-business-monthly --contracts sample_data/plan_alternatives.toml`). |
 
 ## Contracts and what the demo shows at `--as-of {DEMO_AS_OF}` (default seed)
 
 | contract | owner | cycle, zone | current period | meters |
 | --- | --- | --- | --- | --- |
-| `acme-farms-2026` | `acme-farms` | quarterly from 2026-01-01, America/Chicago | 2026-10-01 → 2027-01-01 (Q3 is the previous period, also with data) | `boundaries` (unique acres per user, past its allotment: overage priced, status ok), `machine_files`, `satellite` (both SATELLITE products), `unified` (all area products, owner level) — all ok |
+| `acme-farms-2026` | `acme-farms` | quarterly from 2026-01-01, America/Chicago | 2026-10-01 → 2027-01-01 (Q3 is the previous period, also with data) | `boundaries` (unique acres per user, past its allotment: overage priced, status ok), `machine_files`, `satellite` (both SATELLITE products), `unified` (all area products, owner level), `operations` (operations without a geometry, each deriving its area from the machine file it names within the user's active boundaries: 2 in this quarter, 74.59 acres) — all ok |
 | `lca-licence-2026` | `lca-institute` | annual from 2026-07-01, UTC | 2026-07-01 → 2027-07-01 | distinct `users`, `datasets` (**warning**), `indicators` over successful `/datasets` calls with indicators |
 | `terra-pro-monthly` | `terra-tokens` | monthly from 2026-01-31, UTC (anchored on the 31st: periods start Oct 31, Nov 30, Dec 31, Feb 28 …) | 2026-10-31 → 2026-11-30 | `tokens` (**exceeded**, overage per 1000 tokens) and `tokens_graduated` (same sum, graduated tier prices, no limit) |
 | `docuscan-team-monthly` | `docuscan` | monthly from 2026-02-15, Europe/Berlin | 2026-11-15 → 2026-12-15 (Berlin) | `credits` (sum, with `prepaid`), `requests` (count) — ok |
@@ -1050,6 +1257,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     counts: dict[str, int] = {}
 
     agro = _agronomy(np.random.default_rng([seed, 1]))
+    _link_operations(agro)
     _write_geojson(paths["fields_boundaries.geojson"], agro)
     counts["fields_boundaries.geojson"] = len(agro.boundaries)
     _write_machine_files(paths["machine_files.csv"], agro, np.random.default_rng([seed, 2]))
@@ -1064,16 +1272,21 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     counts["deletes"] = sum(e["action"] == "delete" for e in agro.boundaries)
     counts["failed_boundaries"] = sum(e["status"] != 200 for e in agro.boundaries)
     counts["operations"] = sum(r["geom"] is None for r in agro.machine_rows)
+    counts["linked"] = sum("file_id" in r for r in agro.machine_rows)
 
-    table = _token_table(np.random.default_rng([seed, 4]))
+    token_rows = _token_rows(np.random.default_rng([seed, 4]))
+    _label_tokens(token_rows, np.random.default_rng([seed, 6]))
+    table = pa.Table.from_pylist(token_rows, schema=TOKEN_SCHEMA)
     pq.write_table(table, paths["token_usage.parquet"], compression="zstd")
     counts["token_usage.parquet"] = table.num_rows
+    counts["token_files"] = len({r["resource_id"] for r in token_rows if r["resource_id"]})
 
     lines = _docuscan_lines(np.random.default_rng([seed, 5]))
     paths["requests.jsonl"].write_text("\n".join(lines) + "\n", encoding="utf-8", newline="")
     counts["requests.jsonl"] = len(lines)
 
     paths["contracts.toml"].write_text(CONTRACTS_TOML, encoding="utf-8", newline="")
+    paths["plan_alternatives.toml"].write_text(ALTERNATIVES_TOML, encoding="utf-8", newline="")
     paths["README.md"].write_text(_readme(counts, seed), encoding="utf-8", newline="")
     return [paths[name] for name in FILE_NAMES]
 

@@ -33,7 +33,8 @@ def test_demo_generates_data_when_none_is_given(cli, tmp_path: Path, monkeypatch
 
 
 def test_demo_shows_one_example_of_each_new_view(cli, tmp_path: Path, monkeypatch) -> None:
-    """Issue 13: requests, a range split by --window, series by product, contracts' status."""
+    """Issue 13: requests, a range split by --window, series by product, tokens, plan, users
+    --detail and the contracts' status."""
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -55,6 +56,20 @@ def test_demo_shows_one_example_of_each_new_view(cli, tmp_path: Path, monkeypatc
     assert "success" in out and "error_code" not in out.split("--view requests")[0]
     assert "2026-10-31" in out.split("--window week")[1]
     assert "upload" in out.split("--view series")[1]
-    # The place the remaining issue-13 views go when their branches merge.
-    assert "issue 13: tokens, plan and users --detail examples go here" in \
-        (Path(__file__).resolve().parents[1] / "usagectl/cli/demo_cmd.py").read_text()
+    # Tokens per conversation with their titles, the plan with its recommendation (the sample's
+    # plan_alternatives.toml: business costs $10.00 against pro's $31.26 projected), and users
+    # --detail listing values, each after its command.
+    for command in (
+        "usagectl report --contract terra-pro-monthly --view tokens --group-by session_id "
+        "--label title --limit 5",
+        "usagectl report --contract terra-pro-monthly --view plan --alternatives "
+        "sample_data/plan_alternatives.toml",
+        "usagectl report --contract lca-licence-2026 --view users --detail --limit 3",
+    ):
+        assert command in out, command
+    tokens = out.split("--view tokens")[1].split("$ usagectl")[0]
+    assert "Tokens per conversation" in tokens and "Σ range" in tokens
+    plan = out.split("--view plan")[1].split("$ usagectl")[0]
+    assert "recommendation: terra-business-monthly" in plan and "2,126 cents less" in plan
+    detail = out.split("--view users --detail")[1]
+    assert "Organisations" in detail and "1: 123" in detail

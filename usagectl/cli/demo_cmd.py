@@ -32,10 +32,12 @@ VIEW_EXAMPLES: tuple[tuple[str, str, str, dict], ...] = (
      {"date_from": "2026-10-15", "date_to": "2026-11-15", "window": "week"}),
     ("docuscan-team-monthly", "series", "--view series --group-by product",
      {"group_by": "product"}),
-    # issue 13: tokens, plan and users --detail examples go here, as rows like those above, e.g.
-    # ("terra-pro-monthly", "tokens", "--view tokens --group-by session_id --label title", {…}),
-    # ("terra-pro-monthly", "plan", "--view plan --contracts sample_data/plan_alternatives.toml",
-    #  {…}), ("lca-licence-2026", "users", "--view users --detail", {…}).
+    ("terra-pro-monthly", "tokens", "--view tokens --group-by session_id --label title --limit 5",
+     {"group_by": "session_id", "label": "title", "limit": 5}),
+    # The alternatives file is read from the data folder the demo builds from.
+    ("terra-pro-monthly", "plan", "--view plan --alternatives sample_data/plan_alternatives.toml",
+     {"alternatives": "plan_alternatives.toml"}),
+    ("lca-licence-2026", "users", "--view users --detail --limit 3", {"detail": True, "limit": 3}),
 )
 
 
@@ -82,7 +84,7 @@ def demo(
         now = opt.moment(as_of)
         reports = [views.consolidated(con, views.make_window(c, resolve_period(c, None, now), now))
                    for c in contracts if period_containing(c, now) is not None]
-        examples = _view_examples(con, {c.id: c for c in contracts}, now)
+        examples = _view_examples(con, {c.id: c for c in contracts}, now, data_dir)
     totals = ingest_totals(results)
     _ingest_table(env, results, totals)
     env.out.print()
@@ -107,7 +109,7 @@ def demo(
     return int(ExitCode.ERROR) if any(r.status != "ok" for r in results) else 0
 
 
-def _view_examples(con, contracts: dict, now) -> list[tuple[str, str, object, list[str]]]:  # type: ignore[no-untyped-def]
+def _view_examples(con, contracts: dict, now, data_dir: Path) -> list[tuple[str, str, object, list[str]]]:  # type: ignore[no-untyped-def]
     """(command, renderer kind, document, meter names) of each ``VIEW_EXAMPLES`` row whose
     contract the data holds, computed as ``usagectl report`` computes them."""
     from dataclasses import replace
@@ -124,10 +126,15 @@ def _view_examples(con, contracts: dict, now) -> list[tuple[str, str, object, li
             continue
         window = views.make_window(c, resolve_period(c, None, now), now)
         opts = replace(ViewOptions(), **fields)
+        if opts.alternatives is not None:
+            if not (data_dir / opts.alternatives).is_file():  # another data folder
+                continue
+            opts = replace(opts, alternatives=str(data_dir / opts.alternatives))
         if opts.date_from is not None or opts.date_to is not None:
             opts = replace(opts, date_from=parse_bound(fields.get("date_from"), c, "--from"),
                            date_to=parse_bound(fields.get("date_to"), c, "--to"))
         kind = "range" if view == "consolidated" and opts.date_from is not None else view
+        kind = "users-detail" if opts.detail else kind  # as `report --detail` renders it
         out.append((f"usagectl report --contract {cid} {args}", kind,
                     build_view(con, window, view, opts), meter_names(window, None)))
     return out

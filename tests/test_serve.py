@@ -59,8 +59,9 @@ def test_contracts_list_is_contracts_list_per_area_meter(server, db: Path) -> No
                              "endDate": leaf_instant(c["current_period"]["end"]),
                              "region": None})
     assert r.json() == expected
-    assert len(expected) == 4
-    assert r.headers["X-Total-Count"] == "4"
+    # boundaries, machine files, unified and the derived operations meter (sample_data).
+    assert len(expected) == 5
+    assert r.headers["X-Total-Count"] == "5"
 
 
 def test_contract_details_is_one_list_entry(server) -> None:

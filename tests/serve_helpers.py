@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import REPO, SAMPLE_DATA
 
+#: The sample's other plans of terra-tokens: `serve --alternatives` and `report --alternatives`.
+ALTERNATIVES = SAMPLE_DATA / "plan_alternatives.toml"
 #: The moment every server and CLI run of the tests takes as now.
 AS_OF = "2026-11-20T12:00:00Z"
 TOKENS = """\
@@ -65,11 +67,29 @@ owner = "terra-tokens"
 token = "docuscan-user-token-7"
 owner = "docuscan"
 user = "usr_greta"
+
+[[token]]
+token = "terra-user-token-8"
+owner = "terra-tokens"
+user = "tk_live_agentx"
+
+[[token]]
+token = "lca-user-token-9"
+owner = "lca-institute"
+user = "user-b"
+
+[[token]]
+token = "lca-docs-token"
+owner = "lca-institute"
 """ + "".join(f"""
 [[token]]
 token = "docuscan-token-{c}"
 owner = "docuscan"
-""" for c in "abcdefghij")
+""" for c in "abcdefghijklmn") + "".join(f"""
+[[token]]
+token = "{owner}-token-{c}"
+owner = "{name}"
+""" for owner, name in (("terra", "terra-tokens"), ("lca", "lca-institute")) for c in "abcdef")
 
 
 #: ``Server.get``'s default: acme-farms' owner tokens in turn, so that no test file's requests
@@ -146,10 +166,11 @@ def serve_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(serve_db: Path) -> Iterator[Server]:
-    """One server on the sample database for the serve tests of a worker."""
+    """One server on the sample database for the serve tests of a worker, with the sample's
+    other terra plans for the plan route (`serve --alternatives`)."""
     tokens = serve_db.parent / "tokens.toml"
     tokens.write_text(TOKENS)
-    with running_server(serve_db, tokens) as s:
+    with running_server(serve_db, tokens, "--alternatives", str(ALTERNATIVES)) as s:
         yield s
 
 

@@ -147,9 +147,10 @@ def test_api_doc_curl_examples_run_against_a_live_server(server) -> None:  # noq
     """Every `curl` of docs/api.md, run by a shell against a real `usagectl serve` on the
     sample, prints what the page shows (lines with … or a request id are abbreviations)."""
     examples = _curl_examples((REPO / "docs" / "api.md").read_text(encoding="utf-8"))
-    assert len(examples) >= 14
+    assert len(examples) >= 21
     env = {**os.environ, "USAGECTL_URL": server.url, "ACME_TOKEN": "acme-docs-token-5",
-           "TERRA_TOKEN": "terra-token-6", "DOCUSCAN_TOKEN": "docuscan-docs-token"}
+           "TERRA_TOKEN": "terra-token-6", "DOCUSCAN_TOKEN": "docuscan-docs-token",
+           "LCA_TOKEN": "lca-docs-token"}
     routes = set()
     for command, shown in examples:
         r = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,

@@ -31,16 +31,24 @@ def serve(
     contracts_file: Annotated[str | None, typer.Option(
         "--contracts", help="What-if: serve the figures under the terms in this TOML file "
                             "(not loaded into the database).")] = None,
+    alternatives: Annotated[str | None, typer.Option(
+        "--alternatives", metavar="FILE",
+        help="Other plans (a contracts TOML file) that GET /api/v2/usage/plan compares each "
+             "contract with: the plans of the same owner. Without it the route has no "
+             "recommendation.", show_default=False)] = None,
     db: DbOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Serve a read-only HTTP API answering the vendors' usage endpoints from the database.
 
-    Leaf's billing routes (/billing/contracts…) in Leaf's field names, with bearer tokens from
-    --tokens, per-token rate limits (--rate-limit, 30 requests a minute), errors as {"error": {"code",
-    "message", "request_id", "details"}} and the OpenAPI schema at /openapi.json. The database
+    Leaf's billing routes (/billing/contracts…) in Leaf's field names, the land-data API's
+    /api/public/v1/usage/, the v2 /api/v2/usage/* routes and the licence API's reports
+    (/api/licence/v1/reports/…), with bearer tokens from --tokens, per-token rate limits
+    (--rate-limit, 30 requests a minute), errors as {"error": {"code", "message", "request_id",
+    "details"}} and the OpenAPI schema at /openapi.json. The database
     is opened read-only per request: an ingest may run beside the server (a request that meets
-    its commit answers 503 with Retry-After). --as-of fixes the moment taken as now.
+    its commit answers 503 with Retry-After). --as-of fixes the moment taken as now;
+    --alternatives FILE gives the plan route other plans to recommend from.
 
     Example: usagectl serve --tokens tokens.toml --port 8000
     """
@@ -59,6 +67,10 @@ def serve(
         from usagectl.contracts import load_contracts_file
 
         load_contracts_file(contracts_file)  # refused now, not at the first request
+    if alternatives:
+        from usagectl.contracts import load_contracts_file
+
+        load_contracts_file(alternatives)  # the same: a bad file fails the start
     from usagectl.store.db import session
 
     with session(db, read_only=True):  # a missing or foreign file fails now, exit 1
@@ -69,7 +81,8 @@ def serve(
     from usagectl.server.app import ServeConfig, create_app
 
     api = create_app(ServeConfig(db, grants, as_of, contracts_file,
-                                 {"default": rate_limit, "check": 2 * rate_limit}))
+                                 {"default": rate_limit, "check": 2 * rate_limit},
+                                 alternatives_file=alternatives))
     if host not in LOOPBACK and not env.quiet:
         env.err.print(f"usagectl: serving on {host}, reachable from other machines",
                       markup=False, highlight=False)

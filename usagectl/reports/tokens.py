@@ -30,6 +30,7 @@ integer sums) with bound values; identifiers only from :data:`TOKEN_GROUPS`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -151,3 +152,54 @@ def tokens_view(con: duckdb.DuckDBPyConnection, window: Window,
             "has_more": offset + shown < total_count,
             "page_totals": {k: int(v) for k, v in zip(keys, part or (0,) * 5)},
             "totals": {k: int(v) for k, v in zip(keys, (whole or (0,) * 6)[1:])}}
+
+
+def tokens_monthly(con: duckdb.DuckDBPyConnection, window: Window,
+                   start: datetime | None = None, end: datetime | None = None,
+                   meter_names: list[str] | None = None) -> dict[str, Any]:
+    """Tokens per calendar month: the tokens view grouped by product over each month of
+    ``[start, end)`` (default: the window's period) in the contract's zone.
+
+    A range may cross contract periods, as the consolidated range does
+    (:func:`usagectl.reports.ranges.consolidated_range`): a month that a period boundary cuts is
+    two entries, one per period, each the tokens view of ``period ∩ month ∩ range`` — exactly
+    ``report --view tokens --from A --to B`` over that piece. ``totals`` adds up the entries.
+    """
+    from dataclasses import replace
+
+    from usagectl.reports import views
+    from usagectl.reports.ranges import check_order, periods_of, range_window, window_starts
+
+    c = window.contract
+    names = [c.meter(n).name for n in meter_names or []]
+    start = start if start is not None else window.period.start
+    end = end if end is not None else window.period.end
+    check_order(start, end)
+    months: list[dict[str, Any]] = []
+    keys = total_keys(DEFAULT_GROUP)
+    totals = dict.fromkeys(keys, 0)
+    for p in periods_of(c, start, end) if end > start else []:
+        whole = range_window(replace(window, period=p), start, end)
+        lo, hi = whole.period.start, whole.period.end
+        cuts = [lo, *window_starts("month", lo, hi), hi]
+        for a, b in zip(cuts, cuts[1:]):
+            if b <= a:
+                continue
+            piece = range_window(replace(window, period=p), a, b)
+            doc = tokens_view(con, piece, names, DEFAULT_GROUP)
+            months.append({"month": a.astimezone(c.zone).strftime("%Y-%m"),
+                           "period_index": p.index,
+                           "from": a.astimezone(c.zone).isoformat(),
+                           "to": b.astimezone(c.zone).isoformat(),
+                           "products": doc["rows"], "totals": doc["totals"]})
+            for k in keys:
+                totals[k] += doc["totals"][k]
+    out: dict[str, Any] = {"contract": views.contract_header(c),
+                           "range": {"from": start.astimezone(c.zone).isoformat(),
+                                     "to": end.astimezone(c.zone).isoformat()},
+                           "as_of": window.as_of.astimezone(c.zone).isoformat()}
+    if window.user is not None:
+        out["user"] = window.user
+    out.update({"meters": names, "group_by": DEFAULT_GROUP, "months": months,
+                "totals": totals})
+    return out

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -52,6 +52,9 @@ ERROR_RESPONSES = {401: "No valid bearer token", 403: "Another owner's contract,
                    "user's figures", 404: "No such contract, meter or route",
                    422: "Malformed parameters", 429: "Rate limit reached (Retry-After)",
                    503: "The database is busy with an ingest's commit (Retry-After)"}
+#: The longest range `GET /api/v2/usage/tokens/monthly` answers (three years): each month is a
+#: query of its own.
+MONTHLY_SPAN = timedelta(days=1096)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -65,6 +68,9 @@ class ServeConfig:
     contracts_file: str | None = None
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(RATE_LIMITS))
     wait: float = REQUEST_WAIT
+    #: ``serve --alternatives FILE``: the other plans the plan route compares (read at start;
+    #: a request never names a file).
+    alternatives_file: str | None = None
 
 
 # --- Response schemas (OpenAPI) -----------------------------------------------------------
@@ -203,6 +209,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     limiter = RateLimiter(cfg.rate_limits)
     bearer = HTTPBearer(auto_error=False, description="A token from the --tokens file.")
     what_if = _what_if(cfg.contracts_file)
+    alternatives = _alternatives(cfg.alternatives_file)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[..., Any]) -> Response:
@@ -454,17 +461,25 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         raise ApiError(422, "validation_error", "this owner has several contracts: pass "
                        "contract=ID", {"parameter": "contract", "valid": [c.id for c in cs]})
 
+    def period_window(con: duckdb.DuckDBPyConnection, caller: Caller, contract_id: str | None,
+                      period: str | None) -> Window:
+        """The window of a v2 or licence route: the contract, the period (`period`, as
+        `--period`), the moment taken as now and the token's user."""
+        from usagectl.contracts import resolve_period
+
+        c = chosen(con, caller, contract_id)
+        return Window(c, resolve_period(c, period, caller.as_of), caller.as_of, None,
+                      caller.grant.user)
+
     def view(caller: Caller, contract_id: str | None, period: str | None, name: str,
              date_from: str | None = None, date_to: str | None = None, **options: Any
              ) -> Response:
-        from usagectl.contracts import resolve_period
         from usagectl.reports.ranges import check_order, parse_bound
         from usagectl.reports.report import ViewOptions, build_view
 
         with reading() as con:
-            c = chosen(con, caller, contract_id)
-            window = Window(c, resolve_period(c, period, caller.as_of), caller.as_of, None,
-                            caller.grant.user)
+            window = period_window(con, caller, contract_id, period)
+            c = window.contract
             lo = parse_bound(date_from, c, "from")
             hi = parse_bound(date_to, c, "to")
             check_order(lo, hi)
@@ -541,6 +556,109 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             c = chosen(con, caller, body.contract)
             return _json(status.check(con, c.id, body.meter, body.amount, caller.as_of))
 
+    @app.get("/api/v2/usage/plan", tags=v2, response_model=dict[str, Any],
+             summary="Billing period, limits, projection and plans: report --view plan")
+    def v2_plan(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                meter: MeterQ = None) -> Response:
+        from usagectl.reports.plan import plan_view
+
+        with reading() as con:
+            window = period_window(con, caller, contract, period)
+            return _json(plan_view(con, window, meter, _plans_of(alternatives, window.contract)))
+
+    LabelQ = Annotated[str | None, Query(
+        max_length=200, description="The events' extra column each item is labelled with (its "
+                                    "most recent non-blank value).")]
+    TokenLimitQ = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+
+    def tokens(caller: Caller, contract: str | None, period: str | None, date_from: str | None,
+               date_to: str | None, meter: list[str] | None, group_by: str, label: str | None,
+               limit: int, offset: int) -> Response:
+        if label is not None and not label.strip():
+            raise ApiError(422, "validation_error", "label needs the name of an extra column of "
+                           "the events (e.g. filename or title)", {"parameter": "label"})
+        return view(caller, contract, period, "tokens", date_from, date_to, meters=meter,
+                    group_by=group_by, label=label, limit=limit, offset=offset)
+
+    @app.get("/api/v2/usage/tokens/files", tags=v2, response_model=dict[str, Any],
+             summary="Tokens per file: report --view tokens --group-by resource_id "
+                     "--label filename")
+    def v2_tokens_files(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                        date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
+                        label: LabelQ = "filename", limit: TokenLimitQ = 100,
+                        offset: OffsetQ = 0) -> Response:
+        return tokens(caller, contract, period, date_from, date_to, meter, "resource_id", label,
+                      limit, offset)
+
+    @app.get("/api/v2/usage/tokens/conversations", tags=v2, response_model=dict[str, Any],
+             summary="Tokens per conversation: report --view tokens --group-by session_id "
+                     "--label title")
+    def v2_tokens_conversations(caller: CallerDep, contract: ContractQ = None,
+                                period: PeriodQ = None, date_from: FromQ = None,
+                                date_to: ToQ = None, meter: MeterQ = None,
+                                label: LabelQ = "title", limit: TokenLimitQ = 100,
+                                offset: OffsetQ = 0) -> Response:
+        return tokens(caller, contract, period, date_from, date_to, meter, "session_id", label,
+                      limit, offset)
+
+    @app.get("/api/v2/usage/tokens/monthly", tags=v2, response_model=dict[str, Any],
+             summary="Tokens per product and calendar month: report --view tokens per month")
+    def v2_tokens_monthly(caller: CallerDep, contract: ContractQ = None,
+                          period: PeriodQ = None, date_from: FromQ = None,
+                          date_to: ToQ = None, meter: MeterQ = None) -> Response:
+        from usagectl.reports.ranges import parse_bound
+        from usagectl.reports.tokens import tokens_monthly
+
+        with reading() as con:
+            window = period_window(con, caller, contract, period)
+            c = window.contract
+            lo = parse_bound(date_from, c, "from")
+            hi = parse_bound(date_to, c, "to")
+            # One tokens view per month and period: a request may not ask for centuries.
+            span = (hi or window.period.end) - (lo or window.period.start)
+            if span > MONTHLY_SPAN:
+                raise ApiError(422, "validation_error", "tokens/monthly covers at most "
+                               f"{MONTHLY_SPAN.days} days: narrow from/to",
+                               {"parameter": "from", "max_days": MONTHLY_SPAN.days})
+            return _json(tokens_monthly(con, window, lo, hi, meter))
+
+    # --- Licence API reports -------------------------------------------------------------
+    lic = ["Licence API reports"]
+
+    @app.get("/api/licence/v1/reports/consolidated-summary", tags=lic,
+             response_model=dict[str, Any],
+             summary="Users, datasets and indicators of a period: report --view consolidated")
+    def licence_summary(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                        date_from: FromQ = None, date_to: ToQ = None,
+                        meter: MeterQ = None) -> Response:
+        return view(caller, contract, period, "consolidated", date_from, date_to, meters=meter)
+
+    @app.get("/api/licence/v1/reports/user-detail-summary", tags=lic,
+             response_model=dict[str, Any],
+             summary="Which datasets and indicators each user and organisation accessed: "
+                     "report --view users --detail")
+    def licence_user_detail(caller: CallerDep, contract: ContractQ = None,
+                            period: PeriodQ = None, date_from: FromQ = None,
+                            date_to: ToQ = None, meter: MeterQ = None,
+                            limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                            offset: OffsetQ = 0) -> Response:
+        return view(caller, contract, period, "users", date_from, date_to, meters=meter,
+                    detail=True, limit=limit, offset=offset)
+
+    @app.get("/api/licence/v1/reports/consumption-log", tags=lic,
+             response_model=dict[str, Any],
+             summary="Counted calls, paged and filtered: report --view log")
+    def licence_log(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
+                    date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
+                    limit: LimitQ = 100, offset: OffsetQ = 0,
+                    operation: Annotated[str | None, Query(max_length=200)] = None,
+                    endpoint: Annotated[str | None, Query(max_length=500)] = None,
+                    status: Literal["ok", "failed"] | None = None,
+                    order: Literal["asc", "desc"] = "asc") -> Response:
+        return view(caller, contract, period, "log", date_from, date_to, meters=meter,
+                    limit=limit, offset=offset, operation=operation, endpoint=endpoint,
+                    status=status, order=order)
+
     return app
 
 
@@ -550,3 +668,22 @@ def _what_if(path: str | None) -> dict[str, Contract] | None:
     from usagectl.contracts import load_contracts_file
 
     return {c.id: c for c in load_contracts_file(path)}
+
+
+def _alternatives(path: str | None) -> list[Contract] | None:
+    """The plans of ``serve --alternatives FILE`` (None without it): every owner's, each
+    compared only with its own owner's contracts (:func:`_plans_of`)."""
+    if not path:
+        return None
+    from usagectl.contracts import load_contracts_file
+
+    return load_contracts_file(path)
+
+
+def _plans_of(alternatives: list[Contract] | None, current: Contract) -> list[Contract] | None:
+    """The alternatives the plan route compares with ``current``: the file's plans of the same
+    owner, the current plan itself left out (as ``report --alternatives`` leaves it out). An
+    owner never sees another owner's plans."""
+    if alternatives is None:
+        return None
+    return [a for a in alternatives if a.owner == current.owner and a.id != current.id]

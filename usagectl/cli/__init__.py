@@ -21,6 +21,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from usagectl import __version__
+from usagectl.cli import coercion
 from usagectl.cli.options import (DbOption, FormatOption, GlobalFormatOption, QuietOption,
                                   WaitOption, one_of)
 from usagectl.errors import ExitCode, UsageError, UsagectlError
@@ -29,6 +30,8 @@ from usagectl.renderers.console import STDOUT, Env
 from usagectl.renderers.numbers import number_text
 
 __all__ = ["CommandGroup", "DbOption", "FormatOption", "QuietOption", "app", "handle_errors", "resolve"]
+
+coercion.install()  # values Click already typed skip Typer's pydantic step (start-up)
 
 EXIT_CODES = "Exit codes: " + ", ".join(f"{int(c)} {c.meaning}" for c in ExitCode) + "."
 

@@ -5,10 +5,10 @@ starts with the machine (cores, memory, versions, load average before and after)
 per section: usagectl's median seconds, its peer's, the ratio, issue 11's target and whether it
 was met, and the peak RSS of each side. Sections (``--only``): ingest (CSV, JSON Lines, Parquet
 and a re-ingest), geo (GeoParquet, GeoJSON), reports (consolidated, users, series, top), export
-(log JSON/CSV and ``export``: memory), serve (p50/p90/p99 latency of ``usagectl serve``'s
-``summary`` and ``usage`` routes against the same query on a warm DuckDB connection,
-``serve_bench.py``: ``--serve-requests``, ``--serve-warmup``, ``--serve-clients``), startup, and area (the unique-area scaling curve as a PNG
-beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
+(log JSON/CSV and ``export``: memory), serve (p50/p90/p99 latency of a running ``usagectl
+serve``'s ``summary`` and ``usage`` routes against the same query on a warm DuckDB connection,
+``serve_bench.py``: ``--serve-requests``, ``--serve-warmup``, ``--serve-clients``), startup,
+and area (the unique-area scaling curve as a PNG beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
 ``spark`` (``report --engine spark`` on ``local[2]`` against the local engine, ``spark_bench.py``:
 ``--spark-polygons``, ``--spark-rows``, ``--spark-master``, ``--spark-warmup``) run only when
 named.
@@ -24,7 +24,7 @@ Usage::
     make bench BENCH_ARGS="--quick --output /tmp/bench/benchmarks.md"
     .venv/bin/python benchmarks/run.py --plan
     .venv/bin/python benchmarks/run.py --only reports,export --rows 1000000 --output /tmp/b.md
-    .venv/bin/python benchmarks/run.py --only serve --update   # serve latency at 10M, ~10 min
+    .venv/bin/python benchmarks/run.py --only serve --update   # serve latency at 10M, ~20 min
     .venv/bin/python benchmarks/run.py --only serve --quick --output /tmp/serve.md  # ~1 min
     .venv/bin/python benchmarks/run.py --only spark --update   # the Spark engine, ~20 min
     .venv/bin/python benchmarks/run.py --only spark --quick --output /tmp/spark.md  # ~2-3 min

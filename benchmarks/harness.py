@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -38,6 +39,20 @@ def median(values: Sequence[float]) -> float | None:
         return None
     mid = len(xs) // 2
     return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def percentiles(values: Sequence[float], ps: Sequence[int] = (50, 90, 99)
+                ) -> dict[int, float] | None:
+    """The ``ps``-th percentiles of ``values`` by linear interpolation between the closest ranks
+    (``statistics.quantiles(method="inclusive")``, numpy.percentile's default): p50 is the
+    median, p100 the largest value. None when empty; a single value is every percentile."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    if len(xs) == 1:
+        return {p: xs[0] for p in ps}
+    cuts = statistics.quantiles(xs, n=100, method="inclusive")  # the 1st to 99th percentiles
+    return {p: xs[0] if p == 0 else xs[-1] if p == 100 else cuts[p - 1] for p in ps}
 
 
 def ratio(ours: float | None, peer: float | None) -> float | None:
@@ -131,11 +146,22 @@ class _Watch(threading.Thread):
         self.stop = threading.Event()
         self.peak_kib = 0
         self.capped = False
+        self._since = 0  # the peak since the last ``take_peak`` (a long-running server's phases)
+        self._lock = threading.Lock()
+
+    def take_peak(self) -> int:
+        """The largest RSS (KiB) sampled since the last call (or the start); starts anew."""
+        rss = max((_rss_kib(p) for p in _tree(self.pid)), default=0)
+        with self._lock:
+            peak, self._since = max(self._since, rss), rss
+        return peak
 
     def run(self) -> None:
         while not self.stop.is_set():
             rss = max((_rss_kib(p) for p in _tree(self.pid)), default=0)
-            self.peak_kib = max(self.peak_kib, rss)
+            with self._lock:
+                self.peak_kib = max(self.peak_kib, rss)
+                self._since = max(self._since, rss)
             if self.cap_kib and rss > self.cap_kib and not self.capped:
                 self.capped = True
                 try:
@@ -339,6 +365,13 @@ COST = {
     "log_json": (4.0, 1.0),
     "log_csv": (3.0, 0.8),
     "export": (6.0, 0.8),
+    # One request of the serve section, (fixed, per 1M events) seconds: usagectl (HTTP, a
+    # read-only open whose buffers start cold, the view), the peer's query on its warm
+    # connection, and opened per query (measured at 100k and 1M on the busy 2-core machine).
+    "serve_usagectl": (0.08, 0.10),
+    "serve_peer": (0.003, 0.025),
+    "serve_peer_open": (0.005, 0.05),
+    "serve_start": 3.0,            # the server's start until it answers, and its stop
     "startup": 0.35,               # one process, either side
     "process": 1.5,                # fixed cost of one measured process (start-up, opening)
     "area_ingest": 26.0,           # unique-area curve, per 1M polygons, one run each
@@ -347,14 +380,15 @@ COST = {
     "area_st": 240.0,
     "area_gen": 10.0,
 }
-SECTIONS = ("ingest", "geo", "reports", "export", "startup", "area")
+SECTIONS = ("ingest", "geo", "reports", "export", "serve", "startup", "area")
 
 
 def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int, warmup: int,
                   startup_runs: int, area_sizes: Sequence[int], area_timeout: float,
                   only: Sequence[str] = SECTIONS, reports_from_ingest: bool = True,
                   export_runs: int = 1, ingest_runs: int | None = None,
-                  ingest_warmup: int | None = None) -> list[tuple[str, float]]:
+                  ingest_warmup: int | None = None, serve_requests: int = 200,
+                  serve_warmup: int = 5, serve_clients: int = 8) -> list[tuple[str, float]]:
     """(step, estimated seconds) for a run with these options, in the order they run."""
     m = rows / 1e6
     k = runs + warmup
@@ -364,7 +398,7 @@ def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int,
     ingest_pair = 2 * ki * COST["process"]
     pair = 2 * k * COST["process"]  # the fixed cost of one comparison's processes
     steps: list[tuple[str, float]] = []
-    need_events = any(s in only for s in ("ingest", "reports", "export"))
+    need_events = any(s in only for s in ("ingest", "reports", "export", "serve"))
     if need_events:
         steps.append((f"generate {rows:,} events (CSV, JSONL, Parquet)", COST["gen_events"] * m))
     if "ingest" in only:
@@ -381,7 +415,7 @@ def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int,
         steps.append((f"ingest GeoParquet ×{k} each side",
                       k * sum(COST["geoparquet"]) * pm + pair))
         steps.append((f"ingest GeoJSON ×{k} each side", k * sum(COST["geojson"]) * gm + pair))
-    if "reports" in only or "export" in only:
+    if "reports" in only or "export" in only or "serve" in only:
         if not ("ingest" in only and reports_from_ingest):
             steps.append(("build the reports database (usagectl ingest, or DuckDB INSERT)",
                           COST["csv"][0] * m))
@@ -392,6 +426,18 @@ def estimate_plan(*, rows: int, polygons: int, geojson_polygons: int, runs: int,
         per = sum(COST["log_json"]) + sum(COST["log_csv"]) + sum(COST["export"])
         steps.append((f"log JSON, log CSV, export ×{export_runs} each side",
                       export_runs * per * m + 3 * 2 * export_runs * COST["process"]))
+    if "serve" in only:
+        ours, peer, peer_open = (COST[k][0] + COST[k][1] * m
+                                 for k in ("serve_usagectl", "serve_peer", "serve_peer_open"))
+        # The concurrent phase: as many requests again, no faster than sequential on 2 cores;
+        # the 401 floor's requests cost next to nothing.
+        sent = serve_warmup + serve_requests * (2 if serve_clients > 1 else 1)
+        steps.append((f"serve: 2 routes × ({serve_warmup} + {serve_requests} requests"
+                      + (f" + {serve_requests} over {serve_clients} clients"
+                         if serve_clients > 1 else "") + "), and the peer's queries",
+                      COST["serve_start"] + 2 * sent * ours
+                      + 2 * ((serve_warmup + serve_requests) * peer + serve_requests * peer_open)
+                      + COST["process"]))
     if "startup" in only:
         steps.append((f"start-up: 2 commands and `python -c pass` ×{startup_runs + 1} each",
                       4 * (startup_runs + 1) * COST["startup"]))

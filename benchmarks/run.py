@@ -5,8 +5,10 @@ starts with the machine (cores, memory, versions, load average before and after)
 per section: usagectl's median seconds, its peer's, the ratio, issue 11's target and whether it
 was met, and the peak RSS of each side. Sections (``--only``): ingest (CSV, JSON Lines, Parquet
 and a re-ingest), geo (GeoParquet, GeoJSON), reports (consolidated, users, series, top), export
-(log JSON/CSV and ``export``: memory), startup, and area (the unique-area scaling curve as a PNG
-beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
+(log JSON/CSV and ``export``: memory), serve (p50/p90/p99 latency of a running ``usagectl
+serve``'s ``summary`` and ``usage`` routes against the same query on a warm DuckDB connection,
+``serve_bench.py``: ``--serve-requests``, ``--serve-warmup``, ``--serve-clients``), startup,
+and area (the unique-area scaling curve as a PNG beside the report). ``area-detail`` (issue 3's full unique-area section, ``area_scale.py``) and
 ``spark`` (``report --engine spark`` on ``local[2]`` against the local engine, ``spark_bench.py``:
 ``--spark-polygons``, ``--spark-rows``, ``--spark-master``, ``--spark-warmup``) run only when
 named.
@@ -22,6 +24,8 @@ Usage::
     make bench BENCH_ARGS="--quick --output /tmp/bench/benchmarks.md"
     .venv/bin/python benchmarks/run.py --plan
     .venv/bin/python benchmarks/run.py --only reports,export --rows 1000000 --output /tmp/b.md
+    .venv/bin/python benchmarks/run.py --only serve --update   # serve latency at 10M, ~20 min
+    .venv/bin/python benchmarks/run.py --only serve --quick --output /tmp/serve.md  # ~1 min
     .venv/bin/python benchmarks/run.py --only spark --update   # the Spark engine, ~20 min
     .venv/bin/python benchmarks/run.py --only spark --quick --output /tmp/spark.md  # ~2-3 min
 """
@@ -44,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import area_scale  # noqa: E402 — the benchmark modules beside this file
 import harness  # noqa: E402
+import serve_bench  # noqa: E402
 import spark_bench  # noqa: E402
 
 EXTRA_SECTIONS = ("area-detail", "spark")
@@ -203,7 +208,7 @@ def summary_from_tables(markdown: str) -> str:
 #: How each section's heading starts, to find it again in an earlier report (``--update``).
 SECTION_HEADINGS = {"ingest": "## Ingest: ", "geo": "## Ingest of polygons",
                     "reports": "## Reports: ", "export": "## Log export: ",
-                    "startup": "## Start-up", "area": "## Unique-area report: scaling curve",
+                    "serve": "## Serve: ", "startup": "## Start-up", "area": "## Unique-area report: scaling curve",
                     "area-detail": "## Unique area at scale", "spark": "## Spark engine"}
 _KEPT = "_Kept from an earlier run"
 
@@ -288,6 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark-warmup", type=int,
                     help="warm-up runs per side in the spark section (default: --warmup; "
                          "--quick 0); measured runs are --runs")
+    ap.add_argument("--serve-requests", type=int, default=serve_bench.DEFAULT_REQUESTS,
+                    help="measured requests per route of the serve section, sequential and "
+                         "again over the concurrent clients (default: %(default)s)")
+    ap.add_argument("--serve-warmup", type=int, default=serve_bench.DEFAULT_WARMUP,
+                    help="warm-up requests per route of the serve section (default: "
+                         "%(default)s)")
+    ap.add_argument("--serve-clients", type=int, default=serve_bench.DEFAULT_CLIENTS,
+                    help="concurrent clients of the serve section's second phase; 1 for none "
+                         "(default: %(default)s)")
     ap.add_argument("--only", help="comma-separated sections: "
                     + ", ".join((*harness.SECTIONS, *EXTRA_SECTIONS))
                     + f" (default: {','.join(harness.SECTIONS)})")
@@ -341,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         args.spark_warmup = 0 if args.quick else args.warmup
     if args.spark_rows < 0 or args.spark_warmup < 0:
         ap.error("--spark-rows and --spark-warmup must be 0 or more")
+    if args.serve_requests < 1 or args.serve_warmup < 0 or args.serve_clients < 1:
+        ap.error("--serve-requests and --serve-clients must be at least 1, --serve-warmup 0 "
+                 "or more")
 
     started = time.monotonic()
 
@@ -353,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                                  area_sizes=args.area_sizes, area_timeout=args.area_timeout,
                                  only=sections, reports_from_ingest=args.reports_db == "ingest",
                                  export_runs=args.export_runs, ingest_runs=args.ingest_runs,
-                                 ingest_warmup=args.ingest_warmup)
+                                 ingest_warmup=args.ingest_warmup,
+                                 serve_requests=args.serve_requests,
+                                 serve_warmup=args.serve_warmup,
+                                 serve_clients=args.serve_clients)
     if "spark" in sections:
         plan += spark_bench.estimate(polygons=args.spark_polygons, rows=args.spark_rows,
                                      runs=args.runs, warmup=args.spark_warmup)
@@ -399,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         files: dict[str, Path] = {}
-        if any(s in sections for s in ("ingest", "reports", "export")):
+        if any(s in sections for s in ("ingest", "reports", "export", "serve")):
             import events_gen
 
             formats = ("csv", "jsonl", "parquet") if "ingest" in sections else ("csv",)
@@ -418,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             sec = attempt("geo", lambda: speed.geo_section(opts))
             if sec:
                 done.append(sec)
-        if any(s in sections for s in ("reports", "export")) and files:
+        if any(s in sections for s in ("reports", "export", "serve")) and files:
             got = attempt("reports database", lambda: speed.reports_db(opts, files, kept))
             if got:
                 db, how = got
@@ -428,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
                         done.append(sec)
                 if "export" in sections:
                     sec = attempt("export", lambda: speed.export_section(opts, db, how))
+                    if sec:
+                        done.append(sec)
+                if "serve" in sections:
+                    sec = attempt("serve", lambda: serve_bench.serve_section(
+                        opts, db, how, requests=args.serve_requests, warmup=args.serve_warmup,
+                        clients=args.serve_clients))
                     if sec:
                         done.append(sec)
         if "startup" in sections:
@@ -478,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                + (f"--ingest-warmup {args.ingest_warmup} " if args.ingest_warmup is not None
                   else "")
                + f"--only {','.join(sections)}"
+               + (f" --serve-requests {args.serve_requests} --serve-warmup {args.serve_warmup} "
+                  f"--serve-clients {args.serve_clients}" if "serve" in sections else "")
                + (" --area-sizes " + " ".join(map(str, args.area_sizes))
                   + f" --area-timeout {args.area_timeout:g}" if "area" in sections else "")
                + (" --spark-polygons " + " ".join(map(str, args.spark_polygons or [0]))

@@ -119,7 +119,7 @@ def test_the_plan_lists_only_the_chosen_sections_and_caps_the_curve_at_its_timeo
 def test_sections_keep_their_order_and_unknown_names_are_refused():
     assert bench_run.parse_sections("startup,ingest", None) == ["ingest", "startup"]
     assert bench_run.parse_sections(None, "area") == ["ingest", "geo", "reports", "export",
-                                                      "startup"]
+                                                      "serve", "startup"]
     assert bench_run.parse_sections("area-detail", None) == ["area-detail"]
     with pytest.raises(ValueError, match="unknown section report: valid are ingest, geo"):
         bench_run.parse_sections("report", None)
@@ -346,3 +346,130 @@ def test_the_plan_counts_the_ingest_runs_asked_for():
                          "ingest parquet ×1 each side", "re-ingest csv ×1 each side"} \
         == default.keys() - {"ingest csv ×4 each side", "ingest jsonl ×4 each side",
                              "ingest parquet ×4 each side", "re-ingest csv ×4 each side"}
+
+
+# ------------------------------------------------------------------------------ serve section
+
+
+def test_percentiles_interpolate_between_the_closest_ranks():
+    q = harness.percentiles([float(x) for x in range(10, 0, -1)], (0, 50, 90, 99, 100))
+    assert q == pytest.approx({0: 1.0, 50: 5.5, 90: 9.1, 99: 9.91, 100: 10.0})
+    assert harness.percentiles([7.0]) == {50: 7.0, 90: 7.0, 99: 7.0}
+    assert harness.percentiles([]) is None
+
+
+def test_percentiles_are_numpys_default_method():
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+    for n in (2, 3, 200, 1001):
+        xs = rng.lognormal(size=n).tolist()
+        got = harness.percentiles(xs, (1, 50, 90, 99))
+        assert [got[p] for p in (1, 50, 90, 99)] == pytest.approx(
+            np.percentile(xs, [1, 50, 90, 99]).tolist())
+
+
+def test_serve_answers_must_be_200_and_identical_to_the_first():
+    import serve_bench
+
+    first = b'{"tokens_used": 5}'
+    assert serve_bench.check_answers([200] * 3, [first] * 3, first) == "3 × 200, identical"
+    assert serve_bench.check_answers([200, 200, 200], [first, b'{"tokens_used": 6}', first],
+                                     first) == "**1 of 3 differ from the first answer**"
+    assert serve_bench.check_answers([200, 503, 0, 503], [first, b"", b"", b""], first) == (
+        "**3 of 4 not 200** (no answer ×1, 503 ×2)")
+    # The floor's 401s: statuses only (each error carries its own request id).
+    assert serve_bench.check_answers([401, 401], None, None, expect=401) == "2 × 401"
+    assert serve_bench.check_answers([], [], None) == "no requests"
+
+
+def test_serve_figures_are_compared_with_the_peers_row():
+    import json
+
+    import serve_bench
+
+    summary = json.dumps({"meters": [{"owner_total": 120}, {"owner_total": 9},
+                                     {"owner_total": 2}]}).encode()
+    usage = json.dumps({"tokens_used": 120}).encode()
+    row = ["120", "100", "20", "9", "2"]  # tokens, input, output, requests, users
+    assert serve_bench.served_figures("summary", summary) == ["120", "9", "2"]
+    assert serve_bench.peer_figures("summary", row) == ["120", "9", "2"]
+    assert serve_bench.peer_figures("usage", ["120"]) == ["120"]
+    assert serve_bench.figures_text(serve_bench.served_figures("usage", usage), ["120"]) == "yes"
+    assert serve_bench.figures_text(["121"], ["120"]) == "**no** (usagectl ['121'], peer ['120'])"
+    assert serve_bench.served_figures("usage", b'{"error": {}}') is None
+    assert serve_bench.figures_text(None, ["120"]).startswith("not compared")
+
+
+def test_serve_latency_table_rows():
+    import serve_bench
+    from serve_bench import Phase
+
+    ms = [x / 1000 for x in range(1, 101)]  # 1 … 100 ms
+    phases = [
+        Phase("summary", "usagectl serve, 1 client", [x + 0.010 for x in ms], wall=10.0,
+              answers="100 × 200, identical", rss_kib=200 * 1024),
+        Phase("usage", "usagectl serve, 1 client", ms, wall=5.0, answers="100 × 200, identical",
+              rss_kib=150 * 1024),
+        Phase("usage", "usagectl serve, 1 client, no token (401: no database)", [0.001] * 4,
+              wall=0.004, answers="4 × 401", rss_kib=150 * 1024, versus_peer=False),
+        Phase("summary", "peer: one DuckDB query, warm connection", [x / 10 for x in ms],
+              wall=0.505, answers="same figures as usagectl: yes", rss_kib=80 * 1024),
+        Phase("summary", "peer: open read-only + the query + close, each time", [], wall=0.0,
+              error="exit 1", rss_kib=80 * 1024, versus_peer=False),
+    ]
+    lines = serve_bench.latency_table(phases).splitlines()
+    assert lines[0] == serve_bench.TABLE_HEAD
+    # Each route's rows together, the peer's p50 (5.05 ms) dividing usagectl's (60.5 ms).
+    assert lines[2] == ("| `GET /api/v2/usage/summary` | usagectl serve, 1 client | 100 | 60.5 | "
+                        "100 | 109 | 110 | 10.0 | 12.0× | 100 × 200, identical | 200 |")
+    assert lines[3] == ("| `GET /api/v2/usage/summary` | peer: one DuckDB query, warm connection "
+                        "| 100 | 5.05 | 9.01 | 9.90 | 10.0 | 198.0 | – | same figures as "
+                        "usagectl: yes | 80 |")
+    assert lines[4] == ("| `GET /api/v2/usage/summary` | peer: open read-only + the query + "
+                        "close, each time | 0 | – | – | – | – | – | – | – (exit 1) | 80 |")
+    # No peer row for usage: no ratio; the 401 floor never gets one.
+    assert lines[5].endswith("| 50.5 | 90.1 | 99.0 | 100 | 20.0 | – | 100 × 200, identical | 150 |")
+    assert lines[6].startswith("| `GET /api/public/v1/usage/` | usagectl serve, 1 client, no token")
+    assert "| 1,000.0 | – | 4 × 401 |" in lines[6]
+
+
+def test_the_serve_plan_and_section_place():
+    names = [n for n, _ in _plan(only=["serve"])]
+    assert names[0].startswith("generate 10,000,000 events")
+    assert names[1].startswith("build the reports database")
+    assert names[2] == ("serve: 2 routes × (5 + 200 requests + 200 over 8 clients), and the "
+                        "peer's queries")
+    alone = dict(_plan(only=["serve"], serve_requests=50, serve_clients=1))
+    assert "serve: 2 routes × (5 + 50 requests), and the peer's queries" in alone
+    assert list(bench_run.SECTION_HEADINGS).index("serve") == \
+        list(bench_run.SECTION_HEADINGS).index("export") + 1
+
+
+def test_the_serve_section_measures_a_real_server(tmp_path):
+    """The whole section on 300 events: a real `usagectl serve`, every answer a 200 identical
+    to the first, the peer's figures the server's (no time is asserted)."""
+    import serve_bench
+    import speed
+
+    files = events_gen.write(300, tmp_path / "ev", ("csv",))
+    opts = speed.Options(rows=300, polygons=0, geojson_polygons=0, runs=1, warmup=0,
+                         startup_runs=1, timeout=120, cap_mib=2048, workdir=tmp_path,
+                         reports_from="insert", log=lambda m: None)
+    db, how = speed.reports_db(opts, files, None)
+    sec = serve_bench.serve_section(opts, db, how, requests=3, warmup=1, clients=2)
+    assert sec.key == "serve" and sec.title == "Serve: request latency at 300 events"
+    table = sec.notes[0].splitlines()
+    rows = {tuple(c.strip() for c in line.strip("|").split(" | ")[:2]): line
+            for line in table[2:]}
+    for route in ("/api/v2/usage/summary", "/api/public/v1/usage/"):
+        for side in ("usagectl serve, 1 client", "usagectl serve, 2 clients"):
+            assert "| 3 × 200, identical |" in rows[(f"`GET {route}`", side)]
+        assert "| same figures as usagectl: yes |" in rows[
+            (f"`GET {route}`", "peer: one DuckDB query, warm connection")]
+    assert "| 3 × 401 |" in rows[("`GET /api/public/v1/usage/`",
+                                  "usagectl serve, 1 client, no token (401: no database)")]
+    assert "1 connection (summary), 1 connection (usage)" in sec.notes[1]
+    md = bench_run.section_markdown(sec)
+    assert md.startswith(bench_run.SECTION_HEADINGS["serve"])
+    assert bench_run.summary_from_tables(md) == "Targets met: 0 of 0."

@@ -233,3 +233,30 @@ def test_area_range_is_the_union_of_the_ranges_geometries_and_keyed_apart(cli, t
     scopes = {s for (s,) in query(db_path, "SELECT DISTINCT scope FROM area_tiles")}
     assert any("|range=2026-03-10" in s for s in scopes), scopes
     assert any("range=" not in s for s in scopes), scopes
+
+
+@pytest.mark.parametrize("view", ["consolidated", "daily", "users", "log", "top", "series"])
+@pytest.mark.parametrize("bound", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00",
+                                   "9999-12-30", "0001-01-01", "1899-12-31", "3000-05-01"])
+def test_a_bound_outside_the_calendar_is_a_usage_error(gw, view: str, bound: str) -> None:
+    # Years 1 and 9999 with an offset, or a period's end past 9999, once ended in an internal
+    # error (Python's calendar overflowed); a bound lies between 1900 and 3000 (UTC).
+    for args in (["--from", bound], ["--from", "2026-03-01", "--to", bound]):
+        r = gw("report", "-c", "gw", "--view", view, *args, "--as-of", AS_OF, "--format", "json")
+        assert r.exit_code == 2, (args, r.stdout)
+        err = r.json()["error"]
+        assert err["code"] == "validation_error" and "out of range" in err["message"], err
+
+
+def test_a_range_of_more_rows_than_a_report_computes_is_refused_before_computing(gw) -> None:
+    # A monthly contract from 2026 to 3000 would be ~11,700 rows, each computed on its own: the
+    # report refuses at once and says how to narrow it; ten years of days also passes the cap.
+    for extra in (["--from", "1900-01-01", "--to", "2999-12-31"],
+                  ["--from", "2026-03-01", "--to", "2036-03-15", "--window", "day"]):
+        r = gw("report", "-c", "gw", *extra, "--as-of", AS_OF, "--format", "json")
+        assert r.exit_code == 2, r.stdout
+        assert "narrow --from/--to" in r.json()["error"]["message"]
+        assert r.json()["error"]["details"]["max_rows"] == 3660
+    # Twenty years of months (240 rows) is an ordinary request.
+    doc = ranged(gw, "--from", "2026-03-01", "--to", "2046-03-01")
+    assert len(doc["periods"]) == 240

@@ -175,6 +175,14 @@ def test_a_user_token_gets_its_users_tokens_per_month(server, serve_db: Path) ->
     ("/api/v2/usage/tokens/monthly", TERRA, {"from": "2026-13-01"}),
     ("/api/v2/usage/tokens/monthly", TERRA, {"from": "2026-11-18", "to": "2026-11-16"}),
     ("/api/v2/usage/tokens/monthly", TERRA, {"from": "1900-01-01", "to": "2026-11-16"}),
+    # Bounds outside the calendar once overflowed (a 500); ranges too wide to compute.
+    ("/api/v2/usage/tokens/monthly", TERRA, {"from": "9999-12-31T23:00:00-05:00"}),
+    ("/api/v2/usage/by-period", TERRA, {"from": "0001-01-01T00:00:00+05:00"}),
+    ("/api/v2/usage/by-period", TERRA, {"from": "2026-11-01", "to": "9999-12-30"}),
+    ("/api/v2/usage/by-period", TERRA, {"from": "2026-11-01", "to": "2999-12-01",
+                                        "window": "day"}),
+    ("/api/licence/v1/reports/consolidated-summary", LCA, {"from": "2026-01-01",
+                                                           "to": "3000-05-01"}),
     ("/api/licence/v1/reports/consolidated-summary", LCA, {"period": "someday"}),
     ("/api/licence/v1/reports/user-detail-summary", LCA, {"limit": 0}),
     # A contract without a distinct meter has no values to list.

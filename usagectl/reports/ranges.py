@@ -23,7 +23,7 @@ key (:func:`usagectl.meters.unique_area.area_scope`), never a period's.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -40,6 +40,14 @@ RANGE_METER_KEYS = ("name", "aggregate", "unit", "billed_on", "owner_total", "us
                     "overlap", "billed", "events", "fields", "requests", "unlinked_operations")
 NOTE = ("limits, included units, pricing, status and projection apply to a whole contract "
         "period; a range shows its usage only")
+#: The instants a ``--from``/``--to`` bound may name (UTC): wide enough for any usage log, and
+#: far enough from Python's years 1 and 9999 that a zone's offset or a period's end never
+#: leaves the calendar.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+#: The most rows (periods, and windows of them) a range report computes, each a query of its
+#: own: ten years of days. A wider request is a usage error that says how to narrow it.
+MAX_RANGE_ROWS = 3660
 
 
 def parse_bound(text: str | None, contract: Contract, option: str) -> datetime | None:
@@ -51,14 +59,27 @@ def parse_bound(text: str | None, contract: Contract, option: str) -> datetime |
             "with its offset (2026-03-01T06:00:00Z, 2026-03-01T00:00:00-06:00)"
     try:
         if len(text) == 10:
-            return local_midnight(date.fromisoformat(text), contract.zone)
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
+            day = date.fromisoformat(text)
+            moment = (local_midnight(day, contract.zone)
+                      if EARLIEST.year <= day.year <= LATEST.year
+                      else datetime(day.year, 1, 1, tzinfo=UTC))  # out of range, below
+        else:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a date or an instant: {forms}",
                          {"option": option, "value": text}) from None
     if moment.tzinfo is None:
         raise UsageError(f"{option} {text!r} has no offset: {forms}",
                          {"option": option, "value": text})
+    try:
+        inside = EARLIEST <= moment <= LATEST
+    except OverflowError:  # an offset that takes year 1 or 9999 out of the calendar
+        inside = False
+    if not inside:
+        raise UsageError(f"{option} {text!r} is out of range: a bound lies between "
+                         f"{EARLIEST.date()} and {LATEST.date()} (UTC)",
+                         {"option": option, "value": text, "earliest": EARLIEST.isoformat(),
+                          "latest": LATEST.isoformat()})
     return moment.astimezone(contract.zone)
 
 
@@ -81,9 +102,10 @@ def range_window(window: Window, start: datetime, end: datetime) -> Window:
                    range=(start, end))
 
 
-def periods_of(contract: Contract, start: datetime, end: datetime) -> list[Period]:
+def periods_of(contract: Contract, start: datetime, end: datetime,
+               limit: int = MAX_RANGE_ROWS) -> list[Period]:
     """The contract periods that meet ``[start, end)``, in order (none: the range lies outside
-    the contract)."""
+    the contract); more than ``limit`` of them is a usage error (:func:`check_rows`)."""
     out: list[Period] = []
     first = period_containing(contract, start)
     if first is None:
@@ -98,6 +120,7 @@ def periods_of(contract: Contract, start: datetime, end: datetime) -> list[Perio
     while p is not None and p.start < end:
         if p.end > start and p.end > p.start:
             out.append(p)
+            check_rows(contract, len(out), limit)
         try:
             p = period_at(contract, p.index + 1)
         except NotFoundError:
@@ -107,9 +130,21 @@ def periods_of(contract: Contract, start: datetime, end: datetime) -> list[Perio
     return out
 
 
-def window_starts(kind: str, start: datetime, end: datetime) -> list[datetime]:
+def check_rows(contract: Contract, rows: int, limit: int = MAX_RANGE_ROWS) -> None:
+    """A range report computes each period (and window) on its own: refuse more than ``limit``
+    rows before computing any."""
+    if rows > limit:
+        raise UsageError(f"the range asks for more than {limit:,} rows of contract "
+                         f"{contract.id} (each period, and each --window piece of it, is "
+                         "computed on its own): narrow --from/--to or use a wider --window",
+                         {"option": "--from", "max_rows": limit})
+
+
+def window_starts(kind: str, start: datetime, end: datetime,
+                  limit: int = MAX_RANGE_ROWS) -> list[datetime]:
     """The local-midnight boundaries of days, ISO weeks (Mondays) or calendar months strictly
-    inside ``(start, end)``, in the zone of ``start``."""
+    inside ``(start, end)``, in the zone of ``start``; the list stops after ``limit + 1``
+    entries (more than a report may compute: :func:`check_rows`)."""
     zone = start.tzinfo
     assert zone is not None
     d = start.astimezone(zone).date()
@@ -126,6 +161,8 @@ def window_starts(kind: str, start: datetime, end: datetime) -> list[datetime]:
             return out
         if t > start:
             out.append(t)
+            if len(out) > limit:
+                return out
         if kind == "day":
             d += timedelta(days=1)
         elif kind == "week":
@@ -159,18 +196,23 @@ def consolidated_range(con: duckdb.DuckDBPyConnection, window: Window, start: da
     end = end if end is not None else window.period.end
     check_order(start, end)
     periods = periods_of(c, start, end) if end > start else []
-    rows, pieces = [], []
-    for p in periods:
+    plan: list[tuple[Period, Window, list[datetime]]] = []
+    count = 0
+    for p in periods:  # every row is counted before the first is computed
         whole = range_window(replace(window, period=p), start, end)
+        lo, hi = whole.period.start, whole.period.end
+        cuts = [] if window_kind is None else [lo, *window_starts(window_kind, lo, hi), hi]
+        count += 1 + max(0, len(cuts) - 1)
+        check_rows(c, count)
+        plan.append((p, whole, cuts))
+    rows, pieces = [], []
+    for p, whole, cuts in plan:
         rows.append({"period": {"index": p.index, "start": p.start.isoformat(),
                                 "end": p.end.isoformat()},
                      **_row(con, whole, meters, scalars)})
-        if window_kind is not None:
-            lo, hi = whole.period.start, whole.period.end
-            cuts = [lo, *window_starts(window_kind, lo, hi), hi]
-            for a, b in zip(cuts, cuts[1:]):
-                piece = range_window(replace(window, period=p), a, b)
-                pieces.append({"period_index": p.index, **_row(con, piece, meters, scalars)})
+        for a, b in zip(cuts, cuts[1:]):
+            piece = range_window(replace(window, period=p), a, b)
+            pieces.append({"period_index": p.index, **_row(con, piece, meters, scalars)})
     doc: dict[str, Any] = {"contract": views.contract_header(c),
                            "range": {"from": start.isoformat(), "to": end.isoformat()},
                            "as_of": window.as_of.astimezone(c.zone).isoformat()}

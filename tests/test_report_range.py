@@ -260,3 +260,15 @@ def test_a_range_of_more_rows_than_a_report_computes_is_refused_before_computing
     # Twenty years of months (240 rows) is an ordinary request.
     doc = ranged(gw, "--from", "2026-03-01", "--to", "2046-03-01")
     assert len(doc["periods"]) == 240
+
+
+@pytest.mark.parametrize("spec, exit_code, code", [
+    ("abc", 2, "validation_error"),         # not a form --period takes: a usage error
+    ("2026-02-30", 2, "validation_error"),  # not a date
+    ("9999-12-31", 1, "not_found"),         # its period would end after 9999: was internal
+])
+def test_period_specs_that_name_no_period(gw, spec: str, exit_code: int, code: str) -> None:
+    r = gw("report", "-c", "gw", "--period", spec, "--as-of", AS_OF, "--format", "json")
+    assert (r.exit_code, r.json()["error"]["code"]) == (exit_code, code), r.stdout
+    if exit_code == 2:
+        assert "current" in r.json()["error"]["details"]["accepted"]

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from usagectl.contracts.model import Contract
-from usagectl.errors import NotFoundError, ValidationError
+from usagectl.errors import NotFoundError, UsageError, ValidationError
 
 UTC = dt.timezone.utc
 #: Calendar months per period for the recurring cycles (SPEC §4).
@@ -240,7 +240,7 @@ def resolve_period(contract: Contract, spec: str | None, as_of: dt.datetime) -> 
     * ``"N"`` (digits): period N (see :func:`period_at`).
     * ``"YYYY-MM-DD"``: the period containing that date's local midnight in the contract's zone.
 
-    Anything else is a ValidationError listing the accepted forms.
+    Anything else is a UsageError (exit 2) listing the accepted forms.
     """
     text = "current" if spec is None else spec.strip().lower()
     if text == "current":
@@ -260,10 +260,18 @@ def resolve_period(contract: Contract, spec: str | None, as_of: dt.datetime) -> 
         try:
             day = dt.date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(
-                f"period {spec!r} is not a valid date; expected {PERIOD_SPEC_FORMS}", details={"period": spec}
+            raise UsageError(
+                f"period {spec!r} is not a valid date; expected {PERIOD_SPEC_FORMS}",
+                details={"option": "--period", "period": spec,
+                         "accepted": ["current", "previous", "<index>", "YYYY-MM-DD"]},
             ) from None
-        found = period_containing(contract, local_midnight(day, contract.zone))
+        try:
+            found = period_containing(contract, local_midnight(day, contract.zone))
+        except (ValueError, OverflowError):  # its period would end after year 9999
+            raise NotFoundError(
+                f"contract {contract.id!r} has no period containing {day}: periods end by the "
+                "last supported year (9999)", details={"contract": contract.id,
+                                                        "date": day.isoformat()}) from None
         if found is None:
             raise NotFoundError(
                 f"contract {contract.id!r} has no period containing {day} "
@@ -271,9 +279,10 @@ def resolve_period(contract: Contract, spec: str | None, as_of: dt.datetime) -> 
                 details={"contract": contract.id, "date": day.isoformat()},
             )
         return found
-    raise ValidationError(
+    raise UsageError(
         f"period {spec!r} is not understood; expected {PERIOD_SPEC_FORMS}",
-        details={"period": spec, "accepted": ["current", "previous", "<index>", "YYYY-MM-DD"]},
+        details={"option": "--period", "period": spec,
+                 "accepted": ["current", "previous", "<index>", "YYYY-MM-DD"]},
     )
 
 

@@ -153,3 +153,23 @@ def test_a_malformed_check_body_is_422(server, token: str, body: object) -> None
                    headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 422, r.text
     assert list(r.json()["error"]) == ["code", "message", "request_id", "details"]
+
+
+def test_usage_computes_the_token_meter_alone_with_the_same_answer(serve_db: Path) -> None:
+    # GET /api/public/v1/usage/ computes only the first token meter (or none): its answer is the
+    # one derived from every meter's row, for every owner of the sample and one without contracts.
+    from datetime import datetime
+
+    from usagectl.reports import status
+    from usagectl.server.landdata import usage_doc
+    from usagectl.store.db import session
+
+    as_of = datetime.fromisoformat(AS_OF.replace("Z", "+00:00"))
+    with session(serve_db, read_only=True) as con:
+        owners = [o for (o,) in con.execute("SELECT DISTINCT owner FROM contracts").fetchall()]
+        assert len(owners) >= 3
+        for owner in [*owners, "nobody"]:
+            every = status.usage(con, owner, as_of)
+            alone = status.usage(con, owner, as_of, first_token_meter=True)
+            assert len(alone) == 1
+            assert usage_doc(alone) == usage_doc(every), owner

@@ -35,11 +35,24 @@ def _current(contracts: list[Contract], as_of: datetime) -> list[tuple[Contract,
     return out
 
 
-def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[dict[str, Any]]:
-    """One object per meter of the owner's current contract(s); zeros when there is none."""
+def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime,
+          first_token_meter: bool = False) -> list[dict[str, Any]]:
+    """One object per meter of the owner's current contract(s); zeros when there is none.
+
+    ``first_token_meter``: only what the land-data API's ``GET /usage/`` answers — the first
+    token meter's row (a ``sum`` of token fields), or, when no current contract has one, the
+    first meter's row with zero figures; the other meters are not computed.
+    """
     rows: list[dict[str, Any]] = []
     for c, window in _current(contracts_repo.list_contracts(con, owner), as_of):
         for m in c.meters:
+            if first_token_meter and not (m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS):
+                if not rows:
+                    rows.append({"contract": c.id, "meter": m.name, "tier": c.tier, "used": 0,
+                                 "included": 0, "overage": 0, "overage_amount_cents": 0,
+                                 "period_start": window.period.start.isoformat(),
+                                 "period_end": window.period.end.isoformat()})
+                continue
             value = views.compute_meter(con, m, window)
             billed = views.billed_value(m, value)
             priced = price(m, billed)
@@ -53,6 +66,8 @@ def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime) -> list[d
             if m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS:
                 row.update(tokens_used=row["used"], tokens_included=row["included"],
                            tokens_overage=row["overage"])
+                if first_token_meter:
+                    return [row]
             rows.append(row)
     if not rows:
         rows.append({"contract": None, "meter": None, "tier": None, "used": 0, "included": 0,

@@ -419,8 +419,8 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         from usagectl.server import landdata
 
         owner_only(caller)
-        with reading() as con:
-            rows = status.usage(con, caller.grant.owner, caller.as_of)
+        with reading() as con:  # the token meter alone: the other meters are not answered
+            rows = status.usage(con, caller.grant.owner, caller.as_of, first_token_meter=True)
         return _json(landdata.usage_doc(rows))
 
     @app.get("/api/public/v1/usage/breakdown/", tags=["Land-data API"],

@@ -12,7 +12,6 @@ strings, NULLs, long strings, tiny and huge decimals, indicator lists.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +45,42 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OTHER_CONTROL = r"[\x00-\x08\x0b-\x0c\x0e-\x1f]"
 _JSON_REPLACE = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _FORMULA = r"^[=+\-@\t\r]"
+
+
+def _bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a string array's values, and each value's start offset in them
+    (values' starts; a NULL's value is empty)."""
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1,
+                            offset=text.offset * 4)
+    data = text.buffers()[2]
+    whole = (np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None
+             else np.zeros(0, np.uint8))
+    return whole, offsets - offsets[0]
+
+
+def _json_plain(text: pa.Array) -> bool:
+    """No value holds a quote, a backslash or a control character (nothing to escape)."""
+    if not pa.types.is_string(text.type):
+        return False
+    data, _ = _bytes(text)
+    return not ((data < 0x20).any() or (data == 0x22).any() or (data == 0x5C).any())
+
+
+#: Which first bytes start a formula (csvout's ``=``, ``+``, ``-``, ``@``, tab, CR).
+_FORMULA_BYTE = np.zeros(256, bool)
+_FORMULA_BYTE[[ord(c) for c in "=+-@\t\r"]] = True
+
+
+def _csv_plain(text: pa.Array) -> bool:
+    """No value starts a formula or holds a comma, a quote or a line break (csvout's text as
+    it is, unquoted)."""
+    if not pa.types.is_string(text.type):
+        return False
+    data, offsets = _bytes(text)
+    if ((data == 0x2C) | (data == 0x22) | (data == 0x0A) | (data == 0x0D)).any():
+        return False
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]]  # the non-empty values'
+    return not _FORMULA_BYTE[data[starts]].any()
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -79,7 +116,7 @@ def _timestamps(arr: pa.Array, zone: Any) -> pa.Array:
     if micros.null_count or len(micros) == 0 or pc.min(micros).as_py() < 2 * 24 * HOUR_US:
         return pa.array([None if us is None else _iso(us, zone) for us in micros.to_pylist()],
                         pa.string())
-    hours = pc.divide(micros, HOUR_US)
+    hours = pc.divide(micros, _HOUR)
     unique = pc.unique(hours)
     offsets, texts = [], []
     for h in unique.to_pylist():
@@ -94,12 +131,12 @@ def _timestamps(arr: pa.Array, zone: Any) -> pa.Array:
     suffix = pc.take(pa.array(texts, pa.string()), where)
     local_us = pc.add(micros, offset)
     # Arrow's text of a timestamp in seconds: ``2026-03-01 10:00:00`` (years 1970 to 9999).
-    seconds = pc.replace_substring(
-        pc.cast(pc.cast(pc.divide(local_us, 1_000_000), pa.timestamp("s")), pa.string()),
-        " ", "T", max_replacements=1)
-    fraction = pc.subtract(local_us, pc.multiply(pc.divide(local_us, 1_000_000), 1_000_000))
+    whole = pc.divide(local_us, _MILLION)
+    seconds = pc.replace_substring(pc.cast(pc.cast(whole, pa.timestamp("s")), pa.string()),
+                                   " ", "T", max_replacements=1)
+    fraction = pc.subtract(local_us, pc.multiply(whole, _MILLION))
     fraction_text = pc.if_else(
-        pc.equal(fraction, 0), "",
+        pc.equal(fraction, _ZERO), "",
         _join(".", pc.utf8_lpad(pc.cast(fraction, pa.string()), 6, "0")))
     text = _join(seconds, fraction_text, suffix)
     if suffix.null_count:  # an hour with a transition: those instants by Python
@@ -110,6 +147,9 @@ def _timestamps(arr: pa.Array, zone: Any) -> pa.Array:
 
 #: Microseconds in an hour.
 HOUR_US = 3_600_000_000
+_HOUR = pa.scalar(HOUR_US, pa.int64())
+_MILLION = pa.scalar(1_000_000, pa.int64())
+_ZERO = pa.scalar(0, pa.int64())
 
 
 def _iso(us: int, zone: Any) -> str:
@@ -126,8 +166,7 @@ def _decimal_text(arr: pa.Array) -> pa.Array:
     """number_text of a decimal column (at most :data:`EXACT_PLACES` places)."""
     text = pc.cast(arr, pa.string())
     if arr.type.scale > 0:  # the fraction is always written: strip its zeros, then a bare point
-        text = pc.replace_substring_regex(text, r"0+$", "")
-        text = pc.replace_substring_regex(text, r"\.$", "")
+        text = pc.replace_substring_regex(text, r"\.?0+$", "")
     # Arrow writes a value under 1e-6 in exponent form (0 as ``0E-9``): those by number_text.
     exponent = pc.match_substring(text, "E")
     values = arr.to_pylist() if pc.any(exponent).as_py() else ()
@@ -150,6 +189,8 @@ def _release() -> None:
 def _json_strings(arr: pa.Array) -> pa.Array:
     """Quoted JSON strings (None stays null)."""
     text = arr.cast(pa.string())
+    if _json_plain(text):
+        return _join('"', text, '"')  # nothing to escape in the whole batch: one pass
     escaped = text
     for old, new in _JSON_REPLACE:
         escaped = pc.replace_substring(escaped, old, new)
@@ -226,6 +267,13 @@ def json_array(stream: Batches[Any], level: int) -> Iterator[str]:
 # -- CSV -----------------------------------------------------------------------------------------
 
 def _csv_text(text: pa.Array) -> pa.Array:
+    """csvout.cell of text values (None → empty), quoted when they need it."""
+    if _csv_plain(text):
+        return pc.fill_null(text, "")  # no formula start, line break, comma or quote: one pass
+    return _quoted(_neutralised(text))
+
+
+def _neutralised(text: pa.Array) -> pa.Array:
     """csvout.cell of text values (None → empty), before quoting."""
     formula = pc.match_substring_regex(text, _FORMULA)
     out = pc.if_else(formula, _join("'", text), text) if pc.any(formula).as_py() else text
@@ -236,24 +284,25 @@ def _csv_text(text: pa.Array) -> pa.Array:
 
 
 def _csv_cells(arr: pa.Array, key: str, zone: Any) -> pa.Array:
-    """csvout.cell of each value of a column, before quoting."""
+    """csvout.cell of each value of a column, quoted when it needs it (csvout._quoted)."""
     t = arr.type
     if key == "ts" and zone is not None and pa.types.is_timestamp(t):
-        return _csv_text(_timestamps(arr, zone))
+        return pc.fill_null(_timestamps(arr, zone), "")  # no formula start, nothing to quote
     if _is_text(t):
         return _csv_text(arr.cast(pa.string()))
+    # Numbers and booleans never hold a comma, a quote or a line break: never quoted.
     if pa.types.is_integer(t):
-        out = pc.cast(arr, pa.string())
-    elif pa.types.is_boolean(t):
-        out = pc.if_else(arr, "true", "false")
-    elif _fast_decimal(t):
-        out = _decimal_text(arr)
-    elif (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_text(t.value_type):
+        return pc.fill_null(pc.cast(arr, pa.string()), "")
+    if pa.types.is_boolean(t):
+        return pc.fill_null(pc.if_else(arr, "true", "false"), "")
+    if _fast_decimal(t):
+        return pc.fill_null(_decimal_text(arr), "")
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_text(t.value_type):
         items = pc.fill_null(_json_strings(pc.list_flatten(arr)), "null")
         out = _list_join(arr, items, ", ", "[", "]")
     else:
-        return pa.array([csvout.cell(v) for v in arr.to_pylist()], pa.string())
-    return pc.fill_null(out, "")
+        out = pa.array([csvout.cell(v) for v in arr.to_pylist()], pa.string())
+    return _quoted(pc.fill_null(out, ""))
 
 
 def _quoted(text: pa.Array) -> pa.Array:
@@ -277,15 +326,17 @@ def csv_lines(stream: Batches[Any], columns: Sequence[str], fixed: dict[str, Any
             if parts:
                 parts.append(",")
             if c in at:
-                column = batch.column(at[c])
-                cells = _csv_cells(column, c, zone)
-                # Numbers and the ts' text never hold a comma, a quote or a line break.
-                plain = (pa.types.is_integer(column.type) or _fast_decimal(column.type)
-                         or pa.types.is_boolean(column.type) or pa.types.is_timestamp(column.type))
-                parts.append(cells if plain else _quoted(cells))
+                parts.append(_csv_cells(batch.column(at[c]), c, zone))
             else:
                 parts.append(csvout._quoted(csvout.cell(fixed.get(c))))
-        lines = _join(*parts, "\n")
+        parts.append("\n")
+        merged: list[Any] = []  # adjacent literal texts (fixed columns, commas) as one
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        lines = _join(*merged)
         if len(columns) == 1:  # a lone empty field would read back as a blank line
             lines = pc.if_else(pc.equal(lines, "\n"), '""\n', lines)
         text = "".join(lines.to_pylist())

@@ -268,3 +268,27 @@ def test_timestamps_are_pythons_isoformat_in_the_zone(zone: str) -> None:
     us += [0, 1, 999_999, 172_800_000_000, 172_799_999_999]
     arr = pa.array(sorted(us), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     assert _timestamps(arr, z).to_pylist() == [_iso(u, z) for u in sorted(us)]
+
+
+@pytest.mark.parametrize("texts", [
+    ["=1", "+1", "-1", "@x", "ok"],  # formula starts and nothing else to quote or escape
+    ["\tx", "\rx", "x"],  # formula starts that are control characters
+    ['q"', "x"], ["a,b", "x"], ["a\nb", "x"], ["\\", "x"], ["\x01", "x"],
+    ["ünï", "𝔘", "שלום", "\u2028", "-", ""],
+])
+def test_each_kind_of_hostile_text_alone_in_a_column(tmp_path: Path, texts: list[str]) -> None:
+    """A batch's column holding one kind of hostile text and nothing else (the writers check a
+    whole column for what needs escaping, quoting or a formula prefix before doing it)."""
+    from tests.test_streaming import make_db
+
+    events = [{"second": 60 * i, "user": texts[i % len(texts)] or "u",
+               "org": texts[(i + 1) % len(texts)], "product": texts[i % len(texts)],
+               "status": "ok", "error": None, "endpoint": texts[(i + 2) % len(texts)],
+               "dataset": texts[i % len(texts)], "indicators": [texts[i % len(texts)]],
+               "tokens": i, "credits": Decimal(i) / 8, "ms": None,
+               "session": texts[(i + 3) % len(texts)], "request": None, "geometry": None}
+              for i in range(40)]
+    cli = Cli(tmp_path / "u.duckdb")
+    make_db(cli.db, events)
+    cli("contracts", "load", str(write(tmp_path / "c.toml", CONTRACT)), "-q")
+    check_all(tmp_path, cli)

@@ -13,6 +13,10 @@ an aggregate of millions of groups ran out of memory at 128 MB (500k events with
 ids each). A query that runs out of memory under the streaming limit is run again under the
 session's own limit — as much memory as without streaming, never a failure that the
 non-streamed output would not have had.
+
+The JSON and CSV writers read the result as Arrow record batches instead (``columns``:
+:class:`Batches`), from a relation's reader: a reader over a pending ``execute`` result copies
+every row before the first batch (610 MiB at 1M events).
 """
 
 from __future__ import annotations
@@ -173,7 +177,10 @@ class Batches(Generator[T, None, None]):
         self._restore_to = None
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()  # dropped unread: the memory limit back, as a generator's finally does
+        except Exception:  # noqa: BLE001 — at interpreter exit the connection may be gone
+            pass
 
 
 def _batches(con: duckdb.DuckDBPyConnection, make: Callable[[tuple[Any, ...]], T],

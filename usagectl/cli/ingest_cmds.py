@@ -263,7 +263,7 @@ def rejects_cmd(
     db, fmt, env = resolve(db, fmt, quiet)
     if fmt in ("json", "csv"):
         with session(db, read_only=True) as con:
-            stream = audit.stream_rejects(con, ingest_id, limit, offset)
+            stream = audit.stream_rejects(con, ingest_id, limit, offset, columnar=True)
             write_output(env, jsonout.chunks(stream) if fmt == "json" else
                          csvout.chunks(stream, audit.REJECT_KEYS), None)
         return

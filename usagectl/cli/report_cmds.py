@@ -212,7 +212,7 @@ def report(
             # JSON and CSV stream the log's events from DuckDB while writing them (flat memory).
             doc = build_view(con, window, view, opts,  # type: ignore[arg-type]
                              batch_size=STREAM_BATCH if fmt in ("json", "csv") else None,
-                             scalars=scalars)
+                             scalars=scalars, columnar=fmt in ("json", "csv"))
         kind = "users-detail" if detail else view
         emit(env, "range" if ranged and view == "consolidated" else kind, doc, fmt, out,
              meters=names)

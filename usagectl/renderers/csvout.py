@@ -21,7 +21,7 @@ lines at a time, with the same text as :func:`render`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -94,10 +94,48 @@ def render(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
 CHUNK_CHARS = 1 << 16
 
 
+class StreamRows(Iterator[dict[str, Any]]):
+    """The rows of a streamed result (:class:`usagectl.store.streaming.Batches`) with the
+    values of ``fixed`` in every row (``{**fixed, **row}``): :func:`chunks` writes them a
+    record batch at a time (:mod:`usagectl.renderers.columnar`); taken one by one they are
+    those dicts. ``on_rows`` is told how many rows each batch wrote."""
+
+    def __init__(self, stream: Any, fixed: dict[str, Any]) -> None:
+        self.stream, self.fixed = stream, fixed
+        self.on_rows: Callable[[int], None] | None = None
+
+    def __next__(self) -> dict[str, Any]:
+        row = {**self.fixed, **flatten(next(self.stream), keep=JSON_CELLS)}
+        if self.on_rows is not None:
+            self.on_rows(1)
+        return row
+
+
+def _stream_chunks(rows: StreamRows, columns: Sequence[str]) -> Iterator[str]:
+    from usagectl.renderers.columnar import csv_lines
+
+    header = _line(cell(c) for c in columns)
+    for text, n in csv_lines(rows.stream, columns, rows.fixed):
+        if rows.on_rows is not None:
+            rows.on_rows(n)
+        yield header + text
+        header = ""
+    if header:
+        yield header
+
+
 def chunks(rows: Iterable[dict[str, Any]], columns: Sequence[str], size: int = CHUNK_CHARS
            ) -> Iterator[str]:
     """:func:`render`'s text in pieces of whole lines, about ``size`` characters each; an
-    iterator of rows is consumed as the pieces are taken."""
+    iterator of rows is consumed as the pieces are taken (a streamed result's a record batch
+    at a time, each batch one piece)."""
+    from usagectl.store.streaming import Batches
+
+    if isinstance(rows, Batches):
+        rows = StreamRows(rows, {})
+    if isinstance(rows, StreamRows) and rows.stream.untouched:
+        yield from _stream_chunks(rows, columns)
+        return
     buf: list[str] = []
     n = 0
     for text in lines(rows, columns):
@@ -210,6 +248,10 @@ def view_rows(view: str, doc: dict[str, Any], meters: Sequence[str]
     if view == "series" and doc.get("group_by") is not None:  # --group-by product|operation
         at = columns.index("start")
         columns[at:at] = ["group_by", "group"]
+    from usagectl.store.streaming import Batches
+
+    if isinstance(items, Batches) and items.untouched:
+        return StreamRows(items, {**head, **shared}), columns
     rows = (row_of(item) for item in items) if isinstance(items, Iterator) else [
         row_of(item) for item in items]
     return rows, columns

@@ -90,7 +90,15 @@ _END = object()
 
 def _encode_stream(items: Iterator[Any], indent: int | None, level: int, sort_keys: bool
                    ) -> Iterator[str]:
-    """An iterator as a JSON array, item by item (the same text as the list of its items)."""
+    """An iterator as a JSON array, item by item (the same text as the list of its items); a
+    stream of record batches a batch at a time (:mod:`usagectl.renderers.columnar`)."""
+    from usagectl.store.streaming import Batches
+
+    if isinstance(items, Batches) and items.untouched and indent == 2 and not sort_keys:
+        from usagectl.renderers.columnar import json_array
+
+        yield from json_array(items, level)
+        return
     first = next(items, _END)
     if first is _END:
         yield "[]"

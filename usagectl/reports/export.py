@@ -62,7 +62,16 @@ class _Tally:
         self.rows = 0
         self.sha = hashlib.sha256()
 
-    def counted(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def counted(self, rows: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        if isinstance(rows, csvout.StreamRows):  # written a record batch at a time
+            rows.on_rows = self._add
+            return rows
+        return self._each(rows)
+
+    def _add(self, n: int) -> None:
+        self.rows += n
+
+    def _each(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
             self.rows += 1
             yield row
@@ -170,4 +179,4 @@ def _view_doc(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         from usagectl.reports.views import overlap_view
 
         return overlap_view(con, window, None)[0]
-    return build_view(con, window, view, batch_size=STREAM_BATCH, scalars=scalars)
+    return build_view(con, window, view, batch_size=STREAM_BATCH, scalars=scalars, columnar=True)

@@ -27,7 +27,7 @@ import duckdb
 from usagectl.contracts import Meter
 from usagectl.meters.select import Window
 from usagectl.reports.counted import counted_where
-from usagectl.store.streaming import run_streamed
+from usagectl.store.streaming import Columns, run_streamed
 
 LOG_FIELDS = ("event_id", "user_id", "org_id", "product", "action", "resource_id", "status",
               "error_code", "endpoint", "method", "operation", "dataset_id", "indicator_ids",
@@ -54,7 +54,7 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
                     date_to: datetime | None = None, batch_size: int | None = None,
                     operation: str | None = None,
                     endpoint: str | None = None, status: str | None = None,
-                    order: str = "asc") -> dict[str, Any]:
+                    order: str = "asc", columnar: bool = False) -> dict[str, Any]:
     """The log view's document: events with marks, paged with ``limit``/``offset``.
 
     ``operation``, ``endpoint`` (exact values) and ``status`` (``ok``/``failed``) narrow the
@@ -64,7 +64,8 @@ def consumption_log(con: duckdb.DuckDBPyConnection, window: Window, meters: tupl
     ``values`` (meter name → computed value) spares deriving operations again.
     ``date_from``/``date_to`` (instants, the range ``[from, to)``) narrow the listed events
     only; the first-sighting marks stay the period's. ``batch_size`` makes ``events`` an iterator that
-    fetches that many rows at a time (the keys and values are the same as the list's).
+    fetches that many rows at a time (the keys and values are the same as the list's);
+    ``columnar`` reads them as Arrow record batches (:class:`usagectl.store.streaming.Batches`).
     """
     values = dict(values or {})
     for m in meters:  # derive the operations once, for the log and each mark's scope
@@ -131,7 +132,8 @@ LIMIT ? OFFSET ?"""
         events = [_event(r, tz) for r in rows]
     else:
         events = run_streamed(con, sql, [*params, *mark_params, page, offset],
-                              lambda r: _event(r, tz), batch_size)
+                              lambda r: _event(r, tz), batch_size,
+                              columns=Columns(LOG_KEYS, tz) if columnar else None)
     return {"events": events, "total_count": total, "limit": limit, "offset": offset,
             "has_more": offset + shown < total}
 

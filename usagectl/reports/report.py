@@ -91,7 +91,7 @@ def meter_names(window: Window, names: list[str] | None) -> list[str]:
 
 def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
                opts: ViewOptions = ViewOptions(), *, batch_size: int | None = None,
-               scalars: ScalarEngine | None = None) -> dict[str, Any]:
+               scalars: ScalarEngine | None = None, columnar: bool = False) -> dict[str, Any]:
     """The JSON document of one view (the same dict every format is rendered from).
 
     ``scalars`` computes the count, sum and distinct meters of the consolidated, users and
@@ -99,10 +99,13 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
 
     ``batch_size`` streams the log's events: ``doc["events"]`` is then an iterator fetching that
     many rows at a time, to be written before anything else runs on ``con``; the other views
-    are small (one row per meter, user, day or bucket) and stay lists.
+    are small (one row per meter, user, day or bucket) and stay lists. ``columnar`` (for a
+    document written as JSON or CSV) reads them as Arrow record batches, which those writers
+    format a column at a time (:class:`usagectl.store.streaming.Batches`).
     """
     if opts.date_from is not None or opts.date_to is not None or opts.window is not None:
-        return _ranged(con, window, view, opts, batch_size=batch_size, scalars=scalars)
+        return _ranged(con, window, view, opts, batch_size=batch_size, scalars=scalars,
+                       columnar=columnar)
     if view == "consolidated":
         return views.consolidated(con, window, opts.meters, scalars=scalars)
     if view == "users" and opts.detail:
@@ -121,7 +124,8 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
         return views.log_view(con, window, opts.meters, opts.limit, opts.offset,
                               date_from=opts.date_from, date_to=opts.date_to,
                               batch_size=batch_size, operation=opts.operation,
-                              endpoint=opts.endpoint, status=opts.status, order=opts.order)
+                              endpoint=opts.endpoint, status=opts.status, order=opts.order,
+                              columnar=columnar)
     if view == "series" and opts.group_by is not None:
         from usagectl.reports.activity import grouped_series
 
@@ -151,7 +155,8 @@ def build_view(con: duckdb.DuckDBPyConnection, window: Window, view: str,
 
 
 def _ranged(con: duckdb.DuckDBPyConnection, window: Window, view: str, opts: ViewOptions, *,
-            batch_size: int | None, scalars: ScalarEngine | None) -> dict[str, Any]:
+            batch_size: int | None, scalars: ScalarEngine | None,
+            columnar: bool = False) -> dict[str, Any]:
     """A view over ``--from/--to`` (usagectl.reports.ranges): the consolidated view per period
     (and ``--window``); another view over the range inside one period, its JSON carrying
     ``range`` after ``period``."""
@@ -174,7 +179,8 @@ def _ranged(con: duckdb.DuckDBPyConnection, window: Window, view: str, opts: Vie
     elif view == "log":
         doc = views.log_view(con, window, opts.meters, opts.limit, opts.offset, date_from=lo,
                              date_to=hi, batch_size=batch_size, operation=opts.operation,
-                             endpoint=opts.endpoint, status=opts.status, order=opts.order)
+                             endpoint=opts.endpoint, status=opts.status, order=opts.order,
+                             columnar=columnar)
     else:  # the figures of the range: the period clipped to it
         doc = build_view(con, ranges.range_window(window, lo, hi), view, plain,
                          batch_size=batch_size, scalars=scalars)

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from usagectl.errors import NotFoundError, UsageError
-from usagectl.store.streaming import run_streamed
+from usagectl.store.streaming import Columns, run_streamed
 
 #: --limit and --offset are bound as 64-bit integers; beyond this they are refused.
 MAX_ROWS = 2**62
@@ -53,16 +53,18 @@ def list_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
 
 
 def stream_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int | None = None,
-                   limit: int | None = None, offset: int = 0, *, batch_size: int = 10_000
-                   ) -> Iterator[dict[str, Any]]:
+                   limit: int | None = None, offset: int = 0, *, batch_size: int = 10_000,
+                   columnar: bool = False) -> Iterator[dict[str, Any]]:
     """:func:`list_rejects`'s rows as an iterator fetching ``batch_size`` at a time (flat
     memory for millions of rejects; docs/cli.md "Streaming large outputs").
 
     The options are checked and the query run now; the rows are read from the connection's
     pending result as the iterator is consumed, so nothing else may run on ``con`` meanwhile.
+    ``columnar``: read as Arrow record batches (:class:`usagectl.store.streaming.Batches`).
     """
     sql, params = _reject_query(con, ingest_id, limit, offset)
-    return run_streamed(con, sql, params, lambda r: dict(zip(REJECT_KEYS, r)), batch_size)
+    return run_streamed(con, sql, params, lambda r: dict(zip(REJECT_KEYS, r)), batch_size,
+                        columns=Columns(REJECT_KEYS) if columnar else None)
 
 
 def _reject_query(con: duckdb.DuckDBPyConnection, ingest_id: int | None, limit: int | None,

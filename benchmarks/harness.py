@@ -182,16 +182,25 @@ def measure(cmd: Sequence[str], *, timeout: float, cap_mib: float | None = None,
         proc = subprocess.Popen(full, stdout=out, stderr=err, cwd=cwd, start_new_session=True)
         watch = _Watch(proc.pid, int(cap_mib * 1024) if cap_mib else None)
         watch.start()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
+        expired = threading.Event()
+
+        def kill_late() -> None:
+            expired.set()
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+        # A blocking wait, the timeout on a timer thread: `Popen.wait(timeout)` polls with
+        # sleeps that grow to 50 ms, which rounded every start-up time up to that step.
+        timer = threading.Timer(timeout, kill_late)
+        timer.start()
+        try:
             proc.wait()
+        finally:
+            timer.cancel()
         run.seconds = time.monotonic() - t0
+        run.timed_out = expired.is_set()
         watch.stop.set()
         watch.join()
         run.capped = watch.capped

@@ -235,17 +235,18 @@ def test_area_range_is_the_union_of_the_ranges_geometries_and_keyed_apart(cli, t
     assert any("range=" not in s for s in scopes), scopes
 
 
-@pytest.mark.parametrize("view", ["consolidated", "daily", "users", "log", "top", "series"])
-@pytest.mark.parametrize("bound", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00",
-                                   "9999-12-30", "0001-01-01", "1899-12-31", "3000-05-01"])
-def test_a_bound_outside_the_calendar_is_a_usage_error(gw, view: str, bound: str) -> None:
+def test_a_bound_outside_the_calendar_is_a_usage_error(gw) -> None:
     # Years 1 and 9999 with an offset, or a period's end past 9999, once ended in an internal
     # error (Python's calendar overflowed); a bound lies between 1900 and 3000 (UTC).
-    for args in (["--from", bound], ["--from", "2026-03-01", "--to", bound]):
-        r = gw("report", "-c", "gw", "--view", view, *args, "--as-of", AS_OF, "--format", "json")
-        assert r.exit_code == 2, (args, r.stdout)
-        err = r.json()["error"]
-        assert err["code"] == "validation_error" and "out of range" in err["message"], err
+    for view in ("consolidated", "daily", "users", "log", "top", "series"):
+        for bound in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "9999-12-30",
+                      "0001-01-01", "1899-12-31", "3000-05-01"):
+            for args in (["--from", bound], ["--from", "2026-03-01", "--to", bound]):
+                r = gw("report", "-c", "gw", "--view", view, *args, "--as-of", AS_OF,
+                       "--format", "json")
+                assert r.exit_code == 2, (view, args, r.stdout)
+                err = r.json()["error"]
+                assert err["code"] == "validation_error" and "out of range" in err["message"]
 
 
 def test_a_range_of_more_rows_than_a_report_computes_is_refused_before_computing(gw) -> None:

@@ -645,19 +645,10 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return view(caller, contract, period, "users", date_from, date_to, meters=meter,
                     detail=True, limit=limit, offset=offset)
 
-    @app.get("/api/licence/v1/reports/consumption-log", tags=lic,
-             response_model=dict[str, Any],
-             summary="Counted calls, paged and filtered: report --view log")
-    def licence_log(caller: CallerDep, contract: ContractQ = None, period: PeriodQ = None,
-                    date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
-                    limit: LimitQ = 100, offset: OffsetQ = 0,
-                    operation: Annotated[str | None, Query(max_length=200)] = None,
-                    endpoint: Annotated[str | None, Query(max_length=500)] = None,
-                    status: Literal["ok", "failed"] | None = None,
-                    order: Literal["asc", "desc"] = "asc") -> Response:
-        return view(caller, contract, period, "log", date_from, date_to, meters=meter,
-                    limit=limit, offset=offset, operation=operation, endpoint=endpoint,
-                    status=status, order=order)
+    # The consumption log is the v2 details route under the licence API's path: one handler.
+    app.get("/api/licence/v1/reports/consumption-log", tags=lic,
+            response_model=dict[str, Any], operation_id="licence_consumption_log",
+            summary="Counted calls, paged and filtered: report --view log")(v2_details)
 
     return app
 

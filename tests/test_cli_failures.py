@@ -215,8 +215,8 @@ def test_database_locked_names_the_holding_program_as_duckdb_does(cli, db_path: 
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        r = cli("contracts", "list", "--format", "json")
-        plain = cli("contracts", "list")
+        r = cli("contracts", "list", "--format", "json")  # the default wait (20 s), then fails
+        plain = cli("--wait", "1", "contracts", "list")
     finally:
         holder.kill()
         holder.wait()

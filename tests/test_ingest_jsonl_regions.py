@@ -223,7 +223,7 @@ _TROUBLE = [
 ]
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(n=st.integers(1, 40),
        trouble=st.lists(st.tuples(st.integers(0, 60), st.integers(0, len(_TROUBLE) - 1),

@@ -65,7 +65,7 @@ def test_second_writer_gets_database_locked_not_a_traceback(tmp_path: Path) -> N
         assert err["code"] == "database_locked"
         assert str(holder.pid) in err["message"] and "locked" in err["message"]
         assert "Traceback" not in r.stderr
-        r = _run(["--db", str(db), "ingests"])
+        r = _run(["--db", str(db), "--wait", "1", "ingests"])  # the first waited the default
         assert r.returncode == 1 and "locked by process" in r.stderr
         assert "Traceback" not in r.stderr
     finally:

@@ -141,7 +141,7 @@ def check_all(tmp: Path, cli: Cli, options: ViewOptions = ViewOptions(),
     assert cli("rejects", "--format", "csv") == rej_csv.encode("utf-8")
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(events=st.lists(EVENT, max_size=30), junk=st.lists(TEXT, max_size=3))
 def test_columnar_log_and_rejects_equal_the_row_by_row_text(tmp_path_factory, events, junk

@@ -63,14 +63,11 @@ def serve(
         raise UsageError(f"--rate-limit {rate_limit} is not a number of requests a minute "
                          "(1 to 1000000)", {"option": "--rate-limit", "value": rate_limit})
     grants = load_tokens(tokens)
-    if contracts_file:
+    if contracts_file or alternatives:
         from usagectl.contracts import load_contracts_file
 
-        load_contracts_file(contracts_file)  # refused now, not at the first request
-    if alternatives:
-        from usagectl.contracts import load_contracts_file
-
-        load_contracts_file(alternatives)  # the same: a bad file fails the start
+        for path in filter(None, (contracts_file, alternatives)):
+            load_contracts_file(path)  # a bad file is refused now, not at the first request
     from usagectl.store.db import session
 
     with session(db, read_only=True):  # a missing or foreign file fails now, exit 1

@@ -183,6 +183,26 @@ def _row(con: duckdb.DuckDBPyConnection, window: Window, meters: list[str] | Non
             "users": doc["users"], "events_counted": doc["events_counted"]}
 
 
+def range_plan(window: Window, start: datetime, end: datetime, window_kind: str | None
+               ) -> list[tuple[Period, Window, list[Window]]]:
+    """The pieces a range report computes: each period ``[start, end)`` meets, as ``window``
+    clipped to the range, and its ``window_kind`` pieces (day, week, month; none without a
+    kind), each clipped to its piece. Every piece is counted (:func:`check_rows`) before the
+    first is computed."""
+    c = window.contract
+    plan: list[tuple[Period, Window, list[Window]]] = []
+    count = 0
+    for p in periods_of(c, start, end) if end > start else []:
+        in_period = replace(window, period=p)
+        whole = range_window(in_period, start, end)
+        lo, hi = whole.period.start, whole.period.end
+        cuts = [] if window_kind is None else [lo, *window_starts(window_kind, lo, hi), hi]
+        count += 1 + max(0, len(cuts) - 1)
+        check_rows(c, count)
+        plan.append((p, whole, [range_window(in_period, a, b) for a, b in zip(cuts, cuts[1:])]))
+    return plan
+
+
 def consolidated_range(con: duckdb.DuckDBPyConnection, window: Window, start: datetime | None,
                        end: datetime | None, meters: list[str] | None = None,
                        window_kind: str | None = None, *, scalars: Any = None
@@ -195,24 +215,13 @@ def consolidated_range(con: duckdb.DuckDBPyConnection, window: Window, start: da
     start = start if start is not None else window.period.start
     end = end if end is not None else window.period.end
     check_order(start, end)
-    periods = periods_of(c, start, end) if end > start else []
-    plan: list[tuple[Period, Window, list[datetime]]] = []
-    count = 0
-    for p in periods:  # every row is counted before the first is computed
-        whole = range_window(replace(window, period=p), start, end)
-        lo, hi = whole.period.start, whole.period.end
-        cuts = [] if window_kind is None else [lo, *window_starts(window_kind, lo, hi), hi]
-        count += 1 + max(0, len(cuts) - 1)
-        check_rows(c, count)
-        plan.append((p, whole, cuts))
     rows, pieces = [], []
-    for p, whole, cuts in plan:
+    for p, whole, parts in range_plan(window, start, end, window_kind):
         rows.append({"period": {"index": p.index, "start": p.start.isoformat(),
                                 "end": p.end.isoformat()},
                      **_row(con, whole, meters, scalars)})
-        for a, b in zip(cuts, cuts[1:]):
-            piece = range_window(replace(window, period=p), a, b)
-            pieces.append({"period_index": p.index, **_row(con, piece, meters, scalars)})
+        pieces += [{"period_index": p.index, **_row(con, piece, meters, scalars)}
+                   for piece in parts]
     doc: dict[str, Any] = {"contract": views.contract_header(c),
                            "range": {"from": start.isoformat(), "to": end.isoformat()},
                            "as_of": window.as_of.astimezone(c.zone).isoformat()}

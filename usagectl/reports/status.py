@@ -46,24 +46,23 @@ def usage(con: duckdb.DuckDBPyConnection, owner: str, as_of: datetime,
     rows: list[dict[str, Any]] = []
     for c, window in _current(contracts_repo.list_contracts(con, owner), as_of):
         for m in c.meters:
-            if first_token_meter and not (m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS):
-                if not rows:
-                    rows.append({"contract": c.id, "meter": m.name, "tier": c.tier, "used": 0,
-                                 "included": 0, "overage": 0, "overage_amount_cents": 0,
-                                 "period_start": window.period.start.isoformat(),
-                                 "period_end": window.period.end.isoformat()})
+            tokens = m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS
+            row = {"contract": c.id, "meter": m.name, "tier": c.tier, "used": 0, "included": 0,
+                   "overage": 0, "overage_amount_cents": 0,
+                   "period_start": window.period.start.isoformat(),
+                   "period_end": window.period.end.isoformat()}
+            if first_token_meter and not tokens:
+                if not rows:  # the zero row the route falls back on, not computed
+                    rows.append(row)
                 continue
             value = views.compute_meter(con, m, window)
             billed = views.billed_value(m, value)
             priced = price(m, billed)
             area = m.aggregate == "unique_area"
-            row = {"contract": c.id, "meter": m.name, "tier": c.tier,
-                   "used": views.num(billed, area), "included": views.num(priced.included),
-                   "overage": views.num(priced.overage, area),
-                   "overage_amount_cents": priced.overage_amount_cents,
-                   "period_start": window.period.start.isoformat(),
-                   "period_end": window.period.end.isoformat()}
-            if m.aggregate == "sum" and set(m.fields) <= TOKEN_FIELDS:
+            row.update(used=views.num(billed, area), included=views.num(priced.included),
+                       overage=views.num(priced.overage, area),
+                       overage_amount_cents=priced.overage_amount_cents)
+            if tokens:
                 row.update(tokens_used=row["used"], tokens_included=row["included"],
                            tokens_overage=row["overage"])
                 if first_token_meter:

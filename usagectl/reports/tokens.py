@@ -165,10 +165,8 @@ def tokens_monthly(con: duckdb.DuckDBPyConnection, window: Window,
     two entries, one per period, each the tokens view of ``period ∩ month ∩ range`` — exactly
     ``report --view tokens --from A --to B`` over that piece. ``totals`` adds up the entries.
     """
-    from dataclasses import replace
-
     from usagectl.reports import views
-    from usagectl.reports.ranges import check_order, periods_of, range_window, window_starts
+    from usagectl.reports.ranges import check_order, range_plan
 
     c = window.contract
     names = [c.meter(n).name for n in meter_names or []]
@@ -178,14 +176,11 @@ def tokens_monthly(con: duckdb.DuckDBPyConnection, window: Window,
     months: list[dict[str, Any]] = []
     keys = total_keys(DEFAULT_GROUP)
     totals = dict.fromkeys(keys, 0)
-    for p in periods_of(c, start, end) if end > start else []:
-        whole = range_window(replace(window, period=p), start, end)
-        lo, hi = whole.period.start, whole.period.end
-        cuts = [lo, *window_starts("month", lo, hi), hi]
-        for a, b in zip(cuts, cuts[1:]):
+    for p, _, pieces in range_plan(window, start, end, "month"):
+        for piece in pieces:
+            a, b = piece.period.start, piece.period.end
             if b <= a:
                 continue
-            piece = range_window(replace(window, period=p), a, b)
             doc = tokens_view(con, piece, names, DEFAULT_GROUP)
             months.append({"month": a.astimezone(c.zone).strftime("%Y-%m"),
                            "period_index": p.index,

@@ -447,6 +447,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                                       description="Range end, excluded.")]
     MeterQ = Annotated[list[str] | None, Query(description="Only these meters.")]
     LimitQ = Annotated[int, Query(ge=1, le=1000)]
+    PageQ = Annotated[int | None, Query(ge=1, le=1000)]  # no limit unless given
     OffsetQ = Annotated[int, Query(ge=0, le=10**9)]
 
     def chosen(con: duckdb.DuckDBPyConnection, caller: Caller, contract_id: str | None
@@ -520,7 +521,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     def v2_top_endpoints(caller: CallerDep, contract: ContractQ = None,
                          period: PeriodQ = None, date_from: FromQ = None,
                          date_to: ToQ = None, meter: MeterQ = None,
-                         limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                         limit: PageQ = None,
                          offset: OffsetQ = 0) -> Response:
         return view(caller, contract, period, "requests", date_from, date_to, meters=meter,
                     group_by="endpoint", limit=limit, offset=offset)
@@ -531,7 +532,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                      date_from: FromQ = None, date_to: ToQ = None, meter: MeterQ = None,
                      group_by: Literal["endpoint", "operation", "product", "user_id",
                                        "org_id", "error_code"] | None = None,
-                     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                     limit: PageQ = None,
                      offset: OffsetQ = 0) -> Response:
         return view(caller, contract, period, "requests", date_from, date_to, meters=meter,
                     group_by=group_by, limit=limit, offset=offset)
@@ -640,7 +641,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     def licence_user_detail(caller: CallerDep, contract: ContractQ = None,
                             period: PeriodQ = None, date_from: FromQ = None,
                             date_to: ToQ = None, meter: MeterQ = None,
-                            limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                            limit: PageQ = None,
                             offset: OffsetQ = 0) -> Response:
         return view(caller, contract, period, "users", date_from, date_to, meters=meter,
                     detail=True, limit=limit, offset=offset)
